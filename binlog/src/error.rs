@@ -1,0 +1,91 @@
+//! Errors split by what happens next: definite ones stop the source until an operator acts;
+//! transient ones are retried with capped backoff.
+use std::fmt;
+
+/// An error talking to or decoding from a source.
+#[derive(Debug, thiserror::Error)]
+pub enum BinlogError {
+    /// A server setting makes exact capture impossible.
+    #[error("{setting} is {actual}, dbtrail needs {expected}; fix: {fix}")]
+    InvalidSetting {
+        /// The variable.
+        setting: &'static str,
+        /// What we need.
+        expected: &'static str,
+        /// What the server has.
+        actual: String,
+        /// The exact statement or option that fixes it.
+        fix: String,
+    },
+    /// The user lacks a privilege.
+    #[error("the replication user lacks {privilege}; fix: {fix}")]
+    MissingPrivilege {
+        /// The missing privilege.
+        privilege: &'static str,
+        /// The GRANT that fixes it.
+        fix: String,
+    },
+    /// Something in the stream cannot be decoded exactly: capture must stop, not skip.
+    #[error("cannot decode {what} at {file}:{pos}: {detail}")]
+    Decode {
+        /// The event or value.
+        what: String,
+        /// Binlog file.
+        file: String,
+        /// Offset of the event.
+        pos: u64,
+        /// Why.
+        detail: String,
+    },
+    /// The transactions we need were purged from the server.
+    #[error("{0}")]
+    Purged(String),
+    /// Network, timeouts, server restarts: retry.
+    #[error("{action}: {source}")]
+    Transient {
+        /// What was being attempted.
+        action: String,
+        /// The driver's error.
+        source: mysql_async::Error,
+    },
+    /// The server answered a query in a shape we did not expect.
+    #[error("{action}: unexpected answer from the server: {detail}")]
+    Protocol {
+        /// What was being attempted.
+        action: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl BinlogError {
+    /// True when retrying may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BinlogError::Transient { source, .. } => !matches!(
+                source,
+                mysql_async::Error::Server(e) if is_definite_server_error(e.code)
+            ),
+            _ => false,
+        }
+    }
+
+    /// Wraps a driver error with what was being attempted.
+    pub fn driver(action: impl fmt::Display) -> impl FnOnce(mysql_async::Error) -> BinlogError {
+        move |source| BinlogError::Transient {
+            action: action.to_string(),
+            source,
+        }
+    }
+}
+
+/// Server errors that retrying cannot fix: access denied, purged binlogs, bad dump requests.
+fn is_definite_server_error(code: u16) -> bool {
+    matches!(
+        code,
+        1045 // access denied
+        | 1044 | 1142 | 1227 // privileges
+        | 1236 // ER_MASTER_FATAL_ERROR_READING_BINLOG (purged / invalid position)
+        | 1049 // unknown database
+    )
+}

@@ -1,0 +1,19 @@
+//! dbtrail-binlog: the only crate that speaks MySQL.
+//!
+//! - [`checks`]: refuses servers that cannot give every row change exactly (binlog format,
+//!   row image, partial JSON, privileges) with the fix in the message.
+//! - [`stream`]: registers as a replica (GTID or file:pos, MySQL or MariaDB), reads events
+//!   with heartbeats and timeouts, and yields [`stream::CaptureItem`]s per transaction.
+//! - [`decode`]: TABLE_MAP metadata to versioned [`dbtrail_core::TableSchema`]s.
+//! - [`rows`]: row images to exact [`dbtrail_core::Value`]s; [`jsonb`]: MySQL binary JSON.
+//!
+//! Hard rule: nothing is skipped. An event that cannot be decoded exactly ends the stream with
+//! a definite error (see [`BinlogError::is_transient`]); the caller stops that source.
+pub mod checks;
+pub mod decode;
+mod error;
+pub mod jsonb;
+pub mod rows;
+pub mod stream;
+
+pub use error::BinlogError;

@@ -1,0 +1,128 @@
+//! Wire types of the daemon's HTTP API (JSON), shared by the daemon and `dbtrailctl`.
+use serde::{Deserialize, Serialize};
+
+/// Body of every error response: `{"error":{"code":..,"message":..}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code and a message for people.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// e.g. `not_found`, `bad_request`.
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// What a capture task is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    /// Connecting and checking the server.
+    Starting,
+    /// Receiving events.
+    Streaming,
+    /// Lost the connection; retrying with backoff.
+    Reconnecting,
+    /// Stopped on a definite error (see `error`); needs an operator.
+    Failed,
+    /// Shut down.
+    Stopped,
+}
+
+/// A recorded gap: transactions the log does not hold.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GapView {
+    /// The missing transactions (GTID set) or a description of the missing range.
+    pub missing: String,
+    /// When the gap was recorded (RFC 3339, UTC).
+    pub recorded_at: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// `GET /api/v1/servers/{name}/status` and one entry of `GET /api/v1/servers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// The source's configured name.
+    pub name: String,
+    /// What capture is doing.
+    pub state: SourceState,
+    /// Captured transactions, printed exactly as the server prints `@@gtid_executed`.
+    pub captured_gtid_set: String,
+    /// Binlog file of the resume position.
+    pub binlog_file: String,
+    /// Offset of the resume position.
+    pub binlog_pos: u64,
+    /// Server identity the position belongs to.
+    pub server_uuid: String,
+    /// Commit time of the newest durable transaction (RFC 3339, µs, UTC).
+    pub last_commit_time: Option<String>,
+    /// Seconds between the newest durable commit and now, or 0 when caught up and idle.
+    pub lag_seconds: Option<f64>,
+    /// The definite error that stopped capture, or the last transient one while retrying.
+    pub error: Option<String>,
+    /// Row events captured since the log was created.
+    pub events_total: u64,
+    /// Transactions captured since the log was created.
+    pub transactions_total: u64,
+    /// Tables whose coverage is tainted (e.g. statement-format DML seen), with the reason.
+    pub tainted_tables: Vec<TaintView>,
+    /// Recorded gaps.
+    pub gaps: Vec<GapView>,
+}
+
+/// A tainted table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaintView {
+    /// `db.table`
+    pub table: String,
+    /// Why.
+    pub reason: String,
+    /// When (RFC 3339, UTC).
+    pub since: String,
+}
+
+/// `GET /api/v1/servers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourcesResponse {
+    /// One per configured source.
+    pub sources: Vec<SourceStatus>,
+}
+
+/// One decoded row change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    /// Position in the source's log.
+    pub event_id: u64,
+    /// `db.table`
+    pub table: String,
+    /// `insert`, `update`, `delete`.
+    pub kind: String,
+    /// The transaction's GTID, if any.
+    pub gtid: Option<String>,
+    /// Commit time (RFC 3339, µs, UTC).
+    pub commit_time: String,
+    /// Commit time in µs since the epoch.
+    pub commit_us: i64,
+    /// Schema version used to decode.
+    pub schema_version: u32,
+    /// Column names, in table order.
+    pub columns: Vec<String>,
+    /// Before image (update, delete), rendered per [`crate::render`].
+    pub before: Option<Vec<serde_json::Value>>,
+    /// After image (insert, update).
+    pub after: Option<Vec<serde_json::Value>>,
+}
+
+/// `GET /api/v1/servers/{name}/events`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventsResponse {
+    /// Matching events in log order.
+    pub events: Vec<EventView>,
+    /// True when `limit` cut the list.
+    pub truncated: bool,
+}

@@ -1,0 +1,315 @@
+//! The control API: HTTP/1.1 + JSON on a unix socket; and `/metrics` on loopback TCP.
+//!
+//! Errors are `{"error":{"code":..,"message":..}}` with a 4xx status for bad requests and
+//! 404 for unknown sources; handlers never panic on input.
+use crate::metrics::Metrics;
+use crate::source::Source;
+use anyhow::Context;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use dbtrail_core::api::{ErrorBody, ErrorDetail, EventView, EventsResponse, SourcesResponse};
+use dbtrail_core::render::{render_value, rfc3339_micros};
+use dbtrail_core::time::parse_time;
+use dbtrail_core::{Gtid, RowChange, TableRef, TableSchema};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What handlers see.
+pub struct AppState {
+    /// Configured sources.
+    pub sources: Vec<Arc<Source>>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
+/// An API error.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: message.into(),
+        }
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+        }
+    }
+    fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code: self.code.to_string(),
+                    message: self.message,
+                },
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// Binds the unix socket (mode 0660), replacing a stale socket file.
+pub fn bind_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the socket directory {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "another dbtraild is already listening on {}; stop it or set a different socket",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    let l = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("binding the API socket {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
+    Ok(l)
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/servers", get(list_servers))
+        .route("/api/v1/servers/{name}/status", get(server_status))
+        .route("/api/v1/servers/{name}/events", get(events))
+        .fallback(|| async { ApiError::not_found("no such API endpoint; see `dbtrailctl --help`") })
+        .with_state(state)
+}
+
+/// Serves the API until `cancel`.
+pub async fn serve(listener: tokio::net::UnixListener, state: Arc<AppState>, cancel: CancellationToken) {
+    let app = router(state);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+    {
+        tracing::error!(error = %e, "the API server stopped");
+    }
+}
+
+/// Serves `/metrics` until `cancel`.
+pub async fn serve_metrics(listener: tokio::net::TcpListener, state: Arc<AppState>, cancel: CancellationToken) {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<Arc<AppState>>| async move {
+                (
+                    [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    s.metrics.render(),
+                )
+            }),
+        )
+        .with_state(state);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+    {
+        tracing::error!(error = %e, "the metrics server stopped");
+    }
+}
+
+fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<Source>, ApiError> {
+    state
+        .sources
+        .iter()
+        .find(|s| s.config.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = state.sources.iter().map(|s| s.config.name.as_str()).collect();
+            ApiError::not_found(format!(
+                "no source named {name:?}; configured sources: {}",
+                names.join(", ")
+            ))
+        })
+}
+
+async fn list_servers(State(state): State<Arc<AppState>>) -> Result<Json<SourcesResponse>, ApiError> {
+    let mut sources = Vec::new();
+    for s in &state.sources {
+        sources.push(s.status().map_err(ApiError::internal)?);
+    }
+    Ok(Json(SourcesResponse { sources }))
+}
+
+async fn server_status(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let s = find(&state, &name)?;
+    Ok(Json(s.status().map_err(ApiError::internal)?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    table: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    gtid: Option<String>,
+    limit: Option<usize>,
+}
+
+const MAX_LIMIT: usize = 100_000;
+
+async fn events(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Json<EventsResponse>, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad(format!("bad query string: {}", e.body_text())))?;
+    let source = find(&state, &name)?.clone();
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad(format!("limit must be 1..={MAX_LIMIT}")));
+    }
+    let since = match &q.since {
+        Some(s) => parse_time(s).map_err(ApiError::bad)?.micros,
+        None => i64::MIN,
+    };
+    let until = match &q.until {
+        Some(s) => parse_time(s).map_err(ApiError::bad)?.end_inclusive(),
+        None => i64::MAX,
+    };
+    let table: Option<TableRef> = match &q.table {
+        Some(t) => Some(t.parse().map_err(|e: dbtrail_core::schema::TableRefError| ApiError::bad(e.to_string()))?),
+        None => None,
+    };
+    let gtid: Option<Gtid> = match &q.gtid {
+        Some(g) => Some(
+            g.parse()
+                .map_err(|e| ApiError::bad(format!("bad gtid {g:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    tokio::task::spawn_blocking(move || collect_events(&source, table, since, until, gtid, limit))
+        .await
+        .map_err(ApiError::internal)?
+        .map(Json)
+}
+
+fn collect_events(
+    source: &Source,
+    table: Option<TableRef>,
+    mut since: i64,
+    mut until: i64,
+    gtid: Option<Gtid>,
+    limit: usize,
+) -> Result<EventsResponse, ApiError> {
+    let log = &source.log;
+    let mut event_range = (0u64, u64::MAX);
+    let mut tables: Vec<(u32, TableRef)> = log.tables().map_err(ApiError::internal)?;
+    if let Some(g) = &gtid {
+        let Some(txn) = log.txn_by_gtid(g).map_err(ApiError::internal)? else {
+            return Err(ApiError::not_found(format!("transaction {g} is not in the log")));
+        };
+        since = since.max(txn.commit_us);
+        until = until.min(txn.commit_us);
+        event_range = (txn.first_event_id, txn.first_event_id + txn.event_count);
+        tables.retain(|(id, _)| txn.tables.contains(id));
+    }
+    if let Some(t) = &table {
+        tables.retain(|(_, tr)| tr == t);
+        if tables.is_empty() && gtid.is_none() {
+            return Err(ApiError::not_found(format!("table {t} is not in the log")));
+        }
+    }
+    let mut out = Vec::new();
+    let mut truncated = false;
+    let mut schemas: HashMap<(u32, u32), TableSchema> = HashMap::new();
+    for (id, tref) in &tables {
+        let mut err = None;
+        log.scan_table(*id, since, until, |commit_us, event_id, ev| {
+            if event_id < event_range.0 || event_id >= event_range.1 {
+                return true;
+            }
+            if out.len() >= limit {
+                truncated = true;
+                return false;
+            }
+            let schema = match schemas.get(&(*id, ev.schema_version)) {
+                Some(s) => s.clone(),
+                None => match log.schema(*id, ev.schema_version) {
+                    Ok(Some(s)) => {
+                        schemas.insert((*id, ev.schema_version), s.clone());
+                        s
+                    }
+                    Ok(None) => {
+                        err = Some(format!("schema version {} of {tref} missing", ev.schema_version));
+                        return false;
+                    }
+                    Err(e) => {
+                        err = Some(e.to_string());
+                        return false;
+                    }
+                },
+            };
+            let render = |row: &Vec<dbtrail_core::Value>| {
+                row.iter()
+                    .zip(&schema.columns)
+                    .map(|(v, c)| render_value(c, v))
+                    .collect::<Vec<_>>()
+            };
+            let (before, after) = match &ev.change {
+                RowChange::Insert { after } => (None, Some(render(after))),
+                RowChange::Update { before, after } => (Some(render(before)), Some(render(after))),
+                RowChange::Delete { before } => (Some(render(before)), None),
+            };
+            out.push(EventView {
+                event_id,
+                table: tref.to_string(),
+                kind: ev.change.kind().to_string(),
+                gtid: ev.gtid.as_ref().map(|g| g.to_string()),
+                commit_time: rfc3339_micros(commit_us),
+                commit_us,
+                schema_version: ev.schema_version,
+                columns: schema.columns.iter().map(|c| c.name.clone()).collect(),
+                before,
+                after,
+            });
+            true
+        })
+        .map_err(ApiError::internal)?;
+        if let Some(e) = err {
+            return Err(ApiError::internal(e));
+        }
+    }
+    out.sort_by_key(|e| e.event_id);
+    if out.len() > limit {
+        out.truncate(limit);
+        truncated = true;
+    }
+    Ok(EventsResponse {
+        events: out,
+        truncated,
+    })
+}

@@ -1,0 +1,159 @@
+//! dbtraild: the dbtrail daemon.
+//!
+//! Startup order (systemd `Type=notify`): validate the config, open every source's log, bind
+//! the API socket and the metrics listener, then send `READY=1`; then start capture. SIGTERM
+//! or SIGINT: stop accepting, flush every log, exit 0.
+mod api;
+mod config;
+mod metrics;
+mod source;
+
+use anyhow::Context;
+use clap::Parser;
+use config::Config;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// dbtrail daemon: captures MySQL/MariaDB binlogs into a local log for point-in-time recovery.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Configuration file (TOML).
+    #[arg(long, short, default_value = "/etc/dbtrail/dbtrail.toml")]
+    config: PathBuf,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DBTRAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dbtraild: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("dbtraild: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = Config::load(&args.config)?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data_dir {}", cfg.data_dir.display()))?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let mut sources = Vec::new();
+    for sc in &cfg.sources {
+        let dir = cfg.data_dir.join("sources").join(&sc.name).join("log");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let log = dbtrail_storage::Log::open(&dir)
+            .with_context(|| format!("opening the log of source {}", sc.name))?;
+        sources.push(Arc::new(source::Source {
+            config: sc.clone(),
+            log: Arc::new(log),
+            shared: Arc::new(Mutex::new(source::Shared::default())),
+        }));
+    }
+    let state = Arc::new(api::AppState {
+        sources: sources.clone(),
+        metrics: metrics.clone(),
+    });
+    let listener = api::bind_socket(&cfg.socket)?;
+    let metrics_listener = if cfg.metrics_addr.is_empty() {
+        None
+    } else {
+        Some(
+            tokio::net::TcpListener::bind(&cfg.metrics_addr)
+                .await
+                .with_context(|| format!("binding metrics_addr {}", cfg.metrics_addr))?,
+        )
+    };
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(api::serve(listener, state.clone(), cancel.clone()));
+    if let Some(l) = metrics_listener {
+        tracker.spawn(api::serve_metrics(l, state.clone(), cancel.clone()));
+    }
+    for s in &sources {
+        tracker.spawn(source::run(s.clone(), metrics.clone(), cancel.clone()));
+    }
+    notify("READY=1");
+    tracing::info!(socket = %cfg.socket.display(), sources = sources.len(), "dbtraild ready");
+    let watchdog = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let Some(period) = std::env::var("WATCHDOG_USEC")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            else {
+                return;
+            };
+            let mut tick = tokio::time::interval(std::time::Duration::from_micros(period / 2));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => notify("WATCHDOG=1"),
+                    () = cancel.cancelled() => return,
+                }
+            }
+        })
+    };
+    shutdown_signal().await;
+    notify("STOPPING=1");
+    tracing::info!("shutting down: flushing logs");
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    watchdog.abort();
+    let _ = std::fs::remove_file(&cfg.socket);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// sd_notify(3): one datagram to $NOTIFY_SOCKET, if set.
+fn notify(msg: &str) {
+    let Ok(path) = std::env::var("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    if let Some(abstract_name) = path.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        if let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name) {
+            let _ = sock.send_to_addr(msg.as_bytes(), &addr);
+        }
+    } else {
+        let _ = sock.send_to(msg.as_bytes(), &path);
+    }
+}

@@ -1,0 +1,525 @@
+//! Test support: connections to the real MySQL and MariaDB servers started by
+//! `scripts/testdb up`.
+//!
+//! The servers (see `scripts/testdb` for their exact flags):
+//!
+//! | [`Server`]              | server          | port  | GTIDs              | time zone |
+//! |-------------------------|-----------------|-------|--------------------|-----------|
+//! | [`Server::MysqlGtid`]   | MySQL 9.x       | 33061 | `gtid_mode=ON`     | +03:00    |
+//! | [`Server::MysqlNoGtid`] | MySQL 9.x       | 33062 | `gtid_mode=OFF`    | -05:00    |
+//! | [`Server::MariaDb`]     | MariaDB 10.11   | 33063 | strict, `0-3-N`    | +05:30    |
+//!
+//! All log ROW events with full row images and full row metadata. `root` has an empty
+//! password over TCP; the user [`TEST_USER`] (password [`TEST_PASSWORD`]) has only the
+//! privileges the daemon needs, so tests can exercise a real password login.
+//!
+//! Where the servers are: each server's URL comes from its environment variable
+//! ([`Server::env_var`]), else from the env file `scripts/testdb up` writes at
+//! `${DBTRAIL_TESTDB_DIR:-/var/tmp/dbtrail-testdb}/env`.
+//!
+//! Hard rules:
+//! - A test calls [`require`] first. When its server is missing, the test is skipped with a
+//!   loud `SKIPPED:` line, except under `DBTRAIL_TEST_REQUIRE_SERVERS=1` or `CI=true`,
+//!   where it panics: CI must never pass by skipping.
+//! - Each [`TestDb`] is a fresh database of its own, so tests can run in parallel (threads
+//!   or nextest processes) against the same servers. The servers' binlogs are shared:
+//!   tests that read them must filter on their own [`TestDb::db_name`].
+//! - Connections are plain TCP (`prefer_socket=false`): mysql_async would otherwise
+//!   silently switch to the server's unix socket, which changes how passwords are sent.
+
+use std::fmt;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Row, Value};
+use tokio::sync::Mutex;
+
+/// The password user every test server has (`scripts/testdb` creates it).
+pub const TEST_USER: &str = "dbtrail";
+/// Password of [`TEST_USER`].
+pub const TEST_PASSWORD: &str = "dbtrail-test-pw";
+
+/// How long [`require`] waits for a connection before calling a server unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One of the test servers started by `scripts/testdb up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Server {
+    /// MySQL 9.x with `gtid_mode=ON`, port 33061, server-id 1, time zone +03:00.
+    MysqlGtid,
+    /// MySQL 9.x with `gtid_mode=OFF` (file:position only), port 33062, server-id 2,
+    /// time zone -05:00.
+    MysqlNoGtid,
+    /// MariaDB 10.11 with `gtid_strict_mode=ON`, port 33063, server-id 3, time zone +05:30.
+    MariaDb,
+}
+
+impl Server {
+    /// Every test server, in a fixed order.
+    pub fn all() -> [Server; 3] {
+        [Server::MysqlGtid, Server::MysqlNoGtid, Server::MariaDb]
+    }
+
+    /// The name `scripts/testdb` and `scripts/sql` use for this server.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::MysqlGtid => "mysql-gtid",
+            Server::MysqlNoGtid => "mysql-nogtid",
+            Server::MariaDb => "mariadb",
+        }
+    }
+
+    /// The environment variable (and env-file key) holding this server's root URL.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Server::MysqlGtid => "DBTRAIL_TEST_MYSQL_GTID_URL",
+            Server::MysqlNoGtid => "DBTRAIL_TEST_MYSQL_NOGTID_URL",
+            Server::MariaDb => "DBTRAIL_TEST_MARIADB_URL",
+        }
+    }
+
+    /// True for MariaDB, whose SQL and GTIDs differ from MySQL's.
+    pub fn is_mariadb(self) -> bool {
+        self == Server::MariaDb
+    }
+
+    /// True when every transaction gets a GTID (MySQL `gtid_mode=ON`; MariaDB always).
+    pub fn has_gtids(self) -> bool {
+        self != Server::MysqlNoGtid
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Path of the env file written by `scripts/testdb up`.
+pub fn env_file() -> PathBuf {
+    let dir = std::env::var("DBTRAIL_TESTDB_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "/var/tmp/dbtrail-testdb".to_owned());
+    PathBuf::from(dir).join("env")
+}
+
+/// A test-bed setting: the environment variable `key` if set and non-empty, else the
+/// `key=value` line of the env file.
+pub fn setting(key: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(key)
+        && !value.is_empty()
+    {
+        return Some(value);
+    }
+    let text = std::fs::read_to_string(env_file()).ok()?;
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Root URL of `server` (no database), e.g. `mysql://root@127.0.0.1:33061`, or `None`
+/// when the test bed is not configured.
+pub fn url(server: Server) -> Option<String> {
+    setting(server.env_var())
+}
+
+/// URL of `server` for the password user [`TEST_USER`] (no database).
+pub fn user_url(server: Server) -> Option<String> {
+    let root = url(server)?;
+    let opts = Opts::from_url(&root).ok()?;
+    Some(format!(
+        "mysql://{TEST_USER}:{TEST_PASSWORD}@{}:{}",
+        opts.ip_or_hostname(),
+        opts.tcp_port()
+    ))
+}
+
+/// The Debian sid chroot holding MySQL 9.x and its tools, for `chroot ROOT mysqlbinlog`.
+pub fn sid_root() -> Option<PathBuf> {
+    setting("DBTRAIL_TEST_SID_ROOT").map(PathBuf::from)
+}
+
+/// True when a missing server must fail the test rather than skip it.
+pub fn servers_required() -> bool {
+    let on = |key: &str| {
+        std::env::var(key)
+            .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+            .unwrap_or(false)
+    };
+    on("DBTRAIL_TEST_REQUIRE_SERVERS") || on("CI")
+}
+
+/// Connection options for `url` with TCP forced and an optional default database.
+pub fn opts(url: &str, db: Option<&str>) -> Result<Opts, mysql_async::UrlError> {
+    let opts = Opts::from_url(url)?;
+    Ok(OptsBuilder::from_opts(opts)
+        .prefer_socket(false)
+        .db_name(db)
+        .into())
+}
+
+/// Connects to `url` (optionally with a default database) over TCP, giving up after 10 s.
+pub async fn connect(url: &str, db: Option<&str>) -> Result<Conn, String> {
+    let opts = opts(url, db).map_err(|e| format!("bad url {url}: {e}"))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(format!("cannot connect to {url}: {e}")),
+        Err(_) => Err(format!(
+            "cannot connect to {url}: no answer within {CONNECT_TIMEOUT:?}"
+        )),
+    }
+}
+
+/// Name of the running test (libtest names each test's thread after it).
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("test")
+        .to_owned()
+}
+
+/// A database name unique to this test, process and call: `dbt_<test>_<pid>_<n>`.
+fn unique_db_name(test: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut slug: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // Keep the end of the path (the test's own name); MySQL names are at most 64 chars.
+    if slug.len() > 40 {
+        slug = slug[slug.len() - 40..].to_owned();
+    }
+    format!(
+        "dbt_{}_{}_{}",
+        slug.trim_matches('_'),
+        std::process::id(),
+        n
+    )
+}
+
+/// Skips (returns `None`) or, when servers are required, panics.
+fn unavailable(server: Server, why: &str) -> Option<TestDb> {
+    if servers_required() {
+        panic!(
+            "test server {server} is required (DBTRAIL_TEST_REQUIRE_SERVERS=1 or CI=true) \
+             but {why}: run scripts/testdb up"
+        );
+    }
+    // Straight to the process's stderr: libtest captures eprintln! of passing tests,
+    // and a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {}: test server {server} {why}; run scripts/testdb up",
+        test_name()
+    );
+    None
+}
+
+/// A fresh database of the test's own on `server`, or `None` (after a loud `SKIPPED:`
+/// line) when the server is not configured or not reachable.
+///
+/// # Panics
+/// When the server is missing and `DBTRAIL_TEST_REQUIRE_SERVERS=1` or `CI=true`, or when
+/// the database cannot be created.
+pub async fn require(server: Server) -> Option<TestDb> {
+    let Some(url) = url(server) else {
+        return unavailable(
+            server,
+            &format!(
+                "is not configured ({} unset and no {})",
+                server.env_var(),
+                env_file().display()
+            ),
+        );
+    };
+    let mut conn = match connect(&url, None).await {
+        Ok(conn) => conn,
+        Err(e) => return unavailable(server, &format!("is not reachable ({e})")),
+    };
+    let db_name = unique_db_name(&test_name());
+    for sql in [
+        format!("DROP DATABASE IF EXISTS `{db_name}`"),
+        format!("CREATE DATABASE `{db_name}`"),
+        format!("USE `{db_name}`"),
+    ] {
+        if let Err(e) = conn.query_drop(&sql).await {
+            panic!("{server}: {sql}: {e}");
+        }
+    }
+    Some(TestDb {
+        server,
+        base_url: url,
+        db_name,
+        conn: Mutex::new(Some(conn)),
+    })
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, and returns that value.
+///
+/// # Panics
+/// When `within` passes first; the message names `what` was awaited.
+///
+/// `check` is an async closure (`async || ...`) or a closure returning a future.
+pub async fn wait_for<T>(
+    within: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A test's own fresh database on one test server, plus a root connection to it.
+///
+/// `exec` and `query_*` share one connection, so session state (`SET ...`) carries over
+/// between calls; use [`TestDb::conn`] for an independent session. The database is left
+/// behind after the test (handy when debugging); [`TestDb::drop_database`] removes it.
+pub struct TestDb {
+    server: Server,
+    base_url: String,
+    db_name: String,
+    conn: Mutex<Option<Conn>>,
+}
+
+impl fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestDb")
+            .field("server", &self.server)
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestDb {
+    /// Which server this database lives on.
+    pub fn server(&self) -> Server {
+        self.server
+    }
+
+    /// This test's database name (`dbt_<test>_<pid>_<n>`).
+    pub fn db_name(&self) -> &str {
+        &self.db_name
+    }
+
+    /// Root URL of the server with this database as default, e.g.
+    /// `mysql://root@127.0.0.1:33061/dbt_x_1234_0`.
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.base_url.trim_end_matches('/'), self.db_name)
+    }
+
+    /// Root URL of the server without a database.
+    pub fn server_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// URL for the password user [`TEST_USER`] with this database as default.
+    pub fn user_url(&self) -> String {
+        let opts = Opts::from_url(&self.base_url).expect("url was parsed by require");
+        format!(
+            "mysql://{TEST_USER}:{TEST_PASSWORD}@{}:{}/{}",
+            opts.ip_or_hostname(),
+            opts.tcp_port(),
+            self.db_name
+        )
+    }
+
+    /// A new root connection (own session) with this database as default.
+    pub async fn conn(&self) -> Conn {
+        connect(&self.base_url, Some(&self.db_name))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.server))
+    }
+
+    /// A new connection as the password user [`TEST_USER`] with this database as default.
+    pub async fn user_conn(&self) -> Conn {
+        connect(&self.user_url(), Some(&self.db_name))
+            .await
+            .unwrap_or_else(|e| panic!("{} as {TEST_USER}: {e}", self.server))
+    }
+
+    /// Runs `sql` (one or more statements), returning the server's error if any.
+    pub async fn try_exec(&self, sql: &str) -> Result<(), mysql_async::Error> {
+        let mut guard = self.conn.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.conn().await);
+        }
+        let conn = guard.as_mut().expect("connection was just set");
+        let result = conn.query_drop(sql).await;
+        if matches!(result, Err(ref e) if !matches!(e, mysql_async::Error::Server(_))) {
+            // The connection may be broken: reconnect on next use.
+            *guard = None;
+        }
+        result
+    }
+
+    /// Runs `sql` (one or more statements).
+    ///
+    /// # Panics
+    /// On any error, with the server and statement in the message.
+    pub async fn exec(&self, sql: &str) {
+        if let Err(e) = self.try_exec(sql).await {
+            panic!("{}: {sql}: {e}", self.server);
+        }
+    }
+
+    /// Runs a query and returns every row as text (`None` for SQL NULL).
+    ///
+    /// # Panics
+    /// On any error, with the server and statement in the message.
+    pub async fn query_strings(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let mut guard = self.conn.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.conn().await);
+        }
+        let conn = guard.as_mut().expect("connection was just set");
+        let rows: Vec<Row> = match conn.query(sql).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                *guard = None;
+                panic!("{}: {sql}: {e}", self.server);
+            }
+        };
+        rows.into_iter()
+            .map(|row| row.unwrap().into_iter().map(value_to_string).collect())
+            .collect()
+    }
+
+    /// Runs a query expected to return exactly one value and returns it (`None` for NULL).
+    ///
+    /// # Panics
+    /// On any error, or when the result is not one row of one column.
+    pub async fn query_value(&self, sql: &str) -> Option<String> {
+        let rows = self.query_strings(sql).await;
+        match <[_; 1]>::try_from(rows) {
+            Ok([row]) if row.len() == 1 => row.into_iter().next().flatten(),
+            Ok(_) | Err(_) => panic!("{}: {sql}: expected one row of one column", self.server),
+        }
+    }
+
+    /// The server's executed GTID set as text, newlines removed: `@@GLOBAL.gtid_executed`
+    /// on MySQL (empty with `gtid_mode=OFF`), `@@GLOBAL.gtid_binlog_pos` on MariaDB.
+    pub async fn gtid_executed(&self) -> String {
+        let sql = if self.server.is_mariadb() {
+            "SELECT @@GLOBAL.gtid_binlog_pos"
+        } else {
+            "SELECT @@GLOBAL.gtid_executed"
+        };
+        self.query_value(sql)
+            .await
+            .unwrap_or_default()
+            .replace(['\n', '\r'], "")
+    }
+
+    /// `@@server_uuid` on MySQL; `None` on MariaDB, which has no server UUID (its GTIDs
+    /// are `domain-server_id-seq`).
+    pub async fn server_uuid(&self) -> Option<String> {
+        if self.server.is_mariadb() {
+            return None;
+        }
+        self.query_value("SELECT @@server_uuid").await
+    }
+
+    /// The current binlog file and position: `SHOW BINARY LOG STATUS` on MySQL (8.4+
+    /// removed `SHOW MASTER STATUS`), `SHOW MASTER STATUS` on MariaDB.
+    pub async fn binlog_position(&self) -> (String, u64) {
+        let sql = if self.server.is_mariadb() {
+            "SHOW MASTER STATUS"
+        } else {
+            "SHOW BINARY LOG STATUS"
+        };
+        let rows = self.query_strings(sql).await;
+        let row = rows
+            .first()
+            .unwrap_or_else(|| panic!("{}: {sql}: no row (is log_bin off?)", self.server));
+        let file = row.first().cloned().flatten().unwrap_or_default();
+        let pos = row
+            .get(1)
+            .cloned()
+            .flatten()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{}: {sql}: no numeric position", self.server));
+        (file, pos)
+    }
+
+    /// [`wait_for`] as a method, for symmetry with the rest of the API.
+    pub async fn wait_for<T>(
+        &self,
+        within: Duration,
+        what: &str,
+        check: impl AsyncFnMut() -> Option<T>,
+    ) -> T {
+        wait_for(within, what, check).await
+    }
+
+    /// Drops this test's database (optional: databases are otherwise left behind).
+    pub async fn drop_database(self) {
+        let sql = format!("DROP DATABASE IF EXISTS `{}`", self.db_name);
+        self.exec(&sql).await;
+        if let Some(conn) = self.conn.lock().await.take() {
+            let _ = conn.disconnect().await;
+        }
+    }
+}
+
+/// Text form of a value as the text protocol returns it.
+fn value_to_string(value: Value) -> Option<String> {
+    match value {
+        Value::NULL => None,
+        Value::Bytes(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Value::Int(v) => Some(v.to_string()),
+        Value::UInt(v) => Some(v.to_string()),
+        Value::Float(v) => Some(v.to_string()),
+        Value::Double(v) => Some(v.to_string()),
+        other => Some(other.as_sql(true).trim_matches('\'').to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_names_are_unique_and_valid() {
+        let long = "some::very::long::module::path::to::a_test_with_a_long_name";
+        let a = unique_db_name(long);
+        let b = unique_db_name(long);
+        assert_ne!(a, b);
+        assert!(a.len() <= 64, "{a}");
+        assert!(a.starts_with("dbt_"), "{a}");
+        assert!(a.contains("a_test_with_a_long_name"), "{a}");
+        assert!(
+            a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn server_names_match_scripts() {
+        let names: Vec<_> = Server::all().iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["mysql-gtid", "mysql-nogtid", "mariadb"]);
+    }
+}
