@@ -134,7 +134,9 @@ pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo, BinlogError> {
     )?;
     let mut warnings = Vec::new();
     let metadata = var(conn, "binlog_row_metadata").await?;
-    let full_metadata = metadata.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("FULL"));
+    let full_metadata = metadata
+        .as_deref()
+        .is_some_and(|m| m.eq_ignore_ascii_case("FULL"));
     if !full_metadata {
         warnings.push(format!(
             "binlog_row_metadata is {}, not FULL: column names, signedness and ENUM/SET members \
@@ -145,7 +147,10 @@ pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo, BinlogError> {
     }
     if flavor == Flavor::Mariadb {
         let compress = var(conn, "log_bin_compress").await?;
-        if compress.as_deref().is_some_and(|c| c == "1" || c.eq_ignore_ascii_case("ON")) {
+        if compress
+            .as_deref()
+            .is_some_and(|c| c == "1" || c.eq_ignore_ascii_case("ON"))
+        {
             warnings.push(
                 "log_bin_compress is ON: compressed MariaDB row events are decoded; a \
                  compressed event that cannot be decoded stops capture"
@@ -158,7 +163,9 @@ pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo, BinlogError> {
         .await?
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let checksum = var(conn, "binlog_checksum").await?.unwrap_or_else(|| "NONE".into());
+    let checksum = var(conn, "binlog_checksum")
+        .await?
+        .unwrap_or_else(|| "NONE".into());
     let expire = var(conn, "binlog_expire_logs_seconds")
         .await?
         .and_then(|s| s.parse::<u64>().ok())

@@ -61,7 +61,10 @@ pub fn schema_from_tme(tme: &TableMapEvent<'_>) -> Result<(TableSchema, Vec<Colu
         let collation = if my.is_character_type() {
             charsets.next().transpose().map_err(|e| e.to_string())?
         } else if my.is_enum_or_set_type() {
-            enum_set_charsets.next().transpose().map_err(|e| e.to_string())?
+            enum_set_charsets
+                .next()
+                .transpose()
+                .map_err(|e| e.to_string())?
         } else {
             None
         };
@@ -145,4 +148,3 @@ fn column_type(my: MyType, m: &[u8]) -> Option<ColumnType> {
         _ => return None,
     })
 }
-

@@ -34,8 +34,12 @@ pub fn to_text(bytes: &[u8]) -> Result<Rendered, String> {
 }
 
 fn get(b: &[u8], at: usize, n: usize) -> Result<&[u8], String> {
-    b.get(at..at + n)
-        .ok_or_else(|| format!("binary JSON truncated (need {n} bytes at {at} of {})", b.len()))
+    b.get(at..at + n).ok_or_else(|| {
+        format!(
+            "binary JSON truncated (need {n} bytes at {at} of {})",
+            b.len()
+        )
+    })
 }
 
 fn uint(b: &[u8], at: usize, n: usize) -> Result<u64, String> {
@@ -138,7 +142,13 @@ fn value(r: &mut Rendered, t: u8, b: &[u8], depth: usize) -> Result<(), String> 
     }
 }
 
-fn container(r: &mut Rendered, b: &[u8], large: bool, object: bool, depth: usize) -> Result<(), String> {
+fn container(
+    r: &mut Rendered,
+    b: &[u8],
+    large: bool,
+    object: bool,
+    depth: usize,
+) -> Result<(), String> {
     let w = if large { 4 } else { 2 };
     let count = uint(b, 0, w)? as usize;
     let size = uint(b, w, w)? as usize;
@@ -207,7 +217,10 @@ fn base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, x)| acc | (u32::from(*x) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, x)| acc | (u32::from(*x) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -228,9 +241,7 @@ mod tests {
         assert_eq!(to_text(&[0x04, 0x01]).expect("ok").text, "true");
         assert_eq!(to_text(&[0x05, 0xff, 0xff]).expect("ok").text, "-1");
         // small array [1, "a"]: count 2, size, entries (type, inline/offset)
-        let arr = [
-            0x02, 2, 0, 12, 0, 0x05, 1, 0, 0x0c, 10, 0, 1, b'a',
-        ];
+        let arr = [0x02, 2, 0, 12, 0, 0x05, 1, 0, 0x0c, 10, 0, 1, b'a'];
         assert_eq!(to_text(&arr).expect("ok").text, "[1, \"a\"]");
         assert!(to_text(&[0x02, 9, 0]).is_err());
         assert_eq!(base64(b"hi!"), "aGkh");

@@ -72,7 +72,7 @@ impl<'a> RowReader<'a> {
         let nulls = self.take(n_present.div_ceil(8))?;
         let mut row = Vec::with_capacity(cols.len());
         let mut lossy = false;
-        let mut idx = 0;
+        // Every column must be present (FULL images), so the null-bitmap index is the column's.
         for (i, col) in cols.iter().enumerate() {
             if !present.get(i).copied().unwrap_or(false) {
                 return Err(format!(
@@ -80,8 +80,7 @@ impl<'a> RowReader<'a> {
                     col.name
                 ));
             }
-            let is_null = nulls[idx / 8] & (1 << (idx % 8)) != 0;
-            idx += 1;
+            let is_null = nulls[i / 8] & (1 << (i % 8)) != 0;
             if is_null {
                 row.push(Value::Null);
                 continue;
@@ -97,7 +96,12 @@ impl<'a> RowReader<'a> {
         Ok(DecodedRow { row, lossy })
     }
 
-    fn value(&mut self, col: &ColumnDef, c: &ColumnCodec, lossy: &mut bool) -> Result<Value, String> {
+    fn value(
+        &mut self,
+        col: &ColumnDef,
+        c: &ColumnCodec,
+        lossy: &mut bool,
+    ) -> Result<Value, String> {
         let m = |i: usize| usize::from(c.meta.get(i).copied().unwrap_or(0));
         let signed = !col.unsigned;
         let int = |u: u64, bytes: u32| -> Value {
@@ -230,7 +234,9 @@ impl<'a> RowReader<'a> {
                     }
                     _ if matches!(col.ty, dbtrail_core::ColumnType::Json) => {
                         // MariaDB JSON is LONGTEXT.
-                        Value::Json(String::from_utf8(b.to_vec()).map_err(|_| "JSON text is not UTF-8")?)
+                        Value::Json(
+                            String::from_utf8(b.to_vec()).map_err(|_| "JSON text is not UTF-8")?,
+                        )
                     }
                     _ => string_value(col, b.to_vec()),
                 }
@@ -287,7 +293,9 @@ fn string_value(col: &ColumnDef, b: Vec<u8>) -> Value {
 }
 
 fn le(b: &[u8]) -> u64 {
-    b.iter().rev().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+    b.iter()
+        .rev()
+        .fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
 }
 
 fn be(b: &[u8]) -> u64 {
@@ -373,22 +381,30 @@ pub fn decimal(b: &[u8], p: u8, s: u8) -> Result<(String, usize), String> {
     let lead = intg % 9;
     if lead > 0 {
         let n = DIG2BYTES[lead];
-        let _ = std::fmt::Write::write_fmt(&mut int_digits, format_args!("{:0w$}", be(&d[at..at + n]), w = lead));
+        let _ = std::fmt::Write::write_fmt(
+            &mut int_digits,
+            format_args!("{:0w$}", be(&d[at..at + n]), w = lead),
+        );
         at += n;
     }
     for _ in 0..intg / 9 {
-        let _ = std::fmt::Write::write_fmt(&mut int_digits, format_args!("{:09}", be(&d[at..at + 4])));
+        let _ =
+            std::fmt::Write::write_fmt(&mut int_digits, format_args!("{:09}", be(&d[at..at + 4])));
         at += 4;
     }
     let mut frac_digits = String::new();
     for _ in 0..scale / 9 {
-        let _ = std::fmt::Write::write_fmt(&mut frac_digits, format_args!("{:09}", be(&d[at..at + 4])));
+        let _ =
+            std::fmt::Write::write_fmt(&mut frac_digits, format_args!("{:09}", be(&d[at..at + 4])));
         at += 4;
     }
     let trail = scale % 9;
     if trail > 0 {
         let n = DIG2BYTES[trail];
-        let _ = std::fmt::Write::write_fmt(&mut frac_digits, format_args!("{:0w$}", be(&d[at..at + n]), w = trail));
+        let _ = std::fmt::Write::write_fmt(
+            &mut frac_digits,
+            format_args!("{:0w$}", be(&d[at..at + n]), w = trail),
+        );
         at += n;
     }
     if int_digits.len() > intg || frac_digits.len() > scale {
@@ -400,7 +416,11 @@ pub fn decimal(b: &[u8], p: u8, s: u8) -> Result<(String, usize), String> {
     if negative && !is_zero {
         out.push('-');
     }
-    out.push_str(if int_trimmed.is_empty() { "0" } else { int_trimmed });
+    out.push_str(if int_trimmed.is_empty() {
+        "0"
+    } else {
+        int_trimmed
+    });
     if scale > 0 {
         out.push('.');
         out.push_str(&frac_digits);
@@ -417,7 +437,10 @@ mod tests {
         // MySQL manual (precision-math-decimal-characteristics): 1234567890.1234 as DECIMAL(14,4)
         // is 0x810DFB38D204D2.
         let b = [0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2];
-        assert_eq!(decimal(&b, 14, 4).expect("ok"), ("1234567890.1234".to_string(), 7));
+        assert_eq!(
+            decimal(&b, 14, 4).expect("ok"),
+            ("1234567890.1234".to_string(), 7)
+        );
         let neg: Vec<u8> = b.iter().map(|x| !x).collect();
         assert_eq!(decimal(&neg, 14, 4).expect("ok").0, "-1234567890.1234");
         assert_eq!(decimal_size(65, 30), 30);

@@ -101,7 +101,10 @@ pub fn executed_set(info: &ServerInfo) -> Result<GtidSet, BinlogError> {
 }
 
 /// `SHOW BINARY LOG STATUS` (MySQL 8.2+), falling back to `SHOW MASTER STATUS`.
-pub async fn binlog_status(conn: &mut Conn, info: &ServerInfo) -> Result<(String, u64), BinlogError> {
+pub async fn binlog_status(
+    conn: &mut Conn,
+    info: &ServerInfo,
+) -> Result<(String, u64), BinlogError> {
     let queries: &[&str] = match info.flavor {
         Flavor::Mariadb => &["SHOW MASTER STATUS"],
         Flavor::Mysql => &["SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"],
@@ -142,7 +145,10 @@ pub async fn binary_logs(conn: &mut Conn) -> Result<Vec<String>, BinlogError> {
         .query("SHOW BINARY LOGS")
         .await
         .map_err(BinlogError::driver("reading SHOW BINARY LOGS"))?;
-    Ok(rows.into_iter().filter_map(|r| r.get::<String, _>(0)).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.get::<String, _>(0))
+        .collect())
 }
 
 /// Transactions the log will never have, found when (re)starting.
@@ -165,10 +171,13 @@ pub async fn plan_start(
     let mut start = from.clone();
     match (&from.gtid_set, info.flavor) {
         (GtidSet::Mysql(captured), Flavor::Mysql) if info.gtid_mode => {
-            let purged: MysqlGtidSet = info.gtid_purged.parse().map_err(|e| BinlogError::Protocol {
-                action: "parsing @@gtid_purged".into(),
-                detail: format!("{e}"),
-            })?;
+            let purged: MysqlGtidSet =
+                info.gtid_purged
+                    .parse()
+                    .map_err(|e| BinlogError::Protocol {
+                        action: "parsing @@gtid_purged".into(),
+                        detail: format!("{e}"),
+                    })?;
             let missing = purged.subtract(captured);
             if missing.is_empty() {
                 return Ok((start, None));
@@ -336,12 +345,12 @@ impl Capture {
                                 .collect::<Vec<_>>()
                                 .join(":");
                             let uuid = uuid::Uuid::from_bytes(h.uuid);
-                            format!("{uuid}:{}:{text}", tag.as_str()).parse::<Sid<'static>>().map_err(
-                                |e| BinlogError::Protocol {
+                            format!("{uuid}:{}:{text}", tag.as_str())
+                                .parse::<Sid<'static>>()
+                                .map_err(|e| BinlogError::Protocol {
                                     action: "building the GTID dump request".into(),
                                     detail: e.to_string(),
-                                },
-                            )?
+                                })?
                         }
                     };
                     sids.push(sid);
@@ -400,7 +409,10 @@ impl Capture {
             Err(_) => {
                 return Err(BinlogError::Protocol {
                     action: "reading the binlog stream".into(),
-                    detail: format!("no event or heartbeat for {}s; reconnecting", wait.as_secs()),
+                    detail: format!(
+                        "no event or heartbeat for {}s; reconnecting",
+                        wait.as_secs()
+                    ),
                 });
             }
             Ok(None) => {
@@ -419,7 +431,8 @@ impl Capture {
         BinlogError::Decode {
             what: what.to_string(),
             file: self.file.clone(),
-            pos: u64::from(ev.header().log_pos()).saturating_sub(u64::from(ev.header().event_size())),
+            pos: u64::from(ev.header().log_pos())
+                .saturating_sub(u64::from(ev.header().event_size())),
             detail: detail.into(),
         }
     }
@@ -432,7 +445,11 @@ impl Capture {
         if let (Ok(Some(alg)), Some(c)) = (footer.get_checksum_alg(), ev.checksum())
             && ev.calc_checksum(alg) != u32::from_le_bytes(c)
         {
-            return Err(self.decode_err(ev, "event", "CRC32 checksum mismatch: the event is corrupt"));
+            return Err(self.decode_err(
+                ev,
+                "event",
+                "CRC32 checksum mismatch: the event is corrupt",
+            ));
         }
         Ok(())
     }
@@ -514,7 +531,9 @@ impl Capture {
             40 => {
                 let p = ev
                     .read_event::<mysql_async::binlog::events::TransactionPayloadEvent<'_>>()
-                    .map_err(|e| self.decode_err(&ev, "TRANSACTION_PAYLOAD_EVENT", e.to_string()))?;
+                    .map_err(|e| {
+                        self.decode_err(&ev, "TRANSACTION_PAYLOAD_EVENT", e.to_string())
+                    })?;
                 if p.uncompressed_size() == 0 {
                     return Err(self.decode_err(&ev, "TRANSACTION_PAYLOAD_EVENT", "empty payload"));
                 }
@@ -588,9 +607,10 @@ impl Capture {
             None
         } else {
             let tag = match g.tag() {
-                Some(tag) => Some(Tag::new(&tag.to_string()).map_err(|e| {
-                    self.decode_err(&ev, "GTID tag", e.to_string())
-                })?),
+                Some(tag) => Some(
+                    Tag::new(&tag.to_string())
+                        .map_err(|e| self.decode_err(&ev, "GTID tag", e.to_string()))?,
+                ),
                 None => None,
             };
             Some(Gtid::Mysql {
@@ -609,7 +629,11 @@ impl Capture {
         Ok(())
     }
 
-    fn on_mariadb_gtid(&mut self, ev: Event, out: &mut Vec<CaptureItem>) -> Result<(), BinlogError> {
+    fn on_mariadb_gtid(
+        &mut self,
+        ev: Event,
+        out: &mut Vec<CaptureItem>,
+    ) -> Result<(), BinlogError> {
         let d = ev.data();
         if d.len() < 13 {
             return Err(self.decode_err(&ev, "MariaDB GTID event", "shorter than 13 bytes"));
@@ -629,7 +653,11 @@ impl Capture {
             // XA on MariaDB: handled like MySQL's (tainted) below at commit.
             self.standalone = false;
         }
-        self.begin(Some(gtid), i64::from(ev.header().timestamp()) * 1_000_000, out);
+        self.begin(
+            Some(gtid),
+            i64::from(ev.header().timestamp()) * 1_000_000,
+            out,
+        );
         Ok(())
     }
 
@@ -639,7 +667,11 @@ impl Capture {
             .map_err(|e| self.decode_err(&ev, "QUERY event", e.to_string()))?;
         let text = q.query().trim().to_string();
         let schema = q.schema().to_string();
-        let upper: String = text.chars().take(24).collect::<String>().to_ascii_uppercase();
+        let upper: String = text
+            .chars()
+            .take(24)
+            .collect::<String>()
+            .to_ascii_uppercase();
         let mariadb_ts = match self.flavor {
             Flavor::Mariadb => Some(i64::from(ev.header().timestamp()) * 1_000_000),
             Flavor::Mysql => None,
@@ -708,7 +740,9 @@ impl Capture {
             return Err(self.decode_err(ev, "commit", "commit without a transaction start"));
         };
         if let Some(g) = &txn.gtid {
-            self.gtids.insert(g).map_err(|e| self.decode_err(ev, "GTID", e.to_string()))?;
+            self.gtids
+                .insert(g)
+                .map_err(|e| self.decode_err(ev, "GTID", e.to_string()))?;
         }
         let mut position = self.position_after(ev);
         if let Some(end) = self.in_payload {
@@ -759,7 +793,12 @@ impl Capture {
         Ok(())
     }
 
-    fn on_rows(&mut self, ev: &Event, t: u8, out: &mut Vec<CaptureItem>) -> Result<(), BinlogError> {
+    fn on_rows(
+        &mut self,
+        ev: &Event,
+        t: u8,
+        out: &mut Vec<CaptureItem>,
+    ) -> Result<(), BinlogError> {
         let data = ev
             .read_data()
             .map_err(|e| self.decode_err(ev, "ROWS event", e.to_string()))?;
@@ -778,7 +817,11 @@ impl Capture {
         let codecs = entry.codecs.clone();
         let n = rows.num_columns() as usize;
         if n != schema.columns.len() {
-            return Err(self.decode_err(ev, "ROWS event", "column count differs from its TABLE_MAP"));
+            return Err(self.decode_err(
+                ev,
+                "ROWS event",
+                "column count differs from its TABLE_MAP",
+            ));
         }
         let before: Option<Vec<bool>> = rows
             .columns_before_image()
@@ -853,7 +896,12 @@ impl Capture {
 fn statement_table(text: &str, default_db: &str) -> TableRef {
     let words: Vec<&str> = text.split_whitespace().collect();
     let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
-    let after = |kw: &str| upper.iter().position(|w| w == kw).and_then(|i| words.get(i + 1));
+    let after = |kw: &str| {
+        upper
+            .iter()
+            .position(|w| w == kw)
+            .and_then(|i| words.get(i + 1))
+    };
     let name = match upper.first().map(String::as_str) {
         Some("INSERT") | Some("REPLACE") => after("INTO").or_else(|| words.get(1)),
         Some("UPDATE") => words.get(1),
@@ -884,6 +932,9 @@ mod tests {
             statement_table("delete from other.t where 1", "db"),
             TableRef::new("other", "t")
         );
-        assert_eq!(statement_table("UPDATE t SET a=1", "db"), TableRef::new("db", "t"));
+        assert_eq!(
+            statement_table("UPDATE t SET a=1", "db"),
+            TableRef::new("db", "t")
+        );
     }
 }

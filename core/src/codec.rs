@@ -19,7 +19,9 @@ pub enum CodecError {
         what: &'static str,
     },
     /// Unknown version byte.
-    #[error("{what} record has encoding version {found}, this build reads version {VERSION}; upgrade dbtrail")]
+    #[error(
+        "{what} record has encoding version {found}, this build reads version {VERSION}; upgrade dbtrail"
+    )]
     Version {
         /// Record kind.
         what: &'static str,

@@ -15,7 +15,11 @@ pub fn render_value(col: &ColumnDef, v: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Int(i) => json!(i),
         Value::UInt(u) | Value::Bit(u) => json!(u),
-        Value::Float(f) => f.to_string().parse::<f64>().map(|d| json!(d)).unwrap_or(Json::Null),
+        Value::Float(f) => f
+            .to_string()
+            .parse::<f64>()
+            .map(|d| json!(d))
+            .unwrap_or(Json::Null),
         Value::Double(d) => json!(d),
         Value::Decimal(s) | Value::Json(s) => json!(s),
         Value::Str(b) if !col.is_binary() => match std::str::from_utf8(b) {
@@ -75,7 +79,11 @@ pub fn rfc3339_micros(us: i64) -> String {
 
 /// Is `ty` rendered as a JSON number?
 pub fn is_numeric(ty: &ColumnType) -> bool {
-    ty.is_integer() || matches!(ty, ColumnType::Float | ColumnType::Double | ColumnType::Bit { .. })
+    ty.is_integer()
+        || matches!(
+            ty,
+            ColumnType::Float | ColumnType::Double | ColumnType::Bit { .. }
+        )
 }
 
 #[cfg(test)]
@@ -94,7 +102,10 @@ mod tests {
         assert_eq!(render_value(&e, &Value::Enum(0)), json!(""));
         let mut b = ColumnDef::new("b", ColumnType::VarChar);
         b.collation = Some(63);
-        assert_eq!(render_value(&b, &Value::Str(vec![0xff, 0])), json!({"hex":"ff00"}));
+        assert_eq!(
+            render_value(&b, &Value::Str(vec![0xff, 0])),
+            json!({"hex":"ff00"})
+        );
         assert_eq!(render_value(&b, &Value::UInt(u64::MAX)), json!(u64::MAX));
         assert_eq!(rfc3339_micros(1_500_000), "1970-01-01T00:00:01.500000Z");
     }

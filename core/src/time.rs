@@ -44,7 +44,12 @@ pub fn parse_time(input: &str) -> Result<TimePoint, String> {
         }
         part.parse::<i64>().map_err(|_| bad())
     };
-    if b[4] != b'-' || b[7] != b'-' || !(b[10] == b' ' || b[10] == b'T') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad());
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
@@ -90,15 +95,39 @@ mod tests {
     #[test]
     fn parses_forms() {
         let p = parse_time("1970-01-01 00:00:01").expect("ok");
-        assert_eq!(p, TimePoint { micros: 1_000_000, digits: 0 });
+        assert_eq!(
+            p,
+            TimePoint {
+                micros: 1_000_000,
+                digits: 0
+            }
+        );
         assert_eq!(p.end_inclusive(), 1_999_999);
         let p = parse_time("1970-01-01T00:00:01.25Z").expect("ok");
-        assert_eq!(p, TimePoint { micros: 1_250_000, digits: 2 });
+        assert_eq!(
+            p,
+            TimePoint {
+                micros: 1_250_000,
+                digits: 2
+            }
+        );
         assert_eq!(p.end_inclusive(), 1_259_999);
         let p = parse_time("1970-01-01T02:00:00.000001+02:00").expect("ok");
-        assert_eq!(p, TimePoint { micros: 1, digits: 6 });
+        assert_eq!(
+            p,
+            TimePoint {
+                micros: 1,
+                digits: 6
+            }
+        );
         assert_eq!(p.end_inclusive(), 1);
-        for bad in ["", "yesterday", "2026-13-01 00:00:00", "2026-01-01 00:00:00.1234567", "2026-01-01 00:00:00+2"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01 00:00:00",
+            "2026-01-01 00:00:00.1234567",
+            "2026-01-01 00:00:00+2",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
     }

@@ -204,17 +204,27 @@ mod tests {
 
     #[test]
     fn formats_like_mysql() {
-        assert_eq!(time_to_mysql_string(-(838 * 3600 + 59 * 60 + 59) * 1_000_000, 0), "-838:59:59");
+        assert_eq!(
+            time_to_mysql_string(-(838 * 3600 + 59 * 60 + 59) * 1_000_000, 0),
+            "-838:59:59"
+        );
         assert_eq!(time_to_mysql_string(-500_000, 3), "-00:00:00.500");
         assert_eq!(time_to_mysql_string(90_000_123_456, 6), "25:00:00.123456");
-        assert_eq!(timestamp_to_utc_string(1_000_123, 3), "1970-01-01 00:00:01.000");
+        assert_eq!(
+            timestamp_to_utc_string(1_000_123, 3),
+            "1970-01-01 00:00:01.000"
+        );
         assert_eq!(timestamp_to_utc_string(0, 2), "0000-00-00 00:00:00.00");
         assert_eq!(
             timestamp_to_utc_string(2_147_483_647_999_999, 6),
             "2038-01-19 03:14:07.999999"
         );
         let dt = DateTime {
-            date: Date { year: 0, month: 0, day: 0 },
+            date: Date {
+                year: 0,
+                month: 0,
+                day: 0,
+            },
             hour: 0,
             minute: 0,
             second: 0,

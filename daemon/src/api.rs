@@ -108,7 +108,11 @@ fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Serves the API until `cancel`.
-pub async fn serve(listener: tokio::net::UnixListener, state: Arc<AppState>, cancel: CancellationToken) {
+pub async fn serve(
+    listener: tokio::net::UnixListener,
+    state: Arc<AppState>,
+    cancel: CancellationToken,
+) {
     let app = router(state);
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
@@ -119,13 +123,20 @@ pub async fn serve(listener: tokio::net::UnixListener, state: Arc<AppState>, can
 }
 
 /// Serves `/metrics` until `cancel`.
-pub async fn serve_metrics(listener: tokio::net::TcpListener, state: Arc<AppState>, cancel: CancellationToken) {
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    cancel: CancellationToken,
+) {
     let app = Router::new()
         .route(
             "/metrics",
             get(|State(s): State<Arc<AppState>>| async move {
                 (
-                    [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
                     s.metrics.render(),
                 )
             }),
@@ -145,7 +156,11 @@ fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<Source>, ApiError
         .iter()
         .find(|s| s.config.name == name)
         .ok_or_else(|| {
-            let names: Vec<&str> = state.sources.iter().map(|s| s.config.name.as_str()).collect();
+            let names: Vec<&str> = state
+                .sources
+                .iter()
+                .map(|s| s.config.name.as_str())
+                .collect();
             ApiError::not_found(format!(
                 "no source named {name:?}; configured sources: {}",
                 names.join(", ")
@@ -153,7 +168,9 @@ fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<Source>, ApiError
         })
 }
 
-async fn list_servers(State(state): State<Arc<AppState>>) -> Result<Json<SourcesResponse>, ApiError> {
+async fn list_servers(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<SourcesResponse>, ApiError> {
     let mut sources = Vec::new();
     for s in &state.sources {
         sources.push(s.status().map_err(ApiError::internal)?);
@@ -201,7 +218,10 @@ async fn events(
         None => i64::MAX,
     };
     let table: Option<TableRef> = match &q.table {
-        Some(t) => Some(t.parse().map_err(|e: dbtrail_core::schema::TableRefError| ApiError::bad(e.to_string()))?),
+        Some(t) => Some(
+            t.parse()
+                .map_err(|e: dbtrail_core::schema::TableRefError| ApiError::bad(e.to_string()))?,
+        ),
         None => None,
     };
     let gtid: Option<Gtid> = match &q.gtid {
@@ -230,7 +250,9 @@ fn collect_events(
     let mut tables: Vec<(u32, TableRef)> = log.tables().map_err(ApiError::internal)?;
     if let Some(g) = &gtid {
         let Some(txn) = log.txn_by_gtid(g).map_err(ApiError::internal)? else {
-            return Err(ApiError::not_found(format!("transaction {g} is not in the log")));
+            return Err(ApiError::not_found(format!(
+                "transaction {g} is not in the log"
+            )));
         };
         since = since.max(txn.commit_us);
         until = until.min(txn.commit_us);
@@ -264,7 +286,10 @@ fn collect_events(
                         s
                     }
                     Ok(None) => {
-                        err = Some(format!("schema version {} of {tref} missing", ev.schema_version));
+                        err = Some(format!(
+                            "schema version {} of {tref} missing",
+                            ev.schema_version
+                        ));
                         return false;
                     }
                     Err(e) => {

@@ -150,9 +150,8 @@ impl SourceConfig {
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
-                p.parse::<u16>().with_context(|| {
-                    format!("source {}: port {p:?} is not a number", self.name)
-                })?,
+                p.parse::<u16>()
+                    .with_context(|| format!("source {}: port {p:?} is not a number", self.name))?,
             ),
             None => (hostport.to_string(), 3306),
         };
@@ -178,8 +177,13 @@ impl SourceConfig {
     pub fn password(&self) -> anyhow::Result<Option<String>> {
         if let Some(p) = &self.password_file {
             use std::os::unix::fs::PermissionsExt;
-            let meta = std::fs::metadata(p)
-                .with_context(|| format!("source {}: reading password_file {}", self.name, p.display()))?;
+            let meta = std::fs::metadata(p).with_context(|| {
+                format!(
+                    "source {}: reading password_file {}",
+                    self.name,
+                    p.display()
+                )
+            })?;
             if meta.permissions().mode() & 0o007 != 0 {
                 bail!(
                     "source {}: password_file {} is readable by others; fix: chmod 600 {}",
@@ -188,8 +192,13 @@ impl SourceConfig {
                     p.display()
                 );
             }
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("source {}: reading password_file {}", self.name, p.display()))?;
+            let text = std::fs::read_to_string(p).with_context(|| {
+                format!(
+                    "source {}: reading password_file {}",
+                    self.name,
+                    p.display()
+                )
+            })?;
             return Ok(Some(text.lines().next().unwrap_or("").to_string()));
         }
         Ok(std::env::var(self.password_env()).ok())
@@ -218,8 +227,12 @@ mod tests {
         )
         .unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains("DBTRAIL_PASSWORD_MAIN") && !msg.contains("pw@"), "{msg}");
-        let err = Config::parse("data_dir = \"/x\"\nmetrics_addr = \"0.0.0.0:9477\"\n").unwrap_err();
+        assert!(
+            msg.contains("DBTRAIL_PASSWORD_MAIN") && !msg.contains("pw@"),
+            "{msg}"
+        );
+        let err =
+            Config::parse("data_dir = \"/x\"\nmetrics_addr = \"0.0.0.0:9477\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("loopback"));
     }
 
@@ -230,6 +243,9 @@ mod tests {
         )
         .expect("valid");
         let u = c.sources[0].parsed_url().expect("url");
-        assert_eq!((u.user.as_str(), u.host.as_str(), u.port), ("dbtrail", "127.0.0.1", 3306));
+        assert_eq!(
+            (u.user.as_str(), u.host.as_str(), u.port),
+            ("dbtrail", "127.0.0.1", 3306)
+        );
     }
 }

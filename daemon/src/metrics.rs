@@ -61,16 +61,52 @@ impl Metrics {
         let up = Family::<Labels, Gauge>::default();
         let log_bytes = Family::<Labels, Gauge>::default();
         registry.register("capture_events", "Row events made durable", events.clone());
-        registry.register("capture_transactions", "Transactions made durable", transactions.clone());
-        registry.register("capture_event", "Encoded bytes of row events written", bytes.clone());
-        registry.register("capture_receive_lag_seconds", "Seconds from commit on the source to receipt", receive_lag.clone());
-        registry.register("capture_durable_lag_seconds", "Seconds from commit on the source to durable in the log", durable_lag.clone());
-        registry.register("capture_checkpoint_age_seconds", "Seconds since the checkpoint was last written", checkpoint_age.clone());
-        registry.register("capture_batch_write_seconds", "Latency of atomic batch writes", batch_seconds.clone());
+        registry.register(
+            "capture_transactions",
+            "Transactions made durable",
+            transactions.clone(),
+        );
+        registry.register(
+            "capture_event",
+            "Encoded bytes of row events written",
+            bytes.clone(),
+        );
+        registry.register(
+            "capture_receive_lag_seconds",
+            "Seconds from commit on the source to receipt",
+            receive_lag.clone(),
+        );
+        registry.register(
+            "capture_durable_lag_seconds",
+            "Seconds from commit on the source to durable in the log",
+            durable_lag.clone(),
+        );
+        registry.register(
+            "capture_checkpoint_age_seconds",
+            "Seconds since the checkpoint was last written",
+            checkpoint_age.clone(),
+        );
+        registry.register(
+            "capture_batch_write_seconds",
+            "Latency of atomic batch writes",
+            batch_seconds.clone(),
+        );
         registry.register("capture_gaps", "Gaps recorded in the log", gaps.clone());
-        registry.register("capture_tainted_tables", "Tables whose coverage is tainted", tainted_tables.clone());
-        registry.register("capture_decode_errors", "Definite decode errors that stopped capture", decode_errors.clone());
-        registry.register("capture_reconnects", "Reconnects after transient errors", reconnects.clone());
+        registry.register(
+            "capture_tainted_tables",
+            "Tables whose coverage is tainted",
+            tainted_tables.clone(),
+        );
+        registry.register(
+            "capture_decode_errors",
+            "Definite decode errors that stopped capture",
+            decode_errors.clone(),
+        );
+        registry.register(
+            "capture_reconnects",
+            "Reconnects after transient errors",
+            reconnects.clone(),
+        );
         registry.register("capture_up", "1 while the source is streaming", up.clone());
         registry.register("log_sst", "SST bytes of the event log", log_bytes.clone());
         Metrics {

@@ -70,7 +70,10 @@ impl Source {
     pub fn status(&self) -> anyhow::Result<SourceStatus> {
         let s = lock(&self.shared);
         let ckpt = self.log.checkpoint()?;
-        let pos = s.position.clone().or_else(|| ckpt.as_ref().map(|c| c.position.clone()));
+        let pos = s
+            .position
+            .clone()
+            .or_else(|| ckpt.as_ref().map(|c| c.position.clone()));
         let gaps = self
             .log
             .gaps()?
@@ -97,10 +100,16 @@ impl Source {
         Ok(SourceStatus {
             name: self.config.name.clone(),
             state: s.state.unwrap_or(SourceState::Starting),
-            captured_gtid_set: pos.as_ref().map(|p| p.gtid_set.to_string()).unwrap_or_default(),
+            captured_gtid_set: pos
+                .as_ref()
+                .map(|p| p.gtid_set.to_string())
+                .unwrap_or_default(),
             binlog_file: pos.as_ref().map(|p| p.file.clone()).unwrap_or_default(),
             binlog_pos: pos.as_ref().map(|p| p.pos).unwrap_or(0),
-            server_uuid: pos.as_ref().map(|p| p.server_uuid.clone()).unwrap_or_default(),
+            server_uuid: pos
+                .as_ref()
+                .map(|p| p.server_uuid.clone())
+                .unwrap_or_default(),
             last_commit_time: last_commit.map(rfc3339_micros),
             lag_seconds: s.lag_seconds,
             error: s.error.clone(),
@@ -237,7 +246,9 @@ async fn capture_once(
     lock(&source.shared).warnings = info.warnings.clone();
     // Where the writer stands (after rolling back anything half-received).
     let (rtx, rrx) = oneshot::channel();
-    tx.send(ToWriter::Reset(rtx)).await.map_err(|_| writer_gone())?;
+    tx.send(ToWriter::Reset(rtx))
+        .await
+        .map_err(|_| writer_gone())?;
     let resume = rrx.await.map_err(|_| writer_gone())?;
     let from = match resume {
         Some(p) => {
@@ -254,11 +265,14 @@ async fn capture_once(
         None => {
             let p = stream::current_position(&mut conn, &info).await?;
             tracing::info!(source = %source.config.name, position = %p, "new log: capture starts at the server's current position");
-            tx.send(ToWriter::Init(p.clone())).await.map_err(|_| writer_gone())?;
+            tx.send(ToWriter::Init(p.clone()))
+                .await
+                .map_err(|_| writer_gone())?;
             p
         }
     };
-    let (start, gap) = stream::plan_start(&mut conn, &info, &from, source.config.no_gap_fill).await?;
+    let (start, gap) =
+        stream::plan_start(&mut conn, &info, &from, source.config.no_gap_fill).await?;
     if let Some(g) = gap {
         tracing::warn!(source = %source.config.name, missing = %g.missing, "recording a gap: {}", g.reason);
         tx.send(ToWriter::Gap(g)).await.map_err(|_| writer_gone())?;
@@ -335,7 +349,9 @@ fn writer_thread(
                 Recv::Msg(ToWriter::Reset(reply)) => {
                     let _ = reply.send(None);
                 }
-                Recv::Msg(_) => return fail("internal error: items before the log was initialised".into()),
+                Recv::Msg(_) => {
+                    return fail("internal error: items before the log was initialised".into());
+                }
                 Recv::Timeout => {}
                 Recv::Closed => return,
             }
@@ -374,7 +390,15 @@ fn writer_thread(
             }
             Recv::Msg(ToWriter::Items(items)) => {
                 for item in items {
-                    if let Err(e) = apply(w, &mut ids, item, &metrics, &labels, &mut bytes, &mut pending_commit) {
+                    if let Err(e) = apply(
+                        w,
+                        &mut ids,
+                        item,
+                        &metrics,
+                        &labels,
+                        &mut bytes,
+                        &mut pending_commit,
+                    ) {
                         return fail(format!("writing the log: {e}"));
                     }
                 }
@@ -418,7 +442,10 @@ fn writer_thread(
             s.last_flush = Some(Instant::now());
             s.transactions_total = ck.txns_total;
             s.events_total = ck.next_event_id;
-            metrics.log_bytes.get_or_create(&labels).set(log.events_disk_bytes() as i64);
+            metrics
+                .log_bytes
+                .get_or_create(&labels)
+                .set(log.events_disk_bytes() as i64);
             metrics.checkpoint_age.get_or_create(&labels).set(0.0);
         }
         if rx.is_closed() && rx.is_empty() && first_unflushed.is_none() {
@@ -514,4 +541,3 @@ fn apply(
     }
     Ok(())
 }
-

@@ -4,8 +4,8 @@ use crate::keys;
 use dbtrail_core::codec;
 use dbtrail_core::{ChangeEvent, Gtid, Position, RowChange, TableRef, TableSchema};
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
-    Options, ReadOptions, DB,
+    BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode,
+    Options, ReadOptions,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -128,18 +128,22 @@ impl Log {
         let cfs = ALL_CFS
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)));
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| StorageError::Rocks {
-            action: "opening the log",
-            path: path.display().to_string(),
-            source,
-        })?;
+        let db =
+            DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| StorageError::Rocks {
+                action: "opening the log",
+                path: path.display().to_string(),
+                source,
+            })?;
         Ok(Log {
             db,
             path: path.to_path_buf(),
         })
     }
 
-    pub(crate) fn rocks(&self, action: &'static str) -> impl FnOnce(rocksdb::Error) -> StorageError + '_ {
+    pub(crate) fn rocks(
+        &self,
+        action: &'static str,
+    ) -> impl FnOnce(rocksdb::Error) -> StorageError + '_ {
         move |source| StorageError::Rocks {
             action,
             path: self.path.display().to_string(),
@@ -218,7 +222,8 @@ impl Log {
             let id: [u8; 4] = k[3..]
                 .try_into()
                 .map_err(|_| self.corrupt("bad table id key"))?;
-            let t: TableRef = codec::decode("table", &v).map_err(|e| self.corrupt(e.to_string()))?;
+            let t: TableRef =
+                codec::decode("table", &v).map_err(|e| self.corrupt(e.to_string()))?;
             out.push((u32::from_be_bytes(id), t));
         }
         Ok(out)
@@ -393,7 +398,9 @@ impl Log {
     /// Flushes memtables to SST files (for measurements and tests).
     pub fn flush(&self) -> Result<(), StorageError> {
         for n in ALL_CFS {
-            self.db.flush_cf(self.cf(n)?).map_err(self.rocks("flushing"))?;
+            self.db
+                .flush_cf(self.cf(n)?)
+                .map_err(self.rocks("flushing"))?;
         }
         Ok(())
     }

@@ -153,17 +153,15 @@ impl<'a> Writer<'a> {
                 id
             }
         };
-        let version = self.tables.get(&schema.table).map_or(1, |s| s.latest.version + 1);
+        let version = self
+            .tables
+            .get(&schema.table)
+            .map_or(1, |s| s.latest.version + 1);
         schema.version = version;
         self.batch
             .put_cf(cat, keys::schema_key(id, version), codec::encode(&schema));
-        self.tables.insert(
-            schema.table.clone(),
-            TableState {
-                id,
-                latest: schema,
-            },
-        );
+        self.tables
+            .insert(schema.table.clone(), TableState { id, latest: schema });
         Ok((id, version))
     }
 
@@ -183,7 +181,12 @@ impl<'a> Writer<'a> {
     }
 
     /// Adds one row change to the open transaction.
-    pub fn add(&mut self, table_id: u32, schema_version: u32, change: RowChange) -> Result<(), StorageError> {
+    pub fn add(
+        &mut self,
+        table_id: u32,
+        schema_version: u32,
+        change: RowChange,
+    ) -> Result<(), StorageError> {
         let Some(txn) = self.txn.as_mut() else {
             return Err(StorageError::NotFound(
                 "row event outside a transaction".into(),
@@ -237,9 +240,16 @@ impl<'a> Writer<'a> {
     /// Commits the open transaction: `after` is the position just after its commit event,
     /// `commit_us` (when given) replaces the commit time passed to [`Writer::begin`] (MariaDB
     /// knows it only at the end; ignored for a transaction already written in pieces).
-    pub fn commit(&mut self, after: Position, commit_us: Option<i64>, ddl: Option<String>) -> Result<(), StorageError> {
+    pub fn commit(
+        &mut self,
+        after: Position,
+        commit_us: Option<i64>,
+        ddl: Option<String>,
+    ) -> Result<(), StorageError> {
         let Some(mut txn) = self.txn.take() else {
-            return Err(StorageError::NotFound("commit outside a transaction".into()));
+            return Err(StorageError::NotFound(
+                "commit outside a transaction".into(),
+            ));
         };
         if let (Some(c), false) = (commit_us, txn.spilled) {
             txn.commit_us = c.max(self.ckpt.last_commit_us);
@@ -263,8 +273,11 @@ impl<'a> Writer<'a> {
             end_pos: after.pos,
             ddl,
         };
-        self.batch
-            .put_cf(self.log.cf(CF_TXNS)?, seq.to_be_bytes(), codec::encode(&rec));
+        self.batch.put_cf(
+            self.log.cf(CF_TXNS)?,
+            seq.to_be_bytes(),
+            codec::encode(&rec),
+        );
         if let Some(g) = &txn.gtid {
             self.batch
                 .put_cf(self.log.cf(CF_GTIDS)?, keys::gtid_key(g), seq.to_be_bytes());
@@ -307,7 +320,8 @@ impl<'a> Writer<'a> {
         let mut k = b"gap/".to_vec();
         k.extend_from_slice(&self.gap_seq.to_be_bytes());
         self.gap_seq += 1;
-        self.batch.put_cf(self.log.cf(CF_META)?, k, codec::encode(&gap));
+        self.batch
+            .put_cf(self.log.cf(CF_META)?, k, codec::encode(&gap));
         Ok(())
     }
 
@@ -317,10 +331,17 @@ impl<'a> Writer<'a> {
         k.extend_from_slice(taint.table.db.as_bytes());
         k.push(0);
         k.extend_from_slice(taint.table.table.as_bytes());
-        if self.log.db.get_cf(self.log.cf(CF_META)?, &k).map_err(self.log.rocks("reading taints"))?.is_some() {
+        if self
+            .log
+            .db
+            .get_cf(self.log.cf(CF_META)?, &k)
+            .map_err(self.log.rocks("reading taints"))?
+            .is_some()
+        {
             return Ok(());
         }
-        self.batch.put_cf(self.log.cf(CF_META)?, k, codec::encode(&taint));
+        self.batch
+            .put_cf(self.log.cf(CF_META)?, k, codec::encode(&taint));
         Ok(())
     }
 
@@ -333,7 +354,11 @@ impl<'a> Writer<'a> {
             return Ok(false);
         }
         let mut batch = std::mem::take(&mut self.batch);
-        batch.put_cf(self.log.cf(CF_META)?, b"checkpoint", codec::encode(&self.ckpt));
+        batch.put_cf(
+            self.log.cf(CF_META)?,
+            b"checkpoint",
+            codec::encode(&self.ckpt),
+        );
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.log

@@ -1,0 +1,109 @@
+//! Client library for the dbtrail daemon's API on its unix socket.
+use anyhow::{Context, anyhow};
+use dbtrail_core::api::{ErrorBody, EventsResponse, SourceStatus, SourcesResponse};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// The default socket path.
+pub const DEFAULT_SOCKET: &str = "/run/dbtrail/dbtrail.sock";
+
+/// A client bound to one socket.
+pub struct Client {
+    socket: PathBuf,
+}
+
+/// Percent-encodes a query-string value.
+pub fn encode(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A client for `socket`.
+    pub fn new(socket: impl AsRef<Path>) -> Self {
+        Client {
+            socket: socket.as_ref().to_path_buf(),
+        }
+    }
+
+    /// GET `path` and decode JSON; API errors become their message.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let stream = tokio::net::UnixStream::connect(&self.socket).await.with_context(|| {
+            format!(
+                "cannot connect to dbtraild at {} (is it running? set --socket or DBTRAIL_SOCKET)",
+                self.socket.display()
+            )
+        })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP handshake with dbtraild")?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get(path)
+            .header("host", "dbtraild")
+            .body(Empty::<Bytes>::new())
+            .context("building the request")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("sending the request")?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .context("reading the response")?
+            .to_bytes();
+        if !status.is_success() {
+            if let Ok(e) = serde_json::from_slice::<ErrorBody>(&body) {
+                return Err(anyhow!("{} ({})", e.error.message, e.error.code));
+            }
+            return Err(anyhow!(
+                "dbtraild answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        serde_json::from_slice(&body).with_context(|| format!("decoding the answer to {path}"))
+    }
+
+    /// All sources.
+    pub async fn sources(&self) -> anyhow::Result<Vec<SourceStatus>> {
+        Ok(self
+            .get::<SourcesResponse>("/api/v1/servers")
+            .await?
+            .sources)
+    }
+
+    /// One source's status.
+    pub async fn status(&self, source: &str) -> anyhow::Result<SourceStatus> {
+        self.get(&format!("/api/v1/servers/{}/status", encode(source)))
+            .await
+    }
+
+    /// Decoded events; `query` pairs are encoded here.
+    pub async fn events(
+        &self,
+        source: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<EventsResponse> {
+        let qs: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect();
+        self.get(&format!(
+            "/api/v1/servers/{}/events?{}",
+            encode(source),
+            qs.join("&")
+        ))
+        .await
+    }
+}
