@@ -204,7 +204,12 @@ impl<'a> RowReader<'a> {
                 } else {
                     self.uint_le(2)?
                 } as usize;
-                let b = self.take(len)?.to_vec();
+                let mut b = self.take(len)?.to_vec();
+                // BINARY(n) is stored without its trailing 0x00 padding (MariaDB); the
+                // column value is always n bytes.
+                if col.is_binary() && b.len() < max_len {
+                    b.resize(max_len, 0);
+                }
                 string_value(col, b)
             }
             15 | 253 => {

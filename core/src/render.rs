@@ -27,7 +27,7 @@ pub fn render_value(col: &ColumnDef, v: &Value) -> Json {
             Err(_) => hex(b),
         },
         Value::Str(b) | Value::Bytes(b) | Value::Geometry(b) => hex(b),
-        Value::Year(y) => json!(y),
+        Value::Year(y) => json!(format!("{y:04}")),
         Value::Date(d) => json!(d.to_string()),
         Value::DateTime(dt) => json!(dt.to_mysql_string(fsp)),
         Value::Timestamp(us) => json!(timestamp_to_utc_string(*us, fsp)),

@@ -8,6 +8,7 @@
 //! | [`Server::MysqlGtid`]   | MySQL 9.x       | 33061 | `gtid_mode=ON`     | +03:00    |
 //! | [`Server::MysqlNoGtid`] | MySQL 9.x       | 33062 | `gtid_mode=OFF`    | -05:00    |
 //! | [`Server::MariaDb`]     | MariaDB 10.11   | 33063 | strict, `0-3-N`    | +05:30    |
+//! | [`Server::MysqlScratch`]| MySQL 9.x       | 33064 | `gtid_mode=ON`     | +03:00    |
 //!
 //! All log ROW events with full row images and full row metadata. `root` has an empty
 //! password over TCP; the user [`TEST_USER`] (password [`TEST_PASSWORD`]) has only the
@@ -24,12 +25,18 @@
 //! - Each [`TestDb`] is a fresh database of its own, so tests can run in parallel (threads
 //!   or nextest processes) against the same servers. The servers' binlogs are shared:
 //!   tests that read them must filter on their own [`TestDb::db_name`].
+//! - Tests that change GLOBAL settings (`binlog_format`, `binlog_row_image`,
+//!   `binlog_transaction_compression`, ...) or purge binary logs are *destructive*: they
+//!   run only on [`Server::MysqlScratch`] (never on the [`Server::all`] servers), hold
+//!   [`scratch_lock`] for their whole run, and restore what they change before releasing
+//!   it ([`reset_scratch_settings`] restores the binlog settings in one call).
 //! - Connections are plain TCP (`prefer_socket=false`): mysql_async would otherwise
 //!   silently switch to the server's unix socket, which changes how passwords are sent.
 
 use std::fmt;
+use std::fs::File;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -55,12 +62,30 @@ pub enum Server {
     MysqlNoGtid,
     /// MariaDB 10.11 with `gtid_strict_mode=ON`, port 33063, server-id 3, time zone +05:30.
     MariaDb,
+    /// MySQL 9.x configured like [`Server::MysqlGtid`] (`gtid_mode=ON`, time zone +03:00),
+    /// port 33064, server-id 4, reserved for destructive tests: see [`Server::scratch`].
+    MysqlScratch,
 }
 
 impl Server {
-    /// Every test server, in a fixed order.
+    /// The ordinary test servers, in a fixed order: what type matrices and other
+    /// non-destructive tests iterate over. Excludes [`Server::MysqlScratch`].
     pub fn all() -> [Server; 3] {
         [Server::MysqlGtid, Server::MysqlNoGtid, Server::MariaDb]
+    }
+
+    /// The scratch server, [`Server::MysqlScratch`]: the only one on which a test may
+    /// change GLOBAL settings (`SET GLOBAL binlog_format`, `binlog_row_image`,
+    /// `binlog_transaction_compression`, ...) or purge binary logs.
+    ///
+    /// Such a test must hold [`scratch_lock`] from before its first change until after it
+    /// has restored every setting it changed (for the binlog settings,
+    /// [`reset_scratch_settings`]), so destructive tests in other threads and processes
+    /// never see its changes. Non-destructive use of the scratch server (its own fresh
+    /// [`TestDb`] via [`require`]) needs no lock, but must not assume the GLOBAL settings
+    /// are the startup ones unless it holds the lock.
+    pub fn scratch() -> Server {
+        Server::MysqlScratch
     }
 
     /// The name `scripts/testdb` and `scripts/sql` use for this server.
@@ -69,6 +94,7 @@ impl Server {
             Server::MysqlGtid => "mysql-gtid",
             Server::MysqlNoGtid => "mysql-nogtid",
             Server::MariaDb => "mariadb",
+            Server::MysqlScratch => "mysql-scratch",
         }
     }
 
@@ -78,6 +104,7 @@ impl Server {
             Server::MysqlGtid => "DBTRAIL_TEST_MYSQL_GTID_URL",
             Server::MysqlNoGtid => "DBTRAIL_TEST_MYSQL_NOGTID_URL",
             Server::MariaDb => "DBTRAIL_TEST_MARIADB_URL",
+            Server::MysqlScratch => "DBTRAIL_TEST_MYSQL_SCRATCH_URL",
         }
     }
 
@@ -90,6 +117,11 @@ impl Server {
     pub fn has_gtids(self) -> bool {
         self != Server::MysqlNoGtid
     }
+
+    /// True for [`Server::MysqlScratch`], the server for destructive tests.
+    pub fn is_scratch(self) -> bool {
+        self == Server::MysqlScratch
+    }
 }
 
 impl fmt::Display for Server {
@@ -98,13 +130,108 @@ impl fmt::Display for Server {
     }
 }
 
-/// Path of the env file written by `scripts/testdb up`.
-pub fn env_file() -> PathBuf {
+/// The test bed's directory: `$DBTRAIL_TESTDB_DIR`, default `/var/tmp/dbtrail-testdb`.
+fn testdb_dir() -> PathBuf {
     let dir = std::env::var("DBTRAIL_TESTDB_DIR")
         .ok()
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "/var/tmp/dbtrail-testdb".to_owned());
-    PathBuf::from(dir).join("env")
+    PathBuf::from(dir)
+}
+
+/// Path of the env file written by `scripts/testdb up`.
+pub fn env_file() -> PathBuf {
+    testdb_dir().join("env")
+}
+
+/// Path of the lock file [`scratch_lock`] takes: `<test bed dir>/scratch.lock`.
+pub fn scratch_lock_file() -> PathBuf {
+    testdb_dir().join("scratch.lock")
+}
+
+/// Exclusive hold on the scratch server ([`Server::MysqlScratch`]), from [`scratch_lock`].
+///
+/// Released when dropped (the lock file is closed). Dropping it restores *nothing*: the
+/// test must itself undo every GLOBAL change it made (e.g. [`reset_scratch_settings`])
+/// before the guard goes, including on the failure path, or the next destructive test
+/// starts from its leftovers.
+#[derive(Debug)]
+#[must_use = "the scratch server is unlocked as soon as the guard is dropped"]
+pub struct ScratchGuard {
+    _file: File,
+    path: PathBuf,
+}
+
+impl ScratchGuard {
+    /// The lock file held.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Takes the exclusive lock on the scratch server, waiting (blocking the thread) for as
+/// long as another holder has it.
+///
+/// The lock is an `flock` on [`scratch_lock_file`], so it serialises destructive tests
+/// across threads of one test binary and across processes (nextest, several crates'
+/// test binaries). Take it before the test's first GLOBAL change or binlog purge and keep
+/// the guard until everything is restored. Not reentrant: a second `scratch_lock` in the
+/// same test while the first guard lives deadlocks.
+///
+/// It blocks the calling thread, which is fine in `#[tokio::test]` (one runtime per test).
+///
+/// # Panics
+/// When the lock file cannot be created or locked.
+pub fn scratch_lock() -> ScratchGuard {
+    let path = scratch_lock_file();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    ScratchGuard { _file: file, path }
+}
+
+/// The GLOBAL binlog settings [`reset_scratch_settings`] restores: the scratch server's
+/// startup values.
+const SCRATCH_DEFAULTS: &str = "SET GLOBAL binlog_format = 'ROW', \
+     GLOBAL binlog_row_image = 'FULL', \
+     GLOBAL binlog_row_metadata = 'FULL', \
+     GLOBAL binlog_row_value_options = '', \
+     GLOBAL binlog_transaction_compression = OFF";
+
+/// Restores the scratch server's GLOBAL binlog settings to their startup values in one
+/// statement: `binlog_format=ROW`, `binlog_row_image=FULL`, `binlog_row_metadata=FULL`,
+/// `binlog_row_value_options=''`, `binlog_transaction_compression=OFF`.
+///
+/// `conn` is a root connection to [`Server::MysqlScratch`] (e.g. [`TestDb::conn`]); call it
+/// while holding [`scratch_lock`]. GLOBAL values apply to sessions opened afterwards:
+/// sessions already open keep their own SESSION values.
+///
+/// # Panics
+/// When `conn` is not connected to the scratch server (`@@server_id` is not 4), so a
+/// slip never changes the shared servers, or when the server refuses the change.
+pub async fn reset_scratch_settings(conn: &mut Conn) {
+    let server_id: Option<u32> = conn
+        .query_first("SELECT @@server_id")
+        .await
+        .unwrap_or_else(|e| panic!("reset_scratch_settings: SELECT @@server_id: {e}"));
+    assert_eq!(
+        server_id,
+        Some(4),
+        "reset_scratch_settings: not connected to {} (server-id 4)",
+        Server::MysqlScratch
+    );
+    if let Err(e) = conn.query_drop(SCRATCH_DEFAULTS).await {
+        panic!("{}: {SCRATCH_DEFAULTS}: {e}", Server::MysqlScratch);
+    }
 }
 
 /// A test-bed setting: the environment variable `key` if set and non-empty, else the
@@ -521,5 +648,35 @@ mod tests {
     fn server_names_match_scripts() {
         let names: Vec<_> = Server::all().iter().map(|s| s.name()).collect();
         assert_eq!(names, ["mysql-gtid", "mysql-nogtid", "mariadb"]);
+        assert_eq!(Server::scratch().name(), "mysql-scratch");
+        assert_eq!(
+            Server::scratch().env_var(),
+            "DBTRAIL_TEST_MYSQL_SCRATCH_URL"
+        );
+    }
+
+    #[test]
+    fn all_excludes_the_scratch_server() {
+        assert!(!Server::all().contains(&Server::scratch()));
+        assert!(Server::all().iter().all(|s| !s.is_scratch()));
+        assert!(Server::scratch().is_scratch());
+        assert!(Server::scratch().has_gtids());
+        assert!(!Server::scratch().is_mariadb());
+    }
+
+    /// flock locks belong to the open file, so a second open of the lock file, even in
+    /// this process, cannot take it while a guard lives, and can once the guard is gone.
+    #[test]
+    fn scratch_lock_is_exclusive_and_released_on_drop() {
+        let guard = scratch_lock();
+        let other = File::options().write(true).open(guard.path()).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(guard);
+        // Another process's destructive test may grab it in between: wait for it.
+        other.lock().unwrap();
+        other.unlock().unwrap();
     }
 }

@@ -4,10 +4,13 @@
 //!
 //! Each check is one test per server (`mysql_gtid::binlog_settings`, ...), so a failure
 //! names the server. Without servers the tests skip loudly (or panic under CI).
+//!
+//! The scratch server gets the same checks (those reading GLOBAL binlog settings under
+//! [`scratch_lock`]), plus a round trip of [`reset_scratch_settings`].
 
 use std::time::Duration;
 
-use dbtrail_testkit::{Server, TEST_USER, TestDb, require};
+use dbtrail_testkit::{Server, TEST_USER, TestDb, require, reset_scratch_settings, scratch_lock};
 use mysql_async::prelude::Queryable;
 
 /// `SELECT`s one value as text.
@@ -34,6 +37,7 @@ async fn reachable_with_expected_version(server: Server) {
         Server::MysqlGtid => "1",
         Server::MysqlNoGtid => "2",
         Server::MariaDb => "3",
+        Server::MysqlScratch => "4",
     };
     assert_eq!(
         value(&db, "SELECT @@server_id").await,
@@ -51,6 +55,8 @@ async fn binlog_settings(server: Server) {
     let Some(db) = require(server).await else {
         return;
     };
+    // Destructive tests change the scratch server's GLOBAL settings while holding the lock.
+    let _guard = server.is_scratch().then(scratch_lock);
     let rows = db
         .query_strings(
             "SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image, \
@@ -73,7 +79,7 @@ async fn gtid_mode(server: Server) {
         return;
     };
     match server {
-        Server::MysqlGtid => {
+        Server::MysqlGtid | Server::MysqlScratch => {
             assert_eq!(value(&db, "SELECT @@GLOBAL.gtid_mode").await, "ON");
             assert_eq!(
                 value(&db, "SELECT @@GLOBAL.enforce_gtid_consistency").await,
@@ -99,7 +105,7 @@ async fn time_zone_is_not_utc(server: Server) {
         return;
     };
     let expected = match server {
-        Server::MysqlGtid => "+03:00",
+        Server::MysqlGtid | Server::MysqlScratch => "+03:00",
         Server::MysqlNoGtid => "-05:00",
         Server::MariaDb => "+05:30",
     };
@@ -278,6 +284,55 @@ per_server! {
     mysql_gtid => Server::MysqlGtid,
     mysql_nogtid => Server::MysqlNoGtid,
     mariadb => Server::MariaDb,
+    mysql_scratch => Server::MysqlScratch,
+}
+
+/// The scratch server is up with GTIDs on, and `reset_scratch_settings` undoes changes to
+/// its GLOBAL binlog settings (the pattern every destructive test follows).
+#[tokio::test]
+async fn scratch_settings_reset() {
+    let Some(db) = require(Server::scratch()).await else {
+        return;
+    };
+    assert_eq!(value(&db, "SELECT @@GLOBAL.gtid_mode").await, "ON");
+    assert_eq!(value(&db, "SELECT @@server_id").await, "4");
+    let globals = "SELECT @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image, \
+                   @@GLOBAL.binlog_row_metadata, @@GLOBAL.binlog_row_value_options, \
+                   @@GLOBAL.binlog_transaction_compression";
+    let defaults = vec![vec![
+        Some("ROW".to_owned()),
+        Some("FULL".to_owned()),
+        Some("FULL".to_owned()),
+        Some(String::new()),
+        Some("0".to_owned()),
+    ]];
+    let _guard = scratch_lock();
+    let mut conn = db.conn().await;
+    conn.query_drop(
+        "SET GLOBAL binlog_format = 'STATEMENT', GLOBAL binlog_row_image = 'MINIMAL', \
+         GLOBAL binlog_row_metadata = 'MINIMAL', \
+         GLOBAL binlog_row_value_options = 'PARTIAL_JSON', \
+         GLOBAL binlog_transaction_compression = ON",
+    )
+    .await
+    .unwrap();
+    let changed = db.query_strings(globals).await;
+    reset_scratch_settings(&mut conn).await;
+    assert_ne!(changed, defaults, "SET GLOBAL had no effect");
+    assert_eq!(db.query_strings(globals).await, defaults);
+    conn.disconnect().await.unwrap();
+}
+
+/// `reset_scratch_settings` refuses to touch the shared servers.
+#[tokio::test]
+#[should_panic(expected = "not connected to mysql-scratch")]
+async fn scratch_reset_refuses_other_servers() {
+    let Some(db) = require(Server::MysqlGtid).await else {
+        // Keep the should_panic contract when the bed is missing.
+        panic!("not connected to mysql-scratch (skipped: no test bed)");
+    };
+    let mut conn = db.conn().await;
+    reset_scratch_settings(&mut conn).await;
 }
 
 #[tokio::test]
@@ -286,6 +341,7 @@ async fn sid_root_has_mysql_tools() {
 }
 
 #[test]
-fn all_lists_every_server() {
+fn all_lists_every_ordinary_server() {
     assert_eq!(Server::all().len(), 3);
+    assert!(!Server::all().contains(&Server::scratch()));
 }

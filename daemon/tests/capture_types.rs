@@ -1,0 +1,412 @@
+//! Type matrix (PITFALLS #2, #3, #7, #8, #9, #11): every column type at its edge values is
+//! inserted, updated and deleted on each real test server; the events API must return
+//! exactly what the server holds (read back over the text protocol in UTC).
+mod common;
+
+use common::Daemon;
+use dbtrail_core::api::EventView;
+use dbtrail_testkit::{Server, TestDb};
+use mysql_async::prelude::Queryable;
+use serde_json::Value as Json;
+
+fn columns(server: Server) -> Vec<(&'static str, &'static str)> {
+    let mut cols = vec![
+        ("ti", "TINYINT"),
+        ("tiu", "TINYINT UNSIGNED"),
+        ("si", "SMALLINT"),
+        ("siu", "SMALLINT UNSIGNED"),
+        ("mi", "MEDIUMINT"),
+        ("miu", "MEDIUMINT UNSIGNED"),
+        ("i", "INT"),
+        ("iu", "INT UNSIGNED"),
+        ("bi", "BIGINT"),
+        ("biu", "BIGINT UNSIGNED"),
+        ("f", "FLOAT"),
+        ("d", "DOUBLE"),
+        ("dec1", "DECIMAL(65,30)"),
+        ("dec2", "DECIMAL(10,2) UNSIGNED"),
+        ("dec3", "DECIMAL(5,0)"),
+        ("dec4", "DECIMAL(20,10)"),
+        ("b1", "BIT(1)"),
+        ("b13", "BIT(13)"),
+        ("b64", "BIT(64)"),
+        ("y", "YEAR"),
+        ("dt", "DATE"),
+        ("dt0", "DATETIME"),
+        ("dt3", "DATETIME(3)"),
+        ("dt6", "DATETIME(6)"),
+        ("ts0", "TIMESTAMP NULL"),
+        ("ts2", "TIMESTAMP(2) NULL"),
+        ("ts6", "TIMESTAMP(6) NULL"),
+        ("t0", "TIME"),
+        ("t1", "TIME(1)"),
+        ("t2", "TIME(2)"),
+        ("t3", "TIME(3)"),
+        ("t4", "TIME(4)"),
+        ("t5", "TIME(5)"),
+        ("t6", "TIME(6)"),
+        ("c", "CHAR(10)"),
+        ("vc", "VARCHAR(300)"),
+        ("vcl", "VARCHAR(20) CHARACTER SET latin1"),
+        ("bn", "BINARY(4)"),
+        ("vb", "VARBINARY(10)"),
+        ("tx", "TEXT"),
+        ("bl", "BLOB"),
+        ("mt", "MEDIUMTEXT CHARACTER SET utf8mb4"),
+        ("lb", "LONGBLOB"),
+        ("e", "ENUM('a','b','c')"),
+        ("s", "SET('x','y','z')"),
+        ("j", "JSON"),
+        ("g", "GEOMETRY"),
+    ];
+    if !server.is_mariadb() {
+        cols.push(("gen", "BIGINT AS (i + 1) VIRTUAL"));
+    }
+    cols
+}
+
+/// Rows as column->SQL literal, for the values to insert (id first).
+fn rows() -> Vec<Vec<(&'static str, String)>> {
+    let max = vec![
+        ("ti", "127"),
+        ("tiu", "255"),
+        ("si", "32767"),
+        ("siu", "65535"),
+        ("mi", "8388607"),
+        ("miu", "16777215"),
+        ("i", "2147483647"),
+        ("iu", "4294967295"),
+        ("bi", "9223372036854775807"),
+        ("biu", "18446744073709551615"),
+        ("f", "3.40282e38"),
+        ("d", "1.7976931348623157e308"),
+        (
+            "dec1",
+            "99999999999999999999999999999999999.999999999999999999999999999999",
+        ),
+        ("dec2", "99999999.99"),
+        ("dec3", "-99999"),
+        ("dec4", "-1234567890.0123456789"),
+        ("b1", "b'1'"),
+        ("b13", "b'1010101010101'"),
+        ("b64", "0xFFFFFFFFFFFFFFFF"),
+        ("y", "2155"),
+        ("dt", "'9999-12-31'"),
+        ("dt0", "'9999-12-31 23:59:59'"),
+        ("dt3", "'9999-12-31 23:59:59.999'"),
+        ("dt6", "'9999-12-31 23:59:59.999999'"),
+        ("ts0", "'2038-01-19 03:14:07'"),
+        ("ts2", "'2038-01-19 03:14:07.99'"),
+        ("ts6", "'2038-01-19 03:14:07.999999'"),
+        ("t0", "'838:59:59'"),
+        ("t1", "'-838:59:58.9'"),
+        ("t2", "'-00:00:00.01'"),
+        ("t3", "'-12:34:56.789'"),
+        ("t4", "'100:00:00.0001'"),
+        ("t5", "'-00:00:00.00001'"),
+        ("t6", "'-838:59:59.000000'"),
+        ("c", "'abc'"),
+        ("vc", "REPEAT('é', 300)"),
+        ("vcl", "_latin1 X'E9FF41'"),
+        ("bn", "X'00010000'"),
+        ("vb", "X'FF00'"),
+        ("tx", "'line1\\nline2 \\' \" \\\\'"),
+        ("bl", "X'00FF7F80'"),
+        ("mt", "'😀 ünï'"),
+        ("lb", "REPEAT(X'AB00', 40000)"),
+        ("e", "'c'"),
+        ("s", "'x,z'"),
+        (
+            "j",
+            "'{\"a\": [1, 2.5, \"x\", null, true], \"b\": {\"c\": 18446744073709551615, \"d\": -3}}'",
+        ),
+        ("g", "ST_GeomFromText('POINT(1 2)')"),
+    ];
+    let min = vec![
+        ("ti", "-128"),
+        ("tiu", "0"),
+        ("si", "-32768"),
+        ("siu", "0"),
+        ("mi", "-8388608"),
+        ("miu", "0"),
+        ("i", "-2147483648"),
+        ("iu", "0"),
+        ("bi", "-9223372036854775808"),
+        ("biu", "0"),
+        ("f", "-1.17549e-38"),
+        ("d", "-2.2250738585072014e-308"),
+        (
+            "dec1",
+            "-99999999999999999999999999999999999.999999999999999999999999999999",
+        ),
+        ("dec2", "0.00"),
+        ("dec3", "0"),
+        ("dec4", "0.0000000001"),
+        ("b1", "b'0'"),
+        ("b13", "0"),
+        ("b64", "0"),
+        ("y", "0"),
+        ("dt", "'0000-00-00'"),
+        ("dt0", "'0000-00-00 00:00:00'"),
+        ("dt3", "'1000-01-01 00:00:00.001'"),
+        ("dt6", "'2000-02-29 12:00:00.000001'"),
+        ("ts0", "'1970-01-01 00:00:01'"),
+        ("ts2", "'0000-00-00 00:00:00'"),
+        ("ts6", "'1970-01-01 00:00:01.000001'"),
+        ("t0", "'-838:59:59'"),
+        ("t1", "'-00:00:00.1'"),
+        ("t2", "'-01:00:00.99'"),
+        ("t3", "'00:00:00.001'"),
+        ("t4", "'-23:59:59.9999'"),
+        ("t5", "'24:00:00.00001'"),
+        ("t6", "'838:59:59.000000'"),
+        ("c", "''"),
+        ("vc", "''"),
+        ("vcl", "''"),
+        ("bn", "X''"),
+        ("vb", "X''"),
+        ("tx", "''"),
+        ("bl", "X''"),
+        ("mt", "''"),
+        ("lb", "X''"),
+        ("e", "''"),
+        ("s", "''"),
+        ("j", "'[]'"),
+        ("g", "ST_GeomFromText('LINESTRING(0 0, 1 1.5)')"),
+    ];
+    let to_owned =
+        |v: Vec<(&'static str, &str)>| v.into_iter().map(|(c, s)| (c, s.to_string())).collect();
+    vec![to_owned(max), to_owned(min), Vec::new()]
+}
+
+/// The server's text for each column of row `id` (time_zone UTC; BIT as a number).
+async fn server_row(db: &TestDb, cols: &[(&str, &str)], id: i64) -> Vec<Option<Vec<u8>>> {
+    let mut conn = db.conn().await;
+    conn.query_drop("SET time_zone = '+00:00', character_set_results = binary")
+        .await
+        .expect("set tz");
+    let exprs: Vec<String> = std::iter::once("id".to_string())
+        .chain(cols.iter().map(|(c, ty)| {
+            if ty.starts_with("BIT") {
+                format!("CAST(`{c}` AS UNSIGNED)")
+            } else {
+                format!("`{c}`")
+            }
+        }))
+        .collect();
+    let row: mysql_async::Row = conn
+        .query_first(format!(
+            "SELECT {} FROM tm WHERE id = {id}",
+            exprs.join(", ")
+        ))
+        .await
+        .expect("select")
+        .expect("row exists");
+    row.unwrap()
+        .into_iter()
+        .map(|v| match v {
+            mysql_async::Value::NULL => None,
+            mysql_async::Value::Bytes(b) => Some(b),
+            other => Some(format!("{other:?}").into_bytes()),
+        })
+        .collect()
+}
+
+fn same(col: &str, ty: &str, ours: &Json, server: &Option<Vec<u8>>) -> Result<(), String> {
+    let text = server
+        .as_ref()
+        .map(|b| String::from_utf8_lossy(b).into_owned());
+    let ok = match (ours, server) {
+        (Json::Null, None) => true,
+        (Json::Null, Some(_)) | (_, None) => false,
+        (Json::Object(o), Some(b)) => o
+            .get("hex")
+            .and_then(|h| h.as_str())
+            .and_then(|h| hex::decode(h).ok())
+            .is_some_and(|d| &d == b),
+        (Json::Number(n), Some(_)) => {
+            let t = text.clone().unwrap_or_default();
+            if ty.starts_with("FLOAT") {
+                n.as_f64().map(|f| f as f32) == t.parse::<f32>().ok()
+            } else if ty.starts_with("DOUBLE") {
+                n.as_f64() == t.parse::<f64>().ok()
+            } else {
+                n.to_string() == t
+            }
+        }
+        (Json::String(s), Some(b)) => {
+            if ty == "JSON" {
+                // MySQL prints JSON canonically; MariaDB keeps the text as inserted.
+                s.as_bytes() == b.as_slice()
+                    || serde_json::from_str::<Json>(s).ok()
+                        == serde_json::from_slice::<Json>(b).ok()
+            } else {
+                s.as_bytes() == b.as_slice()
+            }
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "column {col} ({ty}): dbtrail {ours} vs server {text:?}"
+        ))
+    }
+}
+
+fn check_image(
+    what: &str,
+    cols: &[(&str, &str)],
+    ev: &EventView,
+    image: &[Json],
+    server: &[Option<Vec<u8>>],
+) {
+    assert_eq!(ev.columns.len(), image.len(), "{what}: column count");
+    let mut errors = Vec::new();
+    // Events list every column in table order: id first, then the matrix (generated too).
+    for (i, name) in ev.columns.iter().enumerate() {
+        let (ty, srv) = if name == "id" {
+            ("INT", &server[0])
+        } else {
+            match cols.iter().position(|(c, _)| c == name) {
+                Some(p) => (cols[p].1, &server[p + 1]),
+                None => {
+                    errors.push(format!("unexpected column {name}"));
+                    continue;
+                }
+            }
+        };
+        if let Err(e) = same(name, ty, &image[i], srv) {
+            errors.push(e);
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{what}: {} mismatches:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+}
+
+async fn matrix(server: Server) {
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    let daemon = Daemon::start(server, "");
+    daemon.wait_streaming().await;
+    let cols = columns(server);
+    let defs: Vec<String> = cols.iter().map(|(c, t)| format!("`{c}` {t}")).collect();
+    let mut conn = db.conn().await;
+    for s in [
+        "SET SESSION sql_mode = ''".to_string(),
+        "SET time_zone = '+00:00'".to_string(),
+        format!(
+            "CREATE TABLE tm (id INT NOT NULL PRIMARY KEY, {}) DEFAULT CHARSET=utf8mb4",
+            defs.join(", ")
+        ),
+    ] {
+        conn.query_drop(s).await.expect("setup");
+    }
+    for (n, row) in rows().into_iter().enumerate() {
+        let names: Vec<String> = std::iter::once("id".to_string())
+            .chain(row.iter().map(|(c, _)| format!("`{c}`")))
+            .collect();
+        let vals: Vec<String> = std::iter::once((n + 1).to_string())
+            .chain(row.iter().map(|(_, v)| v.clone()))
+            .collect();
+        conn.query_drop(format!(
+            "INSERT INTO tm ({}) VALUES ({})",
+            names.join(", "),
+            vals.join(", ")
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("insert row {}: {e}", n + 1));
+    }
+    let mut before = Vec::new();
+    for id in 1..=3 {
+        before.push(server_row(&db, &cols, id).await);
+    }
+    conn.query_drop("UPDATE tm SET ti = -1, vc = 'changed', ts6 = '2001-02-03 04:05:06.7', j = '{\"k\": \"v\"}' WHERE id = 1")
+        .await
+        .expect("update");
+    let after1 = server_row(&db, &cols, 1).await;
+    conn.query_drop("DELETE FROM tm WHERE id = 2")
+        .await
+        .expect("delete");
+    daemon.wait_caught_up(&db).await;
+    let table = format!("{}.tm", db.db_name());
+    let events = daemon
+        .client()
+        .events(
+            &daemon.source,
+            &[("table", table.clone()), ("limit", "100".into())],
+        )
+        .await
+        .expect("events");
+    let kinds: Vec<&str> = events.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["insert", "insert", "insert", "update", "delete"],
+        "{table}"
+    );
+    let e = &events.events;
+    for (i, server_image) in before.iter().enumerate() {
+        check_image(
+            &format!("insert {}", i + 1),
+            &cols,
+            &e[i],
+            e[i].after.as_ref().expect("after"),
+            server_image,
+        );
+    }
+    check_image(
+        "update before",
+        &cols,
+        &e[3],
+        e[3].before.as_ref().expect("before"),
+        &before[0],
+    );
+    check_image(
+        "update after",
+        &cols,
+        &e[3],
+        e[3].after.as_ref().expect("after"),
+        &after1,
+    );
+    check_image(
+        "delete before",
+        &cols,
+        &e[4],
+        e[4].before.as_ref().expect("before"),
+        &before[1],
+    );
+    // Commit times are monotonic in log order and inside the test's time window.
+    for w in e.windows(2) {
+        assert!(
+            w[0].commit_us <= w[1].commit_us,
+            "commit times go back: {w:?}"
+        );
+    }
+    if server.has_gtids() {
+        assert!(
+            e.iter().all(|ev| ev.gtid.is_some()),
+            "every event has its GTID"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn type_matrix_mysql_gtid() {
+    matrix(Server::MysqlGtid).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn type_matrix_mysql_nogtid() {
+    matrix(Server::MysqlNoGtid).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn type_matrix_mariadb() {
+    matrix(Server::MariaDb).await;
+}

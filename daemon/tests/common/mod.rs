@@ -1,0 +1,172 @@
+//! Runs the real `dbtraild` binary against the real test servers.
+#![allow(dead_code)]
+use dbtrail_core::api::{SourceState, SourceStatus};
+use dbtrail_ctl::Client;
+use dbtrail_testkit::{Server, TestDb};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The test password of the `dbtrail` user that scripts/testdb creates.
+pub const PASSWORD: &str = "dbtrail-test-pw";
+
+/// A running daemon with its own data directory and socket.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub socket: PathBuf,
+    pub source: String,
+    pub config: PathBuf,
+}
+
+fn port_of(url: &str) -> (String, u16) {
+    let hostport = url.trim_start_matches("mysql://");
+    let hostport = hostport.rsplit_once('@').map_or(hostport, |(_, h)| h);
+    let hostport = hostport.split('/').next().unwrap_or(hostport);
+    let (h, p) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
+    (h.to_string(), p.parse().unwrap_or(3306))
+}
+
+/// Writes a config for one source named `src` pointing at `server` as user dbtrail.
+pub fn write_config(dir: &Path, server: Server, extra: &str) -> PathBuf {
+    let url = dbtrail_testkit::url(server).expect("server configured");
+    let (host, port) = port_of(&url);
+    let cfg = format!(
+        "data_dir = \"{d}/data\"\nsocket = \"{d}/dbtrail.sock\"\nmetrics_addr = \"\"\n\
+         [[sources]]\nname = \"src\"\nurl = \"mysql://dbtrail@{host}:{port}\"\n\
+         replica_server_id = {id}\nheartbeat_seconds = 1\nflush_interval_ms = 200\n{extra}\n",
+        d = dir.display(),
+        id = 5000 + std::process::id() % 50_000,
+    );
+    let path = dir.join("dbtrail.toml");
+    std::fs::write(&path, cfg).expect("write config");
+    path
+}
+
+impl Daemon {
+    /// Starts a daemon in a fresh directory for `server`.
+    pub fn start(server: Server, extra: &str) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let config = write_config(&dir, server, extra);
+        let mut d = Daemon {
+            child: None,
+            socket: dir.join("dbtrail.sock"),
+            dir,
+            _tmp: Some(tmp),
+            source: "src".into(),
+            config,
+        };
+        d.spawn();
+        d
+    }
+
+    /// (Re)starts the process on the same directory and config.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("dbtraild.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_dbtraild"))
+            .arg("--config")
+            .arg(&self.config)
+            .env("DBTRAIL_PASSWORD_SRC", PASSWORD)
+            .env("DBTRAIL_LOG", "info,dbtraild=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn dbtraild");
+        self.child = Some(child);
+    }
+
+    /// The daemon's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dbtraild.log")).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.socket)
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls status until `pred` holds, or panics with the last status and the log.
+    pub async fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&SourceStatus) -> bool,
+    ) -> SourceStatus {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        loop {
+            if let Ok(s) = self.client().status(&self.source).await {
+                if pred(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; last status: {last:#?}\n--- daemon log ---\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until capture streams.
+    pub async fn wait_streaming(&self) -> SourceStatus {
+        self.wait_status("streaming", Duration::from_secs(60), |s| {
+            s.state == SourceState::Streaming
+        })
+        .await
+    }
+
+    /// Waits until everything the server has written so far is durable in the log.
+    pub async fn wait_caught_up(&self, db: &TestDb) -> SourceStatus {
+        let (file, pos) = db.binlog_position().await;
+        self.wait_status(
+            &format!("capture to reach {file}:{pos}"),
+            Duration::from_secs(60),
+            |s| (s.binlog_file.as_str(), s.binlog_pos) >= (file.as_str(), pos),
+        )
+        .await
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
