@@ -1,0 +1,224 @@
+//! Destructive tests on the scratch server (GLOBAL settings, purged binlogs), serialized by
+//! the scratch lock: settings that make exact capture impossible are refused with the fix;
+//! compressed transactions yield every row; purged binlogs become a gap or a refusal.
+mod common;
+
+use common::Daemon;
+use dbtrail_core::api::SourceState;
+use dbtrail_testkit::{Server, reset_scratch_settings, scratch_lock};
+use mysql_async::prelude::Queryable;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_settings_are_refused_with_the_fix() {
+    let Some(db) = dbtrail_testkit::require(Server::scratch()).await else {
+        return;
+    };
+    let _lock = tokio::task::spawn_blocking(scratch_lock)
+        .await
+        .expect("lock");
+    // A test that failed earlier may have left settings changed.
+    reset_scratch_settings(&mut db.conn().await).await;
+    let mut conn = db.conn().await;
+    let cases = [
+        (
+            "binlog_format",
+            "STATEMENT",
+            "SET PERSIST binlog_format='ROW'",
+        ),
+        ("binlog_format", "MIXED", "SET PERSIST binlog_format='ROW'"),
+        (
+            "binlog_row_image",
+            "MINIMAL",
+            "SET GLOBAL binlog_row_image='FULL'",
+        ),
+        (
+            "binlog_row_image",
+            "NOBLOB",
+            "SET GLOBAL binlog_row_image='FULL'",
+        ),
+        (
+            "binlog_row_value_options",
+            "PARTIAL_JSON",
+            "SET PERSIST binlog_row_value_options=''",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (setting, value, fix) in cases {
+        conn.query_drop(format!("SET GLOBAL {setting} = '{value}'"))
+            .await
+            .expect("set global");
+        let daemon = Daemon::start(Server::scratch(), "");
+        let st = daemon
+            .wait_status(
+                &format!("refusal of {setting}={value}"),
+                Duration::from_secs(30),
+                |s| s.state == SourceState::Failed || s.state == SourceState::Streaming,
+            )
+            .await;
+        let err = st.error.clone().unwrap_or_default();
+        if st.state != SourceState::Failed
+            || !err.contains(setting)
+            || !err.contains(value)
+            || !err.contains(fix)
+        {
+            failures.push(format!(
+                "{setting}={value}: state {:?}, error {err:?}",
+                st.state
+            ));
+        }
+        reset_scratch_settings(&mut conn).await;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // With the settings restored, the same configuration streams.
+    let daemon = Daemon::start(Server::scratch(), "");
+    daemon.wait_streaming().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_transactions_yield_every_row() {
+    let Some(db) = dbtrail_testkit::require(Server::scratch()).await else {
+        return;
+    };
+    let _lock = tokio::task::spawn_blocking(scratch_lock)
+        .await
+        .expect("lock");
+    // A test that failed earlier may have left settings changed.
+    reset_scratch_settings(&mut db.conn().await).await;
+    let mut root = db.conn().await;
+    root.query_drop("SET GLOBAL binlog_transaction_compression = ON")
+        .await
+        .expect("compression on");
+    let daemon = Daemon::start(Server::scratch(), "");
+    daemon.wait_streaming().await;
+    let mut conn = db.conn().await; // a new session: compression applies
+    conn.query_drop("CREATE TABLE c (id INT PRIMARY KEY, v VARCHAR(100), j JSON)")
+        .await
+        .expect("create");
+    conn.query_drop("SET SESSION cte_max_recursion_depth = 10000")
+        .await
+        .expect("cte depth");
+    conn.query_drop(
+        "INSERT INTO c WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 5000) \
+         SELECT n, REPEAT(CHAR(65 + n % 26), n % 100), JSON_OBJECT('n', n) FROM s",
+    )
+    .await
+    .expect("bulk insert");
+    conn.query_drop("UPDATE c SET v = 'u' WHERE id % 10 = 0")
+        .await
+        .expect("update");
+    conn.query_drop("DELETE FROM c WHERE id > 4990")
+        .await
+        .expect("delete");
+    let compressed: Option<String> = conn
+        .query_first(
+            "SELECT COUNT(*) FROM performance_schema.binary_log_transaction_compression_stats \
+             WHERE compression_type = 'ZSTD' AND transaction_counter > 0",
+        )
+        .await
+        .expect("stats");
+    reset_scratch_settings(&mut root).await;
+    assert_ne!(
+        compressed.as_deref(),
+        Some("0"),
+        "the server compressed transactions"
+    );
+    daemon.wait_caught_up(&db).await;
+    let ev = daemon
+        .client()
+        .events(
+            &daemon.source,
+            &[
+                ("table", format!("{}.c", db.db_name())),
+                ("limit", "100000".into()),
+            ],
+        )
+        .await
+        .expect("events");
+    let count = |k: &str| ev.events.iter().filter(|e| e.kind == k).count();
+    assert_eq!(
+        (count("insert"), count("update"), count("delete")),
+        (5000, 500, 10)
+    );
+    let e = ev
+        .events
+        .iter()
+        .find(|e| e.kind == "insert" && e.after.as_ref().is_some_and(|a| a[0] == 4242))
+        .expect("row 4242");
+    let after = e.after.as_ref().expect("after");
+    let ch = char::from(b'A' + (4242 % 26) as u8);
+    assert_eq!(after[1], serde_json::json!(ch.to_string().repeat(42)));
+    assert_eq!(after[2], serde_json::json!("{\"n\": 4242}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purged_binlogs_are_a_gap_or_a_refusal() {
+    let Some(db) = dbtrail_testkit::require(Server::scratch()).await else {
+        return;
+    };
+    let _lock = tokio::task::spawn_blocking(scratch_lock)
+        .await
+        .expect("lock");
+    // A test that failed earlier may have left settings changed.
+    reset_scratch_settings(&mut db.conn().await).await;
+    let mut daemon = Daemon::start(Server::scratch(), "");
+    daemon.wait_streaming().await;
+    db.exec("CREATE TABLE g (id INT PRIMARY KEY)").await;
+    db.exec("INSERT INTO g VALUES (1)").await;
+    let st = daemon.wait_caught_up(&db).await;
+    assert_eq!(daemon.stop(), Some(0), "clean stop");
+    let captured: dbtrail_core::GtidSet = st.captured_gtid_set.parse().expect("set");
+    // Written while the daemon is down, then purged.
+    for i in 2..=6 {
+        db.exec(&format!("INSERT INTO g VALUES ({i})")).await;
+    }
+    let executed: dbtrail_core::GtidSet = db.gtid_executed().await.parse().expect("set");
+    let mut conn = db.conn().await;
+    conn.query_drop("FLUSH BINARY LOGS").await.expect("flush");
+    let (file, _) = db.binlog_position().await;
+    conn.query_drop(format!("PURGE BINARY LOGS TO '{file}'"))
+        .await
+        .expect("purge");
+    let (dbtrail_core::GtidSet::Mysql(exe), dbtrail_core::GtidSet::Mysql(cap)) =
+        (&executed, &captured)
+    else {
+        panic!("MySQL sets expected");
+    };
+    let missing = exe.subtract(cap);
+    assert!(!missing.is_empty());
+    let missing_text = missing.to_compact_string();
+    // Refusal first.
+    let cfg = std::fs::read_to_string(&daemon.config).expect("config");
+    std::fs::write(&daemon.config, format!("{cfg}no_gap_fill = true\n")).expect("config");
+    daemon.spawn();
+    let st = daemon
+        .wait_status("refusal", Duration::from_secs(30), |s| {
+            s.state == SourceState::Failed
+        })
+        .await;
+    assert!(
+        st.error.as_deref().unwrap_or("").contains(&missing_text),
+        "the refusal names the missing GTIDs {missing_text}: {:?}",
+        st.error
+    );
+    daemon.kill9();
+    // Then with gap fill: a gap naming the same transactions, and capture continues.
+    std::fs::write(&daemon.config, cfg).expect("config");
+    daemon.spawn();
+    daemon.wait_streaming().await;
+    db.exec("INSERT INTO g VALUES (7)").await;
+    let st = daemon.wait_caught_up(&db).await;
+    assert_eq!(st.gaps.len(), 1, "{st:#?}");
+    assert_eq!(st.gaps[0].missing, missing_text);
+    let ev = daemon
+        .client()
+        .events(&daemon.source, &[("table", format!("{}.g", db.db_name()))])
+        .await
+        .expect("events");
+    let ids: Vec<_> = ev
+        .events
+        .iter()
+        .map(|e| e.after.as_ref().expect("after")[0].clone())
+        .collect();
+    assert_eq!(ids, [serde_json::json!(1), serde_json::json!(7)]);
+}
