@@ -199,6 +199,59 @@ pub async fn plan_start(
                 }),
             ))
         }
+        (GtidSet::Mariadb(captured), Flavor::Mariadb) if !captured.is_empty() => {
+            let logs = binary_logs(conn).await?;
+            let Some(oldest) = logs.first() else {
+                return Ok((start, None));
+            };
+            // The GTID state at the start of the oldest binlog: everything before it is gone.
+            let state: Option<String> = conn
+                .exec_first("SELECT BINLOG_GTID_POS(?, 4)", (oldest.as_str(),))
+                .await
+                .map_err(BinlogError::driver(
+                    "reading BINLOG_GTID_POS of the oldest binlog",
+                ))?;
+            let purged: MariadbGtidSet =
+                state
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e| BinlogError::Protocol {
+                        action: format!("parsing BINLOG_GTID_POS('{oldest}', 4)"),
+                        detail: format!("{e}"),
+                    })?;
+            let mut missing = Vec::new();
+            let mut merged = captured.clone();
+            for (domain, server, seq) in purged.iter() {
+                let have = captured.domain_seq(domain).unwrap_or(0);
+                if seq > have {
+                    missing.push(format!("domain {domain}: sequence {}-{seq}", have + 1));
+                    let _ = merged.insert(&Gtid::Mariadb {
+                        domain,
+                        server,
+                        seq,
+                    });
+                }
+            }
+            if missing.is_empty() {
+                return Ok((start, None));
+            }
+            let missing = missing.join(", ");
+            if no_gap_fill {
+                return Err(BinlogError::Purged(format!(
+                    "the source purged transactions dbtrail has not captured ({missing}); \
+                     restore them from a backup of the binlogs, or set no_gap_fill = false to \
+                     record a gap and continue"
+                )));
+            }
+            start.gtid_set = GtidSet::Mariadb(merged);
+            Ok((
+                start,
+                Some(GapFound {
+                    missing,
+                    reason: "binary logs purged on the source before capture read them".into(),
+                }),
+            ))
+        }
         _ if uses_file_position(info, from) => {
             let logs = binary_logs(conn).await?;
             if from.file.is_empty() || logs.iter().any(|f| f == &from.file) {

@@ -37,7 +37,12 @@ pub fn write_config(dir: &Path, server: Server, extra: &str) -> PathBuf {
          [[sources]]\nname = \"src\"\nurl = \"mysql://dbtrail@{host}:{port}\"\n\
          replica_server_id = {id}\nheartbeat_seconds = 1\nflush_interval_ms = 200\n{extra}\n",
         d = dir.display(),
-        id = 5000 + std::process::id() % 50_000,
+        id = {
+            // Unique per daemon: the server drops a replica whose server_id reconnects.
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            10_000 + (std::process::id() % 100_000) * 64 + n
+        },
     );
     let path = dir.join("dbtrail.toml");
     std::fs::write(&path, cfg).expect("write config");

@@ -1,0 +1,321 @@
+//! Capture semantics on the real servers: schema versions across DDL, statement-format DML
+//! taints a table, commit order and time under lock waits, large transactions, API errors,
+//! metrics.
+mod common;
+
+use common::Daemon;
+use dbtrail_testkit::Server;
+use mysql_async::prelude::Queryable;
+use serde_json::json;
+use std::time::Duration;
+
+async fn ddl_versions(server: Server) {
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    let daemon = Daemon::start(server, "");
+    daemon.wait_streaming().await;
+    db.exec("CREATE TABLE v (id INT PRIMARY KEY, a INT)").await;
+    db.exec("INSERT INTO v VALUES (1, 10)").await;
+    db.exec("ALTER TABLE v ADD COLUMN b VARCHAR(10) AFTER id")
+        .await;
+    db.exec("INSERT INTO v VALUES (2, 'two', 20)").await;
+    db.exec("ALTER TABLE v DROP COLUMN a").await;
+    db.exec("UPDATE v SET b = 'TWO' WHERE id = 2").await;
+    daemon.wait_caught_up(&db).await;
+    let ev = daemon
+        .client()
+        .events(&daemon.source, &[("table", format!("{}.v", db.db_name()))])
+        .await
+        .expect("events");
+    let got: Vec<_> = ev
+        .events
+        .iter()
+        .map(|e| (e.schema_version, e.columns.clone(), e.after.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                1,
+                vec!["id".to_string(), "a".into()],
+                Some(vec![json!(1), json!(10)])
+            ),
+            (
+                2,
+                vec!["id".to_string(), "b".into(), "a".into()],
+                Some(vec![json!(2), json!("two"), json!(20)])
+            ),
+            (
+                3,
+                vec!["id".to_string(), "b".into()],
+                Some(vec![json!(2), json!("TWO")])
+            ),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ddl_makes_schema_versions_mysql() {
+    ddl_versions(Server::MysqlGtid).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ddl_makes_schema_versions_mariadb() {
+    ddl_versions(Server::MariaDb).await;
+}
+
+async fn statement_taint(server: Server) {
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    let daemon = Daemon::start(server, "");
+    daemon.wait_streaming().await;
+    db.exec("CREATE TABLE s (id INT PRIMARY KEY)").await;
+    let mut conn = db.conn().await;
+    conn.query_drop("SET SESSION binlog_format = 'STATEMENT'")
+        .await
+        .expect("session format");
+    conn.query_drop("INSERT INTO s VALUES (1)")
+        .await
+        .expect("insert");
+    let table = format!("{}.s", db.db_name());
+    let st = daemon
+        .wait_status("taint", Duration::from_secs(30), |s| {
+            s.tainted_tables.iter().any(|t| t.table == table)
+        })
+        .await;
+    let t = st
+        .tainted_tables
+        .iter()
+        .find(|t| t.table == table)
+        .expect("tainted");
+    assert!(t.reason.contains("statement-format DML"), "{}", t.reason);
+    assert_eq!(
+        st.state,
+        dbtrail_core::api::SourceState::Streaming,
+        "capture goes on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statement_dml_taints_the_table_mysql() {
+    statement_taint(Server::MysqlGtid).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statement_dml_taints_the_table_mariadb() {
+    statement_taint(Server::MariaDb).await;
+}
+
+/// Statement start times invert against commit order (B starts first, waits on A's lock,
+/// commits second): the log orders by commit and its times never go back (PITFALLS #1).
+async fn lock_wait_order(server: Server) {
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    let daemon = Daemon::start(server, "");
+    daemon.wait_streaming().await;
+    db.exec("CREATE TABLE o (id INT PRIMARY KEY, who VARCHAR(5))")
+        .await;
+    db.exec("INSERT INTO o VALUES (1, 'init')").await;
+    let mut a = db.conn().await;
+    let mut b = db.conn().await;
+    a.query_drop("BEGIN").await.expect("a begin");
+    a.query_drop("UPDATE o SET who = 'a1' WHERE id = 1")
+        .await
+        .expect("a locks");
+    let blocked = tokio::spawn(async move {
+        // Starts now, waits for A's lock, commits after A.
+        b.query_drop("UPDATE o SET who = 'b' WHERE id = 1")
+            .await
+            .expect("b");
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.query_drop("UPDATE o SET who = 'a2' WHERE id = 1")
+        .await
+        .expect("a again");
+    a.query_drop("COMMIT").await.expect("a commit");
+    blocked.await.expect("b done");
+    daemon.wait_caught_up(&db).await;
+    let ev = daemon
+        .client()
+        .events(&daemon.source, &[("table", format!("{}.o", db.db_name()))])
+        .await
+        .expect("events");
+    let who: Vec<_> = ev
+        .events
+        .iter()
+        .map(|e| e.after.as_ref().expect("after")[1].clone())
+        .collect();
+    assert_eq!(
+        who,
+        [json!("init"), json!("a1"), json!("a2"), json!("b")],
+        "log order is commit order"
+    );
+    for w in ev.events.windows(2) {
+        assert!(
+            w[0].commit_us <= w[1].commit_us,
+            "time goes back: {} then {}",
+            w[0].commit_time,
+            w[1].commit_time
+        );
+        assert!(w[0].event_id < w[1].event_id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_order_under_lock_wait_mysql() {
+    lock_wait_order(Server::MysqlGtid).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_order_under_lock_wait_mariadb() {
+    lock_wait_order(Server::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_larger_than_memory_bounds_is_captured_whole() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    let daemon = Daemon::start(Server::MysqlGtid, "");
+    daemon.wait_streaming().await;
+    db.exec("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(255))")
+        .await;
+    let mut conn = db.conn().await;
+    conn.query_drop("SET SESSION cte_max_recursion_depth = 1000000")
+        .await
+        .expect("depth");
+    // ~70 MB of row images in one transaction: more than the writer buffers (32 MiB).
+    conn.query_drop(
+        "INSERT INTO big WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 250000) \
+         SELECT n, REPEAT(CHAR(97 + n % 26), 250) FROM s",
+    )
+    .await
+    .expect("big insert");
+    daemon.wait_caught_up(&db).await;
+    let client = daemon.client();
+    let table = format!("{}.big", db.db_name());
+    let ev = client
+        .events(
+            &daemon.source,
+            &[("table", table.clone()), ("limit", "100000".into())],
+        )
+        .await
+        .expect("events");
+    assert!(ev.truncated, "more than 100000 events");
+    let first_gtid = ev.events[0].gtid.clone().expect("gtid");
+    let txn = client
+        .events(
+            &daemon.source,
+            &[("gtid", first_gtid), ("limit", "100000".into())],
+        )
+        .await
+        .expect("by gtid");
+    assert_eq!(txn.events.len(), 100_000);
+    let st = client.status(&daemon.source).await.expect("status");
+    assert!(st.events_total >= 250_000, "{st:#?}");
+    let last = client
+        .events(
+            &daemon.source,
+            &[
+                ("table", table),
+                ("since", ev.events[0].commit_time.clone()),
+                ("limit", "100000".into()),
+            ],
+        )
+        .await
+        .expect("events");
+    assert_eq!(
+        last.events[99_999].after.as_ref().expect("after")[0],
+        json!(100_000)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_rejects_bad_requests_with_clear_errors() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    let daemon = Daemon::start(Server::MysqlGtid, "");
+    daemon.wait_streaming().await;
+    let c = daemon.client();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "/api/v1/servers/nope/status".into(),
+            "no source named \"nope\"",
+        ),
+        (
+            "/api/v1/servers/src/events?table=nodot".into(),
+            "expected db.table",
+        ),
+        (
+            "/api/v1/servers/src/events?since=yesterday".into(),
+            "expected YYYY-MM-DD HH:MM:SS",
+        ),
+        (
+            "/api/v1/servers/src/events?colour=red".into(),
+            "unknown field",
+        ),
+        ("/api/v1/servers/src/events?limit=0".into(), "limit must be"),
+        ("/api/v1/servers/src/events?gtid=zzz".into(), "bad gtid"),
+        (
+            "/api/v1/servers/src/events?gtid=3e11fa47-71ca-11e1-9e33-c80aa9429562:5".into(),
+            "not in the log",
+        ),
+        (
+            format!("/api/v1/servers/src/events?table={}.missing", db.db_name()),
+            "not in the log",
+        ),
+        ("/api/v2/whatever".into(), "no such API endpoint"),
+    ];
+    for (path, want) in cases {
+        let err = c.get::<serde_json::Value>(&path).await.expect_err(&path);
+        assert!(format!("{err:#}").contains(want), "{path}: {err:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_captured_events() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let mut daemon = Daemon::start(Server::MysqlGtid, "");
+    daemon.kill9();
+    let cfg = std::fs::read_to_string(&daemon.config).expect("cfg");
+    std::fs::write(
+        &daemon.config,
+        cfg.replace(
+            "metrics_addr = \"\"",
+            &format!("metrics_addr = \"127.0.0.1:{port}\""),
+        ),
+    )
+    .expect("cfg");
+    daemon.spawn();
+    daemon.wait_streaming().await;
+    db.exec("CREATE TABLE m (id INT PRIMARY KEY)").await;
+    db.exec("INSERT INTO m VALUES (1), (2), (3)").await;
+    daemon.wait_caught_up(&db).await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("metrics port");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.expect("read");
+    let value = |name: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(&format!("{name}{{source=\"src\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in\n{body}"))
+    };
+    assert!(value("dbtrail_capture_events_total") >= 3.0);
+    assert!(value("dbtrail_capture_transactions_total") >= 2.0);
+    assert_eq!(value("dbtrail_capture_up"), 1.0);
+    assert!(body.contains("dbtrail_capture_batch_write_seconds_bucket"));
+}
