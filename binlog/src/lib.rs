@@ -12,6 +12,7 @@
 pub mod checks;
 pub mod decode;
 mod error;
+pub mod infoschema;
 pub mod jsonb;
 pub mod rows;
 pub mod stream;

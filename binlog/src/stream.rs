@@ -355,6 +355,9 @@ pub struct Capture {
     expect_inner: bool,
     /// A MariaDB GTID event with FL_STANDALONE: the next query is the whole transaction.
     standalone: bool,
+    /// A second connection for information_schema lookups (generated/invisible columns,
+    /// and names, members and keys when binlog_row_metadata is not FULL).
+    meta_conn: Option<Conn>,
 }
 
 struct OpenTxn {
@@ -434,6 +437,7 @@ impl Capture {
             .get_binlog_stream(req)
             .await
             .map_err(BinlogError::driver("requesting the binlog stream"))?;
+        let meta_conn = Some(connect(spec).await?);
         Ok(Capture {
             stream,
             flavor: info.flavor,
@@ -446,6 +450,7 @@ impl Capture {
             in_payload: None,
             expect_inner: false,
             standalone: false,
+            meta_conn,
         })
     }
 
@@ -477,7 +482,7 @@ impl Capture {
             Ok(Some(Err(e))) => return Err(BinlogError::driver("reading the binlog stream")(e)),
             Ok(Some(Ok(ev))) => ev,
         };
-        self.handle(ev, out)
+        self.handle(ev, out).await
     }
 
     fn decode_err(&self, ev: &Event, what: &str, detail: impl Into<String>) -> BinlogError {
@@ -516,7 +521,7 @@ impl Capture {
         }
     }
 
-    fn handle(&mut self, ev: Event, out: &mut Vec<CaptureItem>) -> Result<(), BinlogError> {
+    async fn handle(&mut self, ev: Event, out: &mut Vec<CaptureItem>) -> Result<(), BinlogError> {
         let t = ev.header().event_type_raw();
         let inner = !ev.footer().get_checksum_enabled() && self.in_payload.is_some();
         if self.expect_inner && !inner {
@@ -570,7 +575,7 @@ impl Capture {
                 self.commit(&ev, commit_us, None, out)
             }
             // TABLE_MAP
-            19 => self.on_table_map(&ev),
+            19 => self.on_table_map(&ev).await,
             // WRITE/UPDATE/DELETE ROWS v1 and v2
             23..=25 | 30..=32 => self.on_rows(&ev, t, out),
             // PARTIAL_UPDATE_ROWS
@@ -810,7 +815,7 @@ impl Capture {
         Ok(())
     }
 
-    fn on_table_map(&mut self, ev: &Event) -> Result<(), BinlogError> {
+    async fn on_table_map(&mut self, ev: &Event) -> Result<(), BinlogError> {
         let tme = ev
             .read_event::<TableMapEvent<'_>>()
             .map_err(|e| self.decode_err(ev, "TABLE_MAP event", e.to_string()))?;
@@ -820,20 +825,16 @@ impl Capture {
         if self.tables.get(&id).is_some_and(|e| e.raw == raw) {
             return Ok(());
         }
-        let (schema, codecs) = schema_from_tme(&tme).map_err(|d| {
-            self.decode_err(
-                ev,
-                &format!("TABLE_MAP of {}.{}", tme.database_name(), tme.table_name()),
-                d,
-            )
-        })?;
-        if schema.columns.iter().any(|c| c.name.starts_with('@')) {
-            return Err(self.decode_err(
-                ev,
-                &format!("TABLE_MAP of {}", schema.table),
-                "the table map has no column metadata; SET PERSIST binlog_row_metadata='FULL' \
-                 on the source (signedness and ENUM/SET members are needed to decode exactly)",
-            ));
+        let what = format!("TABLE_MAP of {}.{}", tme.database_name(), tme.table_name());
+        let (mut schema, codecs) =
+            schema_from_tme(&tme).map_err(|d| self.decode_err(ev, &what, d))?;
+        let lacks_metadata = schema.columns.iter().any(|c| c.name.starts_with('@'));
+        let current = match self.meta_conn.as_mut() {
+            Some(conn) => crate::infoschema::table_columns(conn, &schema.table).await?,
+            None => Vec::new(),
+        };
+        if let Err(d) = crate::infoschema::merge(&mut schema, &current, lacks_metadata) {
+            return Err(self.decode_err(ev, &what, d));
         }
         self.tables.insert(
             id,

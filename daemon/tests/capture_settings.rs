@@ -222,3 +222,48 @@ async fn purged_binlogs_are_a_gap_or_a_refusal() {
         .collect();
     assert_eq!(ids, [serde_json::json!(1), serde_json::json!(7)]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn minimal_row_metadata_decodes_with_information_schema() {
+    let Some(db) = dbtrail_testkit::require(Server::scratch()).await else {
+        return;
+    };
+    let _lock = tokio::task::spawn_blocking(scratch_lock)
+        .await
+        .expect("lock");
+    let mut root = db.conn().await;
+    reset_scratch_settings(&mut root).await;
+    root.query_drop("SET GLOBAL binlog_row_metadata = 'MINIMAL'")
+        .await
+        .expect("minimal");
+    let daemon = Daemon::start(Server::scratch(), "");
+    daemon.wait_streaming().await;
+    let mut conn = db.conn().await;
+    conn.query_drop(
+        "CREATE TABLE mm (a INT UNSIGNED, id BIGINT NOT NULL, e ENUM('x','y''z'), s SET('p','q'), \
+         PRIMARY KEY (id, a))",
+    )
+    .await
+    .expect("create");
+    conn.query_drop("INSERT INTO mm VALUES (4294967295, -5, 'y''z', 'p,q')")
+        .await
+        .expect("insert");
+    reset_scratch_settings(&mut root).await;
+    daemon.wait_caught_up(&db).await;
+    let ev = daemon
+        .client()
+        .events(&daemon.source, &[("table", format!("{}.mm", db.db_name()))])
+        .await
+        .expect("events");
+    assert_eq!(ev.events.len(), 1, "{ev:#?}");
+    assert_eq!(ev.events[0].columns, ["a", "id", "e", "s"]);
+    assert_eq!(
+        ev.events[0].after,
+        Some(vec![
+            serde_json::json!(4294967295u64),
+            serde_json::json!(-5),
+            serde_json::json!("y'z"),
+            serde_json::json!("p,q")
+        ])
+    );
+}

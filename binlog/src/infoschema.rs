@@ -1,0 +1,219 @@
+//! Column facts the binlog does not carry, from `information_schema`.
+//!
+//! Table maps never say which columns are generated (dumps must leave them out of INSERTs) or
+//! carry the full SQL type; and with `binlog_row_metadata=MINIMAL` (MySQL's default) they lack
+//! column names, ENUM/SET members and the primary key. Those come from the server's current
+//! definition, which is only valid for an event if it still matches the event's table map:
+//! [`merge`] checks the column count and, where the map has names, every name, and refuses to
+//! guess otherwise (PITFALLS #10).
+use crate::BinlogError;
+use dbtrail_core::{ColumnType, TableRef, TableSchema};
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+
+/// One column as information_schema describes it now.
+#[derive(Clone, Debug)]
+pub struct CurrentColumn {
+    /// COLUMN_NAME
+    pub name: String,
+    /// COLUMN_TYPE, e.g. `int unsigned`, `enum('a','b')`
+    pub column_type: String,
+    /// DATA_TYPE, e.g. `int`
+    pub data_type: String,
+    /// Collation id, if any.
+    pub collation: Option<u16>,
+    /// EXTRA mentions GENERATED.
+    pub generated: bool,
+    /// EXTRA mentions INVISIBLE.
+    pub invisible: bool,
+    /// Position in the primary key (1-based), if part of it.
+    pub pk_position: Option<u32>,
+}
+
+/// Reads the current definition of `table` (empty when it no longer exists).
+pub async fn table_columns(
+    conn: &mut Conn,
+    table: &TableRef,
+) -> Result<Vec<CurrentColumn>, BinlogError> {
+    type Row = (String, String, String, Option<u32>, String, Option<u32>);
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT c.COLUMN_NAME, c.COLUMN_TYPE, c.DATA_TYPE, co.ID, c.EXTRA, k.ORDINAL_POSITION \
+             FROM information_schema.COLUMNS c \
+             LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME \
+             LEFT JOIN information_schema.KEY_COLUMN_USAGE k ON k.TABLE_SCHEMA = c.TABLE_SCHEMA \
+               AND k.TABLE_NAME = c.TABLE_NAME AND k.COLUMN_NAME = c.COLUMN_NAME \
+               AND k.CONSTRAINT_NAME = 'PRIMARY' \
+             WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION",
+            (table.db.as_str(), table.table.as_str()),
+        )
+        .await
+        .map_err(BinlogError::driver(format!(
+            "reading the columns of {table} from information_schema"
+        )))?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, column_type, data_type, coll, extra, pk)| {
+            let extra = extra.to_ascii_uppercase();
+            CurrentColumn {
+                name,
+                column_type,
+                data_type: data_type.to_ascii_lowercase(),
+                collation: coll.and_then(|c| u16::try_from(c).ok()),
+                generated: extra.contains("GENERATED"),
+                invisible: extra.contains("INVISIBLE"),
+                pk_position: pk,
+            }
+        })
+        .collect())
+}
+
+/// Parses the members of `enum('a','b''c')` / `set(...)`.
+pub fn members(column_type: &str) -> Vec<Vec<u8>> {
+    let Some(start) = column_type.find('(') else {
+        return Vec::new();
+    };
+    let inner = column_type[start + 1..].trim_end_matches(')');
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut in_str = false;
+    let bytes = inner.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_str {
+            if b == b'\'' {
+                if bytes.get(i + 1) == Some(&b'\'') {
+                    cur.push(b'\'');
+                    i += 1;
+                } else {
+                    in_str = false;
+                    out.push(std::mem::take(&mut cur));
+                }
+            } else if b == b'\\' && i + 1 < bytes.len() {
+                cur.push(bytes[i + 1]);
+                i += 1;
+            } else {
+                cur.push(b);
+            }
+        } else if b == b'\'' {
+            in_str = true;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Does the binlog type fit information_schema's DATA_TYPE?
+fn compatible(ty: &ColumnType, data_type: &str) -> bool {
+    match ty {
+        ColumnType::TinyInt => {
+            data_type == "tinyint" || data_type == "bool" || data_type == "boolean"
+        }
+        ColumnType::SmallInt => data_type == "smallint",
+        ColumnType::MediumInt => data_type == "mediumint",
+        ColumnType::Int => data_type == "int" || data_type == "integer",
+        ColumnType::BigInt => data_type == "bigint",
+        ColumnType::Float => data_type == "float",
+        ColumnType::Double => data_type == "double" || data_type == "real",
+        ColumnType::Decimal { .. } => data_type == "decimal" || data_type == "numeric",
+        ColumnType::Year => data_type == "year",
+        ColumnType::Date => data_type == "date",
+        ColumnType::Time { .. } => data_type == "time",
+        ColumnType::DateTime { .. } => data_type == "datetime",
+        ColumnType::Timestamp { .. } => data_type == "timestamp",
+        ColumnType::Char => matches!(data_type, "char" | "binary" | "uuid" | "inet6" | "inet4"),
+        ColumnType::VarChar => matches!(data_type, "varchar" | "varbinary"),
+        ColumnType::Blob => {
+            data_type.ends_with("text") || data_type.ends_with("blob") || data_type == "json"
+        }
+        ColumnType::Enum => data_type == "enum",
+        ColumnType::Set => data_type == "set",
+        ColumnType::Bit { .. } => data_type == "bit",
+        ColumnType::Json => data_type == "json",
+        ColumnType::Geometry => true,
+        ColumnType::Vector => data_type == "vector",
+    }
+}
+
+/// Completes `schema` (decoded from a table map) with `current`. When the map lacks metadata
+/// (`lacks_metadata`), names, members and the key come from `current`, which must then match
+/// column for column; otherwise only the extras (generated, invisible, SQL type) are taken,
+/// and only when the names agree.
+pub fn merge(
+    schema: &mut TableSchema,
+    current: &[CurrentColumn],
+    lacks_metadata: bool,
+) -> Result<(), String> {
+    let same_names = current.len() == schema.columns.len()
+        && schema
+            .columns
+            .iter()
+            .zip(current)
+            .all(|(a, b)| a.name == b.name);
+    if !lacks_metadata {
+        if same_names {
+            for (c, cur) in schema.columns.iter_mut().zip(current) {
+                c.generated = cur.generated;
+                c.invisible |= cur.invisible;
+                c.sql_type = Some(cur.column_type.clone());
+            }
+        }
+        return Ok(());
+    }
+    let fits = current.len() == schema.columns.len()
+        && schema
+            .columns
+            .iter()
+            .zip(current)
+            .all(|(a, b)| compatible(&a.ty, &b.data_type));
+    if !fits {
+        return Err(format!(
+            "the table map has no column names (binlog_row_metadata is not FULL) and the \
+             table's current definition in information_schema ({} columns) does not match the \
+             event ({} columns); this event cannot be decoded exactly. Fix: SET PERSIST \
+             binlog_row_metadata='FULL' on the source (applies to new events)",
+            current.len(),
+            schema.columns.len()
+        ));
+    }
+    let mut pk: Vec<(u32, usize)> = Vec::new();
+    for (i, (c, cur)) in schema.columns.iter_mut().zip(current).enumerate() {
+        c.name = cur.name.clone();
+        c.generated = cur.generated;
+        c.invisible |= cur.invisible;
+        c.sql_type = Some(cur.column_type.clone());
+        if c.collation.is_none() {
+            c.collation = cur.collation;
+        }
+        if matches!(c.ty, ColumnType::Enum | ColumnType::Set) && c.members.is_empty() {
+            c.members = members(&cur.column_type);
+        }
+        if cur.column_type.to_ascii_lowercase().contains("unsigned") {
+            c.unsigned = true;
+        }
+        if let Some(p) = cur.pk_position {
+            pk.push((p, i));
+        }
+    }
+    if schema.primary_key.is_empty() {
+        pk.sort();
+        schema.primary_key = pk.into_iter().map(|(_, i)| i).collect();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_members() {
+        assert_eq!(
+            members("enum('a','b''c','d,e')"),
+            vec![b"a".to_vec(), b"b'c".to_vec(), b"d,e".to_vec()]
+        );
+        assert_eq!(members("set('')"), vec![Vec::<u8>::new()]);
+        assert!(members("int").is_empty());
+    }
+}
