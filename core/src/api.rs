@@ -65,6 +65,9 @@ pub struct SourceStatus {
     pub lag_seconds: Option<f64>,
     /// The definite error that stopped capture, or the last transient one while retrying.
     pub error: Option<String>,
+    /// Warnings from the startup checks and capture (degraded but exact).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Row events captured since the log was created.
     pub events_total: u64,
     /// Transactions captured since the log was created.

@@ -123,6 +123,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         t.table, t.since, t.reason
                     );
                 }
+                for w in &s.warnings {
+                    println!("  warning:      {w}");
+                }
                 if let Some(e) = &s.error {
                     println!("  error:        {e}");
                 }

@@ -132,6 +132,14 @@ pub async fn serve_metrics(
         .route(
             "/metrics",
             get(|State(s): State<Arc<AppState>>| async move {
+                for src in &s.sources {
+                    if let Some(age) = src.checkpoint_age() {
+                        s.metrics
+                            .checkpoint_age
+                            .get_or_create(&Metrics::source(&src.config.name))
+                            .set(age);
+                    }
+                }
                 (
                     [(
                         "content-type",

@@ -66,6 +66,13 @@ fn now_us() -> i64 {
 }
 
 impl Source {
+    /// Seconds since the checkpoint was last written by this process.
+    pub fn checkpoint_age(&self) -> Option<f64> {
+        lock(&self.shared)
+            .last_flush
+            .map(|t| t.elapsed().as_secs_f64())
+    }
+
     /// The status document of this source.
     pub fn status(&self) -> anyhow::Result<SourceStatus> {
         let s = lock(&self.shared);
@@ -113,6 +120,7 @@ impl Source {
             last_commit_time: last_commit.map(rfc3339_micros),
             lag_seconds: s.lag_seconds,
             error: s.error.clone(),
+            warnings: s.warnings.clone(),
             events_total: ckpt.as_ref().map(|c| c.next_event_id).unwrap_or(0),
             transactions_total: ckpt.as_ref().map(|c| c.txns_total).unwrap_or(0),
             tainted_tables,
@@ -286,8 +294,23 @@ async fn capture_once(
     metrics.up.get_or_create(&labels).set(1);
     tracing::info!(source = %source.config.name, from = %start, "streaming");
     let mut items = Vec::with_capacity(64);
+    let retention = info.binlog_expire_seconds;
+    let mut warned_retention = false;
     loop {
         capture.next(&mut items).await?;
+        if let (Some(limit), false) = (retention, warned_retention) {
+            let lag = lock(&source.shared).lag_seconds.unwrap_or(0.0);
+            if lag > 0.8 * limit as f64 {
+                warned_retention = true;
+                let msg = format!(
+                    "capture lag {lag:.0}s is above 80% of the source's binlog retention \
+                     (binlog_expire_logs_seconds={limit}); binlogs may be purged before they are \
+                     read: raise the retention or fix what slows capture"
+                );
+                tracing::warn!(source = %source.config.name, "{msg}");
+                lock(&source.shared).warnings.push(msg);
+            }
+        }
         if !items.is_empty() {
             tx.send(ToWriter::Items(std::mem::take(&mut items)))
                 .await
