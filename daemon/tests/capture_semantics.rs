@@ -319,3 +319,56 @@ async fn metrics_count_captured_events() {
     assert_eq!(value("dbtrail_capture_up"), 1.0);
     assert!(body.contains("dbtrail_capture_batch_write_seconds_bucket"));
 }
+
+/// XA: rows are logged at XA PREPARE; until PITR counts them at XA COMMIT (PITFALLS #13) the
+/// table is marked tainted, never silently wrong. A rolled-back XA transaction leaves no rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn xa_transactions_are_captured_and_flagged() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    let daemon = Daemon::start(Server::MysqlGtid, "");
+    daemon.wait_streaming().await;
+    db.exec("CREATE TABLE x (id INT PRIMARY KEY)").await;
+    let mut conn = db.conn().await;
+    for sql in [
+        "XA START 'dbt1'",
+        "INSERT INTO x VALUES (1)",
+        "XA END 'dbt1'",
+        "XA PREPARE 'dbt1'",
+        "XA COMMIT 'dbt1'",
+        "XA START 'dbt2'",
+        "INSERT INTO x VALUES (2)",
+        "XA END 'dbt2'",
+        "XA ROLLBACK 'dbt2'",
+        "INSERT INTO x VALUES (3)",
+    ] {
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let st = daemon.wait_caught_up(&db).await;
+    let table = format!("{}.x", db.db_name());
+    assert!(
+        st.tainted_tables
+            .iter()
+            .any(|t| t.table == table && t.reason.contains("XA")),
+        "{st:#?}"
+    );
+    assert_eq!(st.state, dbtrail_core::api::SourceState::Streaming);
+    let ev = daemon
+        .client()
+        .events(&daemon.source, &[("table", table)])
+        .await
+        .expect("events");
+    let ids: Vec<_> = ev
+        .events
+        .iter()
+        .map(|e| e.after.as_ref().expect("after")[0].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        [json!(1), json!(3)],
+        "the rolled-back XA transaction left nothing"
+    );
+}
