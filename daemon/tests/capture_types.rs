@@ -181,6 +181,15 @@ fn rows() -> Vec<Vec<(&'static str, String)>> {
 
 /// The server's text for each column of row `id` (time_zone UTC; BIT as a number).
 async fn server_row(db: &TestDb, cols: &[(&str, &str)], id: i64) -> Vec<Option<Vec<u8>>> {
+    server_row_of(db, "tm", cols, id).await
+}
+
+async fn server_row_of(
+    db: &TestDb,
+    table: &str,
+    cols: &[(&str, &str)],
+    id: i64,
+) -> Vec<Option<Vec<u8>>> {
     let mut conn = db.conn().await;
     conn.query_drop("SET time_zone = '+00:00', character_set_results = binary")
         .await
