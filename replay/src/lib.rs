@@ -1,5 +1,8 @@
 //! dbtrail-replay: reconstruction of tables at a target, and the SQL it writes.
 //! No tokio, no MySQL, no RocksDB: it works on [`dbtrail_core`] values only.
 //!
+//! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
+//!   for tables without one) and applied to a baseline.
 //! - [`sql`]: byte-exact SQL literals and INSERT statements for dump files.
+pub mod fold;
 pub mod sql;
