@@ -205,7 +205,7 @@ async fn server_row_of(
         .collect();
     let row: mysql_async::Row = conn
         .query_first(format!(
-            "SELECT {} FROM tm WHERE id = {id}",
+            "SELECT {} FROM `{table}` WHERE id = {id}",
             exprs.join(", ")
         ))
         .await
