@@ -40,6 +40,9 @@ pub enum BinlogError {
     /// The transactions we need were purged from the server.
     #[error("{0}")]
     Purged(String),
+    /// The source's configuration is wrong (credentials, names, identity).
+    #[error("{0}")]
+    Config(String),
     /// Network, timeouts, server restarts: retry.
     #[error("{action}: {source}")]
     Transient {

@@ -167,6 +167,15 @@ pub fn merge(
             .iter()
             .zip(current)
             .all(|(a, b)| compatible(&a.ty, &b.data_type));
+    if current.is_empty() {
+        return Err(format!(
+            "the table map has no column names (binlog_row_metadata is not FULL) and \
+             information_schema shows no columns for {}: the table was dropped since, or the \
+             replication user lacks SELECT on it (GRANT SELECT ON `{}`.* TO the dbtrail user). \
+             Better: SET PERSIST binlog_row_metadata='FULL' on the source",
+            schema.table, schema.table.db
+        ));
+    }
     if !fits {
         return Err(format!(
             "the table map has no column names (binlog_row_metadata is not FULL) and the \

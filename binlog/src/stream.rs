@@ -68,10 +68,27 @@ pub async fn connect(spec: &SourceSpec) -> Result<Conn, BinlogError> {
         .max_allowed_packet(Some(1 << 30))
         .tcp_keepalive(Some(Duration::from_secs(10)))
         .wait_timeout(Some(28_800));
-    Conn::new(opts).await.map_err(BinlogError::driver(format!(
-        "connecting to {}@{}:{}",
-        spec.user, spec.host, spec.port
-    )))
+    let what = format!("connecting to {}@{}:{}", spec.user, spec.host, spec.port);
+    match tokio::time::timeout(Duration::from_secs(10), Conn::new(opts)).await {
+        Err(_) => Err(BinlogError::Protocol {
+            action: what,
+            detail: "no answer within 10 s (host down, firewall, or wrong port?)".into(),
+        }),
+        Ok(Err(mysql_async::Error::Server(e))) if e.code == 1045 && spec.password.is_none() => {
+            Err(BinlogError::Config(format!(
+                "{what}: access denied and no password is configured: set password_file in \
+                 the source's config or the environment variable named in the README \
+                 (DBTRAIL_PASSWORD_<NAME>)"
+            )))
+        }
+        Ok(Err(mysql_async::Error::Server(e))) if e.code == 1045 => {
+            Err(BinlogError::Config(format!(
+                "{what}: access denied ({}); check the user and password",
+                e.message
+            )))
+        }
+        Ok(r) => r.map_err(BinlogError::driver(what)),
+    }
 }
 
 /// The server's current position (for a log that starts now).
@@ -478,6 +495,15 @@ impl Capture {
                     action: "reading the binlog stream".into(),
                     detail: "the server ended the stream".into(),
                 });
+            }
+            Ok(Some(Err(mysql_async::Error::Server(e))))
+                if e.code == 1236 && e.message.contains("same server_uuid/server_id") =>
+            {
+                return Err(BinlogError::Config(format!(
+                    "the source dropped this replica because another replica uses the same \
+                     server_id: set a unique replica_server_id ({})",
+                    e.message
+                )));
             }
             Ok(Some(Err(e))) => return Err(BinlogError::driver("reading the binlog stream")(e)),
             Ok(Some(Ok(ev))) => ev,

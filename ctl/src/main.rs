@@ -92,11 +92,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             for s in sources {
-                println!("{}: {:?}", s.name, s.state);
-                println!(
-                    "  position:     {}:{} on {}",
-                    s.binlog_file, s.binlog_pos, s.server_uuid
-                );
+                let state = serde_json::to_value(s.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                println!("{}: {state}", s.name);
+                if s.binlog_file.is_empty() {
+                    println!("  position:     (not captured yet)");
+                } else {
+                    println!(
+                        "  position:     {}:{} on {}",
+                        s.binlog_file, s.binlog_pos, s.server_uuid
+                    );
+                }
                 if !s.captured_gtid_set.is_empty() {
                     println!("  gtid set:     {}", s.captured_gtid_set.replace('\n', ""));
                 }

@@ -276,16 +276,20 @@ fn collect_events(
     let mut out = Vec::new();
     let mut truncated = false;
     let mut schemas: HashMap<(u32, u32), TableSchema> = HashMap::new();
+    // Each table yields its events in log order; the first `limit` of every table are
+    // enough to find the first `limit` overall after merging by event id.
     for (id, tref) in &tables {
         let mut err = None;
+        let mut taken = 0usize;
         log.scan_table(*id, since, until, |commit_us, event_id, ev| {
             if event_id < event_range.0 || event_id >= event_range.1 {
                 return true;
             }
-            if out.len() >= limit {
+            if taken >= limit {
                 truncated = true;
                 return false;
             }
+            taken += 1;
             let schema = match schemas.get(&(*id, ev.schema_version)) {
                 Some(s) => s.clone(),
                 None => match log.schema(*id, ev.schema_version) {

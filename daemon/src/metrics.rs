@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
 type Labels = Vec<(String, String)>;
@@ -66,9 +66,10 @@ impl Metrics {
             "Transactions made durable",
             transactions.clone(),
         );
-        registry.register(
+        registry.register_with_unit(
             "capture_event",
             "Encoded bytes of row events written",
+            Unit::Bytes,
             bytes.clone(),
         );
         registry.register(
@@ -108,7 +109,12 @@ impl Metrics {
             reconnects.clone(),
         );
         registry.register("capture_up", "1 while the source is streaming", up.clone());
-        registry.register("log_sst", "SST bytes of the event log", log_bytes.clone());
+        registry.register_with_unit(
+            "log_sst",
+            "SST bytes of the event log",
+            Unit::Bytes,
+            log_bytes.clone(),
+        );
         Metrics {
             registry,
             events,

@@ -217,10 +217,7 @@ fn set_failed(source: &Source, msg: &str) {
 
 fn spec_of(source: &Source) -> Result<SourceSpec, BinlogError> {
     let cfg = &source.config;
-    let bad = |e: anyhow::Error| BinlogError::Protocol {
-        action: format!("reading the configuration of source {}", cfg.name),
-        detail: format!("{e:#}"),
-    };
+    let bad = |e: anyhow::Error| BinlogError::Config(format!("{e:#}"));
     let url = cfg.parsed_url().map_err(bad)?;
     let password = cfg.password().map_err(bad)?;
     Ok(SourceSpec {
@@ -239,13 +236,7 @@ async fn capture_once(
     metrics: &Metrics,
 ) -> Result<(), BinlogError> {
     let labels = Metrics::source(&source.config.name);
-    let spec = match spec_of(source) {
-        Ok(s) => s,
-        Err(e) => {
-            // Configuration problems are definite.
-            return Err(BinlogError::Purged(e.to_string()));
-        }
-    };
+    let spec = spec_of(source)?;
     let mut conn = stream::connect(&spec).await?;
     let info: ServerInfo = checks::check_server(&mut conn).await?;
     for w in &info.warnings {
@@ -261,7 +252,7 @@ async fn capture_once(
     let from = match resume {
         Some(p) => {
             if p.server_uuid != info.server_uuid && !info.gtid_mode {
-                return Err(BinlogError::Purged(format!(
+                return Err(BinlogError::Config(format!(
                     "the source is now server {} but the log was captured from {} by binlog \
                      file:pos, which cannot be carried across servers; enable GTIDs or start \
                      a new data_dir",
@@ -398,7 +389,6 @@ fn writer_thread(
                 if let Err(e) = w.record_gap(gap) {
                     return fail(format!("recording a gap: {e}"));
                 }
-                metrics.gaps.get_or_create(&labels).inc();
                 do_flush = true;
             }
             Recv::Msg(ToWriter::Reset(reply)) => {
@@ -412,6 +402,9 @@ fn writer_thread(
                 let _ = reply.send(Some(w.checkpoint().position.clone()));
             }
             Recv::Msg(ToWriter::Items(items)) => {
+                let idle_beat = items
+                    .iter()
+                    .any(|i| matches!(i, CaptureItem::Heartbeat { .. }));
                 for item in items {
                     if let Err(e) = apply(
                         w,
@@ -430,6 +423,11 @@ fn writer_thread(
                 }
                 if w.batch_events() >= 1000 {
                     do_flush = true;
+                }
+                if idle_beat && !w.in_transaction() && pending_commit.is_none() {
+                    // Caught up and idle: nothing is waiting to become durable.
+                    lock(&shared).lag_seconds = Some(0.0);
+                    metrics.durable_lag.get_or_create(&labels).set(0.0);
                 }
             }
         }
@@ -469,6 +467,13 @@ fn writer_thread(
                 .log_bytes
                 .get_or_create(&labels)
                 .set(log.events_disk_bytes() as i64);
+            if let (Ok(g), Ok(t)) = (log.gaps(), log.taints()) {
+                metrics.gaps.get_or_create(&labels).set(g.len() as i64);
+                metrics
+                    .tainted_tables
+                    .get_or_create(&labels)
+                    .set(t.len() as i64);
+            }
             metrics.checkpoint_age.get_or_create(&labels).set(0.0);
         }
         if rx.is_closed() && rx.is_empty() && first_unflushed.is_none() {
@@ -526,8 +531,7 @@ fn apply(
                     (id, v)
                 }
             };
-            *bytes += 64;
-            w.add(id, version, change)?;
+            *bytes += w.add(id, version, change)? as u64;
         }
         CaptureItem::Commit {
             position,
@@ -554,7 +558,6 @@ fn apply(
                 reason,
                 since_us: w.checkpoint().last_commit_us,
             })?;
-            metrics.tainted_tables.get_or_create(labels).inc();
         }
         CaptureItem::Heartbeat { .. } => {
             if !w.in_transaction() {

@@ -372,3 +372,57 @@ async fn xa_transactions_are_captured_and_flagged() {
         "the rolled-back XA transaction left nothing"
     );
 }
+
+/// `limit` pages by log order across tables, not table by table.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_limit_pages_in_log_order_across_tables() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    let daemon = Daemon::start(Server::MysqlGtid, "");
+    daemon.wait_streaming().await;
+    db.exec("CREATE TABLE a (id INT PRIMARY KEY)").await;
+    db.exec("CREATE TABLE b (id INT PRIMARY KEY)").await;
+    db.exec("INSERT INTO a VALUES (1)").await;
+    for i in 1..=3 {
+        db.exec(&format!("INSERT INTO b VALUES ({i})")).await;
+    }
+    for i in 2..=4 {
+        db.exec(&format!("INSERT INTO a VALUES ({i})")).await;
+    }
+    daemon.wait_caught_up(&db).await;
+    let all = daemon
+        .client()
+        .events(&daemon.source, &[("limit", "100000".into())])
+        .await
+        .expect("events");
+    let mine: Vec<_> = all
+        .events
+        .iter()
+        .filter(|e| e.table.starts_with(db.db_name()))
+        .map(|e| e.table.rsplit('.').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(mine, ["a", "b", "b", "b", "a", "a", "a"]);
+    let first = all
+        .events
+        .iter()
+        .position(|e| e.table.starts_with(db.db_name()))
+        .expect("mine");
+    let since = all.events[first].commit_time.clone();
+    let page = daemon
+        .client()
+        .events(&daemon.source, &[("limit", "3".into()), ("since", since)])
+        .await
+        .expect("page");
+    assert!(page.truncated);
+    let ids: Vec<u64> = page.events.iter().map(|e| e.event_id).collect();
+    let since_us = all.events[first].commit_us;
+    let want: Vec<u64> = all
+        .events
+        .iter()
+        .filter(|e| e.commit_us >= since_us)
+        .take(3)
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids, want, "the first three events in log order");
+}

@@ -180,13 +180,13 @@ impl<'a> Writer<'a> {
         });
     }
 
-    /// Adds one row change to the open transaction.
+    /// Adds one row change to the open transaction; returns its encoded size in bytes.
     pub fn add(
         &mut self,
         table_id: u32,
         schema_version: u32,
         change: RowChange,
-    ) -> Result<(), StorageError> {
+    ) -> Result<usize, StorageError> {
         let Some(txn) = self.txn.as_mut() else {
             return Err(StorageError::NotFound(
                 "row event outside a transaction".into(),
@@ -198,6 +198,7 @@ impl<'a> Writer<'a> {
             change,
         };
         let bytes = codec::encode(&ev);
+        let size = bytes.len();
         let event_id = txn.first_event_id + txn.count;
         txn.count += 1;
         txn.tables.insert(table_id);
@@ -206,7 +207,7 @@ impl<'a> Writer<'a> {
         if txn.buffered_bytes >= SPILL_BYTES {
             self.spill()?;
         }
-        Ok(())
+        Ok(size)
     }
 
     /// Writes the open transaction's buffered events ahead of its commit (invariant 2).
