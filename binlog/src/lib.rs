@@ -15,6 +15,7 @@ mod error;
 pub mod infoschema;
 pub mod jsonb;
 pub mod rows;
+pub mod snapshot;
 pub mod stream;
 
 pub use error::BinlogError;

@@ -1,0 +1,358 @@
+//! Consistent snapshots: the starting image of a baseline.
+//!
+//! [`consistent_start`] takes a brief global read lock (`FLUSH TABLES WITH READ LOCK`), starts
+//! `WITH CONSISTENT SNAPSHOT` transactions on every connection, reads the executed GTID set
+//! and binlog position, and releases the lock: every connection then sees exactly the
+//! transactions in that position, so a baseline plus the log's changes after it reproduce the
+//! source (PITFALLS #18). [`read_table`] streams a table in primary-key order through the
+//! binary protocol, converting each value to the same [`Value`] the binlog decoder produces
+//! for it (ENUM/SET are read as their index/bitmask with `CAST(.. AS UNSIGNED)`, strings as raw bytes with
+//! `character_set_results=binary`, TIMESTAMP in UTC).
+use crate::BinlogError;
+use crate::checks::{Flavor, ServerInfo};
+use crate::infoschema::members;
+use crate::stream::{binlog_status, executed_set};
+use dbtrail_core::schema::quote_ident;
+use dbtrail_core::value::{Date, DateTime, days_from_civil};
+use dbtrail_core::{ColumnDef, ColumnType, Position, Row, TableRef, TableSchema, Value};
+use futures_util::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value as MyValue};
+use std::time::{Duration, Instant};
+
+/// Session settings for snapshot reads: raw bytes, UTC, no zero-date surprises.
+const SESSION: &str = "SET SESSION character_set_results = binary, time_zone = '+00:00'";
+
+/// Starts consistent snapshot transactions on every connection and returns the position they
+/// all reflect and how long the global lock was held.
+pub async fn consistent_start(
+    conns: &mut [Conn],
+    info: &ServerInfo,
+) -> Result<(Position, Duration), BinlogError> {
+    let Some((first, rest)) = conns.split_first_mut() else {
+        return Err(BinlogError::Config(
+            "a snapshot needs at least one connection".into(),
+        ));
+    };
+    for c in std::iter::once(&mut *first).chain(rest.iter_mut()) {
+        c.query_drop(SESSION)
+            .await
+            .map_err(BinlogError::driver("setting up a snapshot session"))?;
+        c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(BinlogError::driver("setting up a snapshot session"))?;
+    }
+    let locked = Instant::now();
+    first
+        .query_drop("FLUSH TABLES WITH READ LOCK")
+        .await
+        .map_err(|e| match e {
+            mysql_async::Error::Server(s) if s.code == 1227 || s.code == 1045 => {
+                BinlogError::MissingPrivilege {
+                    privilege: "RELOAD",
+                    fix: "GRANT RELOAD ON *.* TO the dbtrail user (needed for the brief global \
+                          read lock of a consistent snapshot)"
+                        .into(),
+                }
+            }
+            e => BinlogError::driver("taking the global read lock")(e),
+        })?;
+    let result = async {
+        for c in std::iter::once(&mut *first).chain(rest.iter_mut()) {
+            c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                .await
+                .map_err(BinlogError::driver("starting a consistent snapshot"))?;
+        }
+        let (file, pos) = binlog_status(first, info).await?;
+        let executed: Option<String> = first
+            .query_first(match info.flavor {
+                Flavor::Mysql => "SELECT @@GLOBAL.gtid_executed",
+                Flavor::Mariadb => "SELECT @@GLOBAL.gtid_binlog_pos",
+            })
+            .await
+            .map_err(BinlogError::driver("reading the executed GTID set"))?;
+        let mut at = info.clone();
+        at.gtid_executed = executed.unwrap_or_default();
+        Ok::<_, BinlogError>(Position {
+            gtid_set: executed_set(&at)?,
+            file,
+            pos,
+            server_uuid: info.server_uuid.clone(),
+        })
+    }
+    .await;
+    let unlock = first.query_drop("UNLOCK TABLES").await;
+    let held = locked.elapsed();
+    let position = result?;
+    unlock.map_err(BinlogError::driver("releasing the global read lock"))?;
+    Ok((position, held))
+}
+
+/// The current definition of a table as a [`TableSchema`] (version 0), in the same terms the
+/// binlog decoder uses.
+pub async fn table_schema(conn: &mut Conn, table: &TableRef) -> Result<TableSchema, BinlogError> {
+    type R = (
+        String,
+        String,
+        String,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        Option<u32>,
+        String,
+        Option<u32>,
+        String,
+    );
+    let rows: Vec<R> = conn
+        .exec(
+            "SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.NUMERIC_PRECISION, \
+             c.NUMERIC_SCALE, c.DATETIME_PRECISION, co.ID, c.EXTRA, k.ORDINAL_POSITION, \
+             c.IS_NULLABLE \
+             FROM information_schema.COLUMNS c \
+             LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME \
+             LEFT JOIN information_schema.KEY_COLUMN_USAGE k ON k.TABLE_SCHEMA = c.TABLE_SCHEMA \
+               AND k.TABLE_NAME = c.TABLE_NAME AND k.COLUMN_NAME = c.COLUMN_NAME \
+               AND k.CONSTRAINT_NAME = 'PRIMARY' \
+             WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION",
+            (table.db.as_str(), table.table.as_str()),
+        )
+        .await
+        .map_err(BinlogError::driver(format!(
+            "reading the definition of {table}"
+        )))?;
+    if rows.is_empty() {
+        return Err(BinlogError::Config(format!(
+            "table {table} does not exist or the dbtrail user cannot see it (GRANT SELECT)"
+        )));
+    }
+    let mut columns = Vec::new();
+    let mut pk = Vec::new();
+    for (i, (name, data_type, column_type, prec, scale, dt_prec, coll, extra, pkpos, nullable)) in
+        rows.into_iter().enumerate()
+    {
+        let ct = column_type.to_ascii_lowercase();
+        let fsp = dt_prec.unwrap_or(0) as u8;
+        let width = |def: u8| -> u8 {
+            ct.split_once('(')
+                .and_then(|(_, r)| r.split(')').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(def)
+        };
+        let ty = match data_type.to_ascii_lowercase().as_str() {
+            "tinyint" | "bool" | "boolean" => ColumnType::TinyInt,
+            "smallint" => ColumnType::SmallInt,
+            "mediumint" => ColumnType::MediumInt,
+            "int" | "integer" => ColumnType::Int,
+            "bigint" => ColumnType::BigInt,
+            "float" => ColumnType::Float,
+            "double" | "real" => ColumnType::Double,
+            "decimal" | "numeric" => ColumnType::Decimal {
+                precision: prec.unwrap_or(10) as u8,
+                scale: scale.unwrap_or(0) as u8,
+            },
+            "year" => ColumnType::Year,
+            "date" => ColumnType::Date,
+            "time" => ColumnType::Time { fsp },
+            "datetime" => ColumnType::DateTime { fsp },
+            "timestamp" => ColumnType::Timestamp { fsp },
+            "char" | "binary" | "uuid" | "inet6" | "inet4" => ColumnType::Char,
+            "varchar" | "varbinary" => ColumnType::VarChar,
+            "enum" => ColumnType::Enum,
+            "set" => ColumnType::Set,
+            "bit" => ColumnType::Bit { bits: width(1) },
+            "json" => ColumnType::Json,
+            "vector" => ColumnType::Vector,
+            t if t.ends_with("text") || t.ends_with("blob") => ColumnType::Blob,
+            "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+            | "multipolygon" | "geometrycollection" | "geomcollection" => ColumnType::Geometry,
+            other => {
+                return Err(BinlogError::Config(format!(
+                    "{table}.{name}: column type {other} is not supported for snapshots"
+                )));
+            }
+        };
+        let mut col = ColumnDef::new(name, ty.clone());
+        col.unsigned = ct.contains("unsigned");
+        col.nullable = nullable.eq_ignore_ascii_case("YES");
+        col.collation = coll.and_then(|c| u16::try_from(c).ok());
+        if matches!(
+            ty,
+            ColumnType::Blob | ColumnType::Char | ColumnType::VarChar
+        ) && col.collation.is_none()
+        {
+            col.collation = Some(dbtrail_core::schema::BINARY_COLLATION);
+        }
+        if matches!(ty, ColumnType::Enum | ColumnType::Set) {
+            col.members = members(&column_type);
+        }
+        let extra = extra.to_ascii_uppercase();
+        col.generated = extra.contains("GENERATED");
+        col.invisible = extra.contains("INVISIBLE");
+        col.sql_type = Some(column_type);
+        if let Some(p) = pkpos {
+            pk.push((p, i));
+        }
+        columns.push(col);
+    }
+    pk.sort();
+    Ok(TableSchema {
+        table: table.clone(),
+        version: 0,
+        columns,
+        primary_key: pk.into_iter().map(|(_, i)| i).collect(),
+    })
+}
+
+/// Streams the rows of `schema`'s table in primary-key order; returns the row count.
+pub async fn read_table(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    mut visit: impl FnMut(Row) -> Result<(), BinlogError>,
+) -> Result<u64, BinlogError> {
+    let exprs: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| match c.ty {
+            ColumnType::Enum | ColumnType::Set => {
+                format!("CAST({} AS UNSIGNED)", quote_ident(&c.name))
+            }
+            _ => quote_ident(&c.name),
+        })
+        .collect();
+    let order = if schema.primary_key.is_empty() {
+        String::new()
+    } else {
+        let keys: Vec<String> = schema
+            .primary_key
+            .iter()
+            .map(|i| quote_ident(&schema.columns[*i].name))
+            .collect();
+        format!(" ORDER BY {}", keys.join(","))
+    };
+    let sql = format!(
+        "SELECT {} FROM {}{order}",
+        exprs.join(","),
+        schema.table.quoted()
+    );
+    let what = format!("reading {}", schema.table);
+    let mut result = conn
+        .exec_iter(sql, ())
+        .await
+        .map_err(BinlogError::driver(what.clone()))?;
+    let mut stream = result
+        .stream::<mysql_async::Row>()
+        .await
+        .map_err(BinlogError::driver(what.clone()))?
+        .ok_or_else(|| BinlogError::Protocol {
+            action: what.clone(),
+            detail: "no result set".into(),
+        })?;
+    let mut n = 0u64;
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(BinlogError::driver(what.clone()))?;
+        let values = row.unwrap();
+        let mut out = Vec::with_capacity(values.len());
+        for (col, v) in schema.columns.iter().zip(values) {
+            out.push(convert(col, v).map_err(|detail| BinlogError::Decode {
+                what: format!("value of {}.{}", schema.table, col.name),
+                file: String::new(),
+                pos: 0,
+                detail,
+            })?);
+        }
+        visit(out)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Converts a binary-protocol value of `col` to the binlog decoder's [`Value`].
+pub fn convert(col: &ColumnDef, v: MyValue) -> Result<Value, String> {
+    let bad = |v: &MyValue| format!("unexpected {v:?} for {:?}", col.ty);
+    if matches!(v, MyValue::NULL) {
+        return Ok(Value::Null);
+    }
+    Ok(match (&col.ty, &v) {
+        (t, MyValue::Int(i)) if t.is_integer() => {
+            if col.unsigned {
+                Value::UInt(u64::try_from(*i).map_err(|_| bad(&v))?)
+            } else {
+                Value::Int(*i)
+            }
+        }
+        (t, MyValue::UInt(u)) if t.is_integer() => {
+            if col.unsigned {
+                Value::UInt(*u)
+            } else {
+                Value::Int(i64::try_from(*u).map_err(|_| bad(&v))?)
+            }
+        }
+        (ColumnType::Float, MyValue::Float(f)) => Value::Float(*f),
+        (ColumnType::Double, MyValue::Double(d)) => Value::Double(*d),
+        (ColumnType::Decimal { .. }, MyValue::Bytes(b)) => {
+            Value::Decimal(String::from_utf8(b.clone()).map_err(|_| bad(&v))?)
+        }
+        (ColumnType::Year, MyValue::Int(y)) => Value::Year(u16::try_from(*y).map_err(|_| bad(&v))?),
+        (ColumnType::Year, MyValue::UInt(y)) => {
+            Value::Year(u16::try_from(*y).map_err(|_| bad(&v))?)
+        }
+        (ColumnType::Date, MyValue::Date(y, m, d, ..)) => Value::Date(Date {
+            year: *y,
+            month: *m,
+            day: *d,
+        }),
+        (ColumnType::DateTime { .. }, MyValue::Date(y, mo, d, h, mi, s, us)) => {
+            Value::DateTime(DateTime {
+                date: Date {
+                    year: *y,
+                    month: *mo,
+                    day: *d,
+                },
+                hour: *h,
+                minute: *mi,
+                second: *s,
+                micros: *us,
+            })
+        }
+        (ColumnType::Timestamp { .. }, MyValue::Date(y, mo, d, h, mi, s, us)) => {
+            if *y == 0 && *mo == 0 && *d == 0 {
+                Value::Timestamp(0)
+            } else {
+                let days = days_from_civil(i64::from(*y), *mo, *d);
+                let secs =
+                    days * 86_400 + i64::from(*h) * 3600 + i64::from(*mi) * 60 + i64::from(*s);
+                Value::Timestamp(secs * 1_000_000 + i64::from(*us))
+            }
+        }
+        (ColumnType::Time { .. }, MyValue::Time(neg, days, h, m, s, us)) => {
+            let secs = i64::from(*days) * 86_400
+                + i64::from(*h) * 3600
+                + i64::from(*m) * 60
+                + i64::from(*s);
+            let total = secs * 1_000_000 + i64::from(*us);
+            Value::Time(if *neg { -total } else { total })
+        }
+        (ColumnType::Bit { .. }, MyValue::Bytes(b)) if b.len() <= 8 => {
+            Value::Bit(b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
+        }
+        (ColumnType::Enum, MyValue::Int(i)) => Value::Enum(u16::try_from(*i).map_err(|_| bad(&v))?),
+        (ColumnType::Enum, MyValue::UInt(i)) => {
+            Value::Enum(u16::try_from(*i).map_err(|_| bad(&v))?)
+        }
+        (ColumnType::Set, MyValue::Int(i)) => Value::Set(u64::try_from(*i).map_err(|_| bad(&v))?),
+        (ColumnType::Set, MyValue::UInt(i)) => Value::Set(*i),
+        (ColumnType::Json, MyValue::Bytes(b)) => {
+            Value::Json(String::from_utf8(b.clone()).map_err(|_| bad(&v))?)
+        }
+        (ColumnType::Geometry, MyValue::Bytes(b)) => Value::Geometry(b.clone()),
+        (ColumnType::Vector, MyValue::Bytes(b)) => Value::Bytes(b.clone()),
+        (ColumnType::Char | ColumnType::VarChar | ColumnType::Blob, MyValue::Bytes(b)) => {
+            if col.is_binary() {
+                Value::Bytes(b.clone())
+            } else {
+                Value::Str(b.clone())
+            }
+        }
+        _ => return Err(bad(&v)),
+    })
+}
