@@ -129,3 +129,21 @@ pub struct EventsResponse {
     /// True when `limit` cut the list.
     pub truncated: bool,
 }
+
+/// `GET /api/v1/servers/{name}/transactions/{gtid}/undo`: SQL that undoes one transaction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UndoResponse {
+    /// The transaction.
+    pub gtid: String,
+    /// Its commit time (RFC 3339, µs, UTC).
+    pub commit_time: String,
+    /// Tables it changed.
+    pub tables: Vec<String>,
+    /// Row changes undone (one statement each).
+    pub statements: usize,
+    /// Later changes to the same rows (the undo would overwrite them); the script is only
+    /// returned with conflicts when `force=true` was asked.
+    pub conflicts: Vec<String>,
+    /// The script.
+    pub sql: String,
+}

@@ -89,6 +89,21 @@ impl Client {
             .await
     }
 
+    /// SQL undoing one transaction.
+    pub async fn undo(
+        &self,
+        source: &str,
+        gtid: &str,
+        force: bool,
+    ) -> anyhow::Result<dbtrail_core::api::UndoResponse> {
+        self.get(&format!(
+            "/api/v1/servers/{}/transactions/{}/undo?force={force}",
+            encode(source),
+            encode(gtid)
+        ))
+        .await
+    }
+
     /// Decoded events; `query` pairs are encoded here.
     pub async fn events(
         &self,

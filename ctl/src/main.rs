@@ -47,6 +47,21 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print SQL that undoes one transaction (apply it with `mysql`).
+    Undo {
+        /// Source name (optional when only one is configured).
+        #[arg(long)]
+        source: Option<String>,
+        /// The transaction's GTID.
+        #[arg(long)]
+        gtid: String,
+        /// Produce the script even if later transactions changed the same rows.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -137,6 +152,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 if let Some(e) = &s.error {
                     println!("  error:        {e}");
                 }
+            }
+        }
+        Cmd::Undo {
+            source,
+            gtid,
+            force,
+            json,
+        } => {
+            let source = pick_source(&client, source).await?;
+            let resp = client.undo(&source, &gtid, force).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&resp)?);
+            } else {
+                for c in &resp.conflicts {
+                    eprintln!("warning: {c}");
+                }
+                print!("{}", resp.sql);
             }
         }
         Cmd::Events {

@@ -426,3 +426,88 @@ async fn events_limit_pages_in_log_order_across_tables() {
         .collect();
     assert_eq!(ids, want, "the first three events in log order");
 }
+
+async fn table_rows(db: &dbtrail_testkit::TestDb, table: &str) -> Vec<Vec<mysql_async::Value>> {
+    let mut conn = db.conn().await;
+    conn.query_drop("SET character_set_results = binary")
+        .await
+        .expect("binary");
+    let rows: Vec<mysql_async::Row> = conn
+        .query(format!("SELECT * FROM `{table}` ORDER BY 1, 2"))
+        .await
+        .expect("select");
+    rows.into_iter().map(|r| r.unwrap()).collect()
+}
+
+/// Undo: the reverse SQL of one transaction, applied to the server, restores the tables to
+/// what they were before it; later changes to the same rows are refused unless forced.
+#[tokio::test(flavor = "multi_thread")]
+async fn undo_restores_the_rows_a_transaction_changed() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    let daemon = Daemon::start(Server::MysqlGtid, "");
+    daemon.wait_streaming().await;
+    db.exec(
+        "CREATE TABLE k (id INT PRIMARY KEY, v VARCHAR(20), f FLOAT, j JSON, g INT AS (id * 2))",
+    )
+    .await;
+    db.exec("CREATE TABLE nk (a INT, b VARBINARY(4))").await;
+    db.exec("INSERT INTO k (id, v, f, j) VALUES (1, 'one', 0.1, '{\"a\": 1}'), (2, 'two', NULL, NULL), (3, 'three', 3.5, '[]')").await;
+    db.exec("INSERT INTO nk VALUES (1, X'00'), (1, X'00'), (2, NULL)")
+        .await;
+    let before_k = table_rows(&db, "k").await;
+    let before_nk = table_rows(&db, "nk").await;
+    let mut conn = db.conn().await;
+    for sql in [
+        "BEGIN",
+        "INSERT INTO k (id, v) VALUES (4, 'four')",
+        "UPDATE k SET id = 10, v = 'ten' WHERE id = 1",
+        "UPDATE k SET j = '{\"b\": [2]}' WHERE id = 3",
+        "DELETE FROM k WHERE id = 2",
+        "DELETE FROM nk WHERE a = 1 LIMIT 1",
+        "UPDATE nk SET b = X'FF' WHERE a = 2",
+        "INSERT INTO nk VALUES (3, X'0102')",
+        "COMMIT",
+    ] {
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let gtid: String = conn
+        .query_first("SELECT @@gtid_executed")
+        .await
+        .expect("q")
+        .expect("v");
+    let uuid = gtid.split(':').next().expect("uuid").to_string();
+    let last: String = gtid.rsplit(['-', ':']).next().expect("n").to_string();
+    let txn = format!("{uuid}:{last}");
+    daemon.wait_caught_up(&db).await;
+    let undo = daemon
+        .client()
+        .undo(&daemon.source, &txn, false)
+        .await
+        .expect("undo");
+    assert_eq!(undo.statements, 7, "{}", undo.sql);
+    assert!(undo.conflicts.is_empty());
+    conn.query_drop(undo.sql.clone()).await.expect("apply undo");
+    assert_eq!(table_rows(&db, "k").await, before_k, "{}", undo.sql);
+    assert_eq!(table_rows(&db, "nk").await, before_nk, "{}", undo.sql);
+    // The undo itself changed rows 1, 4 (id 10) ...: undoing the original again conflicts.
+    daemon.wait_caught_up(&db).await;
+    let err = daemon
+        .client()
+        .undo(&daemon.source, &txn, false)
+        .await
+        .expect_err("conflict");
+    assert!(
+        format!("{err:#}").contains("later transactions changed rows"),
+        "{err:#}"
+    );
+    let forced = daemon
+        .client()
+        .undo(&daemon.source, &txn, true)
+        .await
+        .expect("forced");
+    assert!(!forced.conflicts.is_empty());
+}

@@ -3,6 +3,8 @@
 //!
 //! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
 //!   for tables without one) and applied to a baseline.
+//! - [`reverse`]: statements that undo one transaction.
 //! - [`sql`]: byte-exact SQL literals and INSERT statements for dump files.
 pub mod fold;
+pub mod reverse;
 pub mod sql;
