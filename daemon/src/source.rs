@@ -340,11 +340,13 @@ fn writer_thread(
     };
     let mut ids: HashMap<*const TableSchema, (Arc<TableSchema>, u32, u32)> = HashMap::new();
     let mut first_unflushed: Option<Instant> = None;
+    // Written without fsync since this instant (size-triggered flushes).
+    let mut unsynced_since: Option<Instant> = None;
     let mut last_flushed_commit: Option<i64> = None;
     let mut pending_commit: Option<i64> = None;
     let mut bytes = 0u64;
     loop {
-        let timeout = match first_unflushed {
+        let timeout = match first_unflushed.into_iter().chain(unsynced_since).min() {
             Some(t) => flush_every.saturating_sub(t.elapsed()),
             None => Duration::from_secs(3600),
         };
@@ -372,6 +374,9 @@ fn writer_thread(
             continue;
         };
         let mut do_flush = false;
+        // Size-triggered flushes skip the fsync (see Writer::flush_with); the time-triggered
+        // one, at most a flush interval later, makes everything durable.
+        let mut sync = true;
         match msg {
             Recv::Closed => {
                 let _ = w.rollback();
@@ -423,6 +428,7 @@ fn writer_thread(
                 }
                 if w.batch_events() >= 1000 {
                     do_flush = true;
+                    sync = false;
                 }
                 if idle_beat && !w.in_transaction() && pending_commit.is_none() {
                     // Caught up and idle: nothing is waiting to become durable.
@@ -434,7 +440,7 @@ fn writer_thread(
         if do_flush {
             let started = Instant::now();
             let events_before = w.batch_events() as u64;
-            match w.flush() {
+            match w.flush_with(sync) {
                 Ok(wrote) => {
                     if wrote {
                         metrics
@@ -447,6 +453,15 @@ fn writer_thread(
                     }
                 }
                 Err(e) => return fail(format!("writing the log: {e}")),
+            }
+            if sync {
+                if unsynced_since.take().is_some()
+                    && let Err(e) = log.sync_wal()
+                {
+                    return fail(format!("syncing the log: {e}"));
+                }
+            } else if unsynced_since.is_none() {
+                unsynced_since = Some(Instant::now());
             }
             if let Some(c) = pending_commit.take() {
                 last_flushed_commit = Some(c);

@@ -105,8 +105,11 @@ pub struct Log {
 
 fn cf_options(name: &str) -> Options {
     let mut o = Options::default();
-    o.set_compression_type(DBCompressionType::Zstd);
-    o.set_bottommost_compression_type(DBCompressionType::Zstd);
+    // Fresh data (L0, L1) stays uncompressed so flushes are cheap on the capture path;
+    // compaction compresses the levels below with zstd.
+    use DBCompressionType::{None as Plain, Zstd};
+    o.set_compression_per_level(&[Plain, Plain, Zstd, Zstd, Zstd, Zstd, Zstd]);
+    o.set_bottommost_compression_type(Zstd);
     if name == CF_EVENTS {
         let mut b = BlockBasedOptions::default();
         b.set_block_size(32 * 1024);
@@ -393,6 +396,13 @@ impl Log {
                     .flatten()
             })
             .unwrap_or(0)
+    }
+
+    /// fsyncs the write-ahead log (makes unsynced writes durable against power loss).
+    pub fn sync_wal(&self) -> Result<(), StorageError> {
+        self.db
+            .flush_wal(true)
+            .map_err(self.rocks("syncing the WAL"))
     }
 
     /// Flushes memtables to SST files (for measurements and tests).

@@ -212,9 +212,9 @@ impl<'a> Writer<'a> {
 
     /// Writes the open transaction's buffered events ahead of its commit (invariant 2).
     fn spill(&mut self) -> Result<(), StorageError> {
-        // Make everything committed so far durable first, so the pieces batch carries no
+        // Write everything committed so far first, so the pieces batch carries no
         // checkpoint of its own.
-        self.flush()?;
+        self.flush_with(false)?;
         let Some(txn) = self.txn.as_mut() else {
             return Ok(());
         };
@@ -346,8 +346,19 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Writes the batch and the checkpoint atomically (fsynced). A no-op when nothing changed.
+    /// Writes the batch and the checkpoint atomically, fsynced. A no-op when nothing changed.
     pub fn flush(&mut self) -> Result<bool, StorageError> {
+        self.flush_with(true)
+    }
+
+    /// Writes the batch and the checkpoint atomically; `sync` also fsyncs the WAL.
+    ///
+    /// Without fsync the write survives a crash of the process (kill -9) but maybe not of the
+    /// machine. That loses nothing either: events and checkpoint share the WAL, whose recovery
+    /// keeps a prefix of the writes, so after a power loss the checkpoint is at most as new as
+    /// the events and capture re-reads the rest from the source. The daemon fsyncs at least
+    /// once per flush interval to bound that re-read.
+    pub fn flush_with(&mut self, sync: bool) -> Result<bool, StorageError> {
         let durable_same = self.batch.is_empty()
             && self.durable_horizon == self.ckpt.next_event_id
             && self.log.checkpoint()?.as_ref() == Some(&self.ckpt);
@@ -361,7 +372,7 @@ impl<'a> Writer<'a> {
             codec::encode(&self.ckpt),
         );
         let mut wo = WriteOptions::default();
-        wo.set_sync(true);
+        wo.set_sync(sync);
         self.log
             .db
             .write_opt(batch, &wo)
