@@ -28,6 +28,14 @@ pub struct CurrentColumn {
     pub invisible: bool,
     /// Position in the primary key (1-based), if part of it.
     pub pk_position: Option<u32>,
+    /// NUMERIC_PRECISION
+    pub precision: Option<u64>,
+    /// NUMERIC_SCALE
+    pub scale: Option<u64>,
+    /// DATETIME_PRECISION (fractional-second digits)
+    pub fsp: Option<u64>,
+    /// IS_NULLABLE = YES
+    pub nullable: bool,
 }
 
 /// Reads the current definition of `table` (empty when it no longer exists).
@@ -35,10 +43,10 @@ pub async fn table_columns(
     conn: &mut Conn,
     table: &TableRef,
 ) -> Result<Vec<CurrentColumn>, BinlogError> {
-    type Row = (String, String, String, Option<u32>, String, Option<u32>);
-    let rows: Vec<Row> = conn
+    let rows: Vec<mysql_async::Row> = conn
         .exec(
-            "SELECT c.COLUMN_NAME, c.COLUMN_TYPE, c.DATA_TYPE, co.ID, c.EXTRA, k.ORDINAL_POSITION \
+            "SELECT c.COLUMN_NAME, c.COLUMN_TYPE, c.DATA_TYPE, co.ID, c.EXTRA, k.ORDINAL_POSITION, \
+             c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION, c.IS_NULLABLE \
              FROM information_schema.COLUMNS c \
              LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME \
              LEFT JOIN information_schema.KEY_COLUMN_USAGE k ON k.TABLE_SCHEMA = c.TABLE_SCHEMA \
@@ -51,21 +59,34 @@ pub async fn table_columns(
         .map_err(BinlogError::driver(format!(
             "reading the columns of {table} from information_schema"
         )))?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, column_type, data_type, coll, extra, pk)| {
-            let extra = extra.to_ascii_uppercase();
-            CurrentColumn {
-                name,
-                column_type,
-                data_type: data_type.to_ascii_lowercase(),
-                collation: coll.and_then(|c| u16::try_from(c).ok()),
-                generated: extra.contains("GENERATED"),
-                invisible: extra.contains("INVISIBLE"),
-                pk_position: pk,
-            }
-        })
-        .collect())
+    let bad = |what: &str| BinlogError::Protocol {
+        action: format!("reading the columns of {table} from information_schema"),
+        detail: format!("missing {what}"),
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let text = |i: usize, what: &str| -> Result<String, BinlogError> {
+            r.get::<Option<String>, _>(i)
+                .flatten()
+                .ok_or_else(|| bad(what))
+        };
+        let num = |i: usize| r.get::<Option<u64>, _>(i).flatten();
+        let extra = text(4, "EXTRA")?.to_ascii_uppercase();
+        out.push(CurrentColumn {
+            name: text(0, "COLUMN_NAME")?,
+            column_type: text(1, "COLUMN_TYPE")?,
+            data_type: text(2, "DATA_TYPE")?.to_ascii_lowercase(),
+            collation: num(3).and_then(|c| u16::try_from(c).ok()),
+            generated: extra.contains("GENERATED"),
+            invisible: extra.contains("INVISIBLE"),
+            pk_position: num(5).and_then(|p| u32::try_from(p).ok()),
+            precision: num(6),
+            scale: num(7),
+            fsp: num(8),
+            nullable: text(9, "IS_NULLABLE")?.eq_ignore_ascii_case("YES"),
+        });
+    }
+    Ok(out)
 }
 
 /// Parses the members of `enum('a','b''c')` / `set(...)`.

@@ -91,54 +91,24 @@ pub async fn consistent_start(
 /// The current definition of a table as a [`TableSchema`] (version 0), in the same terms the
 /// binlog decoder uses.
 pub async fn table_schema(conn: &mut Conn, table: &TableRef) -> Result<TableSchema, BinlogError> {
-    type R = (
-        String,
-        String,
-        String,
-        Option<u64>,
-        Option<u64>,
-        Option<u64>,
-        Option<u32>,
-        String,
-        Option<u32>,
-        String,
-    );
-    let rows: Vec<R> = conn
-        .exec(
-            "SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.NUMERIC_PRECISION, \
-             c.NUMERIC_SCALE, c.DATETIME_PRECISION, co.ID, c.EXTRA, k.ORDINAL_POSITION, \
-             c.IS_NULLABLE \
-             FROM information_schema.COLUMNS c \
-             LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME \
-             LEFT JOIN information_schema.KEY_COLUMN_USAGE k ON k.TABLE_SCHEMA = c.TABLE_SCHEMA \
-               AND k.TABLE_NAME = c.TABLE_NAME AND k.COLUMN_NAME = c.COLUMN_NAME \
-               AND k.CONSTRAINT_NAME = 'PRIMARY' \
-             WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION",
-            (table.db.as_str(), table.table.as_str()),
-        )
-        .await
-        .map_err(BinlogError::driver(format!(
-            "reading the definition of {table}"
-        )))?;
-    if rows.is_empty() {
+    let current = crate::infoschema::table_columns(conn, table).await?;
+    if current.is_empty() {
         return Err(BinlogError::Config(format!(
             "table {table} does not exist or the dbtrail user cannot see it (GRANT SELECT)"
         )));
     }
     let mut columns = Vec::new();
     let mut pk = Vec::new();
-    for (i, (name, data_type, column_type, prec, scale, dt_prec, coll, extra, pkpos, nullable)) in
-        rows.into_iter().enumerate()
-    {
-        let ct = column_type.to_ascii_lowercase();
-        let fsp = dt_prec.unwrap_or(0) as u8;
+    for (i, c) in current.into_iter().enumerate() {
+        let ct = c.column_type.to_ascii_lowercase();
+        let fsp = c.fsp.unwrap_or(0) as u8;
         let width = |def: u8| -> u8 {
             ct.split_once('(')
                 .and_then(|(_, r)| r.split(')').next())
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(def)
         };
-        let ty = match data_type.to_ascii_lowercase().as_str() {
+        let ty = match c.data_type.as_str() {
             "tinyint" | "bool" | "boolean" => ColumnType::TinyInt,
             "smallint" => ColumnType::SmallInt,
             "mediumint" => ColumnType::MediumInt,
@@ -147,8 +117,8 @@ pub async fn table_schema(conn: &mut Conn, table: &TableRef) -> Result<TableSche
             "float" => ColumnType::Float,
             "double" | "real" => ColumnType::Double,
             "decimal" | "numeric" => ColumnType::Decimal {
-                precision: prec.unwrap_or(10) as u8,
-                scale: scale.unwrap_or(0) as u8,
+                precision: c.precision.unwrap_or(10) as u8,
+                scale: c.scale.unwrap_or(0) as u8,
             },
             "year" => ColumnType::Year,
             "date" => ColumnType::Date,
@@ -167,14 +137,15 @@ pub async fn table_schema(conn: &mut Conn, table: &TableRef) -> Result<TableSche
             | "multipolygon" | "geometrycollection" | "geomcollection" => ColumnType::Geometry,
             other => {
                 return Err(BinlogError::Config(format!(
-                    "{table}.{name}: column type {other} is not supported for snapshots"
+                    "{table}.{}: column type {other} is not supported for snapshots",
+                    c.name
                 )));
             }
         };
-        let mut col = ColumnDef::new(name, ty.clone());
+        let mut col = ColumnDef::new(c.name, ty.clone());
         col.unsigned = ct.contains("unsigned");
-        col.nullable = nullable.eq_ignore_ascii_case("YES");
-        col.collation = coll.and_then(|c| u16::try_from(c).ok());
+        col.nullable = c.nullable;
+        col.collation = c.collation;
         if matches!(
             ty,
             ColumnType::Blob | ColumnType::Char | ColumnType::VarChar
@@ -183,13 +154,12 @@ pub async fn table_schema(conn: &mut Conn, table: &TableRef) -> Result<TableSche
             col.collation = Some(dbtrail_core::schema::BINARY_COLLATION);
         }
         if matches!(ty, ColumnType::Enum | ColumnType::Set) {
-            col.members = members(&column_type);
+            col.members = members(&c.column_type);
         }
-        let extra = extra.to_ascii_uppercase();
-        col.generated = extra.contains("GENERATED");
-        col.invisible = extra.contains("INVISIBLE");
-        col.sql_type = Some(column_type);
-        if let Some(p) = pkpos {
+        col.generated = c.generated;
+        col.invisible = c.invisible;
+        col.sql_type = Some(c.column_type);
+        if let Some(p) = c.pk_position {
             pk.push((p, i));
         }
         columns.push(col);
