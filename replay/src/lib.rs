@@ -1,10 +1,12 @@
 //! dbtrail-replay: reconstruction of tables at a target, and the SQL it writes.
 //! No tokio, no MySQL, no RocksDB: it works on [`dbtrail_core`] values only.
 //!
+//! - [`baseline`]: baseline tables as Parquet, losslessly (every value type), streamed.
 //! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
 //!   for tables without one) and applied to a baseline.
 //! - [`reverse`]: statements that undo one transaction.
 //! - [`sql`]: byte-exact SQL literals and INSERT statements for dump files.
+pub mod baseline;
 pub mod fold;
 pub mod reverse;
 pub mod sql;
