@@ -9,16 +9,22 @@ use dbtrail_testkit::{Server, reset_scratch_settings, scratch_lock};
 use mysql_async::prelude::Queryable;
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_settings_are_refused_with_the_fix() {
-    let Some(db) = dbtrail_testkit::require(Server::scratch()).await else {
-        return;
-    };
-    let _lock = tokio::task::spawn_blocking(scratch_lock)
+/// The scratch server, locked for this test, with its settings reset (a test that failed
+/// earlier may have left them changed). `None` when the bed is absent (locally only).
+async fn scratch() -> Option<(dbtrail_testkit::TestDb, dbtrail_testkit::ScratchGuard)> {
+    let db = dbtrail_testkit::require(Server::scratch()).await?;
+    let lock = tokio::task::spawn_blocking(scratch_lock)
         .await
         .expect("lock");
-    // A test that failed earlier may have left settings changed.
     reset_scratch_settings(&mut db.conn().await).await;
+    Some((db, lock))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_settings_are_refused_with_the_fix() {
+    let Some((db, _lock)) = scratch().await else {
+        return;
+    };
     let mut conn = db.conn().await;
     let cases = [
         (
@@ -77,14 +83,9 @@ async fn bad_settings_are_refused_with_the_fix() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn compressed_transactions_yield_every_row() {
-    let Some(db) = dbtrail_testkit::require(Server::scratch()).await else {
+    let Some((db, _lock)) = scratch().await else {
         return;
     };
-    let _lock = tokio::task::spawn_blocking(scratch_lock)
-        .await
-        .expect("lock");
-    // A test that failed earlier may have left settings changed.
-    reset_scratch_settings(&mut db.conn().await).await;
     let mut root = db.conn().await;
     root.query_drop("SET GLOBAL binlog_transaction_compression = ON")
         .await
@@ -153,14 +154,9 @@ async fn compressed_transactions_yield_every_row() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn purged_binlogs_are_a_gap_or_a_refusal() {
-    let Some(db) = dbtrail_testkit::require(Server::scratch()).await else {
+    let Some((db, _lock)) = scratch().await else {
         return;
     };
-    let _lock = tokio::task::spawn_blocking(scratch_lock)
-        .await
-        .expect("lock");
-    // A test that failed earlier may have left settings changed.
-    reset_scratch_settings(&mut db.conn().await).await;
     let mut daemon = Daemon::start(Server::scratch(), "");
     daemon.wait_streaming().await;
     db.exec("CREATE TABLE g (id INT PRIMARY KEY)").await;
@@ -225,14 +221,10 @@ async fn purged_binlogs_are_a_gap_or_a_refusal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn minimal_row_metadata_decodes_with_information_schema() {
-    let Some(db) = dbtrail_testkit::require(Server::scratch()).await else {
+    let Some((db, _lock)) = scratch().await else {
         return;
     };
-    let _lock = tokio::task::spawn_blocking(scratch_lock)
-        .await
-        .expect("lock");
     let mut root = db.conn().await;
-    reset_scratch_settings(&mut root).await;
     root.query_drop("SET GLOBAL binlog_row_metadata = 'MINIMAL'")
         .await
         .expect("minimal");
@@ -272,13 +264,9 @@ async fn minimal_row_metadata_decodes_with_information_schema() {
 /// backoff and resumes exactly where it stopped.
 #[tokio::test(flavor = "multi_thread")]
 async fn source_restart_and_rotation_resume_exactly() {
-    let Some(db) = dbtrail_testkit::require(Server::scratch()).await else {
+    let Some((db, _lock)) = scratch().await else {
         return;
     };
-    let _lock = tokio::task::spawn_blocking(scratch_lock)
-        .await
-        .expect("lock");
-    reset_scratch_settings(&mut db.conn().await).await;
     let daemon = Daemon::start(Server::scratch(), "");
     daemon.wait_streaming().await;
     db.exec("CREATE TABLE r (id INT PRIMARY KEY)").await;
