@@ -23,6 +23,10 @@ struct Args {
     /// Configuration file (TOML).
     #[arg(long, short, default_value = "/etc/dbtrail/dbtrail.toml")]
     config: PathBuf,
+    /// Check each source's readiness for capture (settings, privileges), print the result
+    /// with the fix for each problem, and exit (non-zero if any source is not ready).
+    #[arg(long)]
+    check: bool,
     /// Log format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -51,6 +55,16 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if args.check {
+        return match rt.block_on(check(&args.config)) {
+            Ok(true) => std::process::ExitCode::SUCCESS,
+            Ok(false) => std::process::ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("dbtraild: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     match rt.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -59,6 +73,51 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--check`: connects to every source and runs the startup checks.
+async fn check(path: &std::path::Path) -> anyhow::Result<bool> {
+    let cfg = Config::load(path)?;
+    let mut all_ok = true;
+    for s in &cfg.sources {
+        let url = s.parsed_url()?;
+        let spec = dbtrail_binlog::stream::SourceSpec {
+            host: url.host,
+            port: url.port,
+            user: url.user,
+            password: s.password()?,
+            replica_server_id: s.replica_server_id,
+            heartbeat: std::time::Duration::from_secs(s.heartbeat_seconds.max(1)),
+        };
+        let result = async {
+            let mut conn = dbtrail_binlog::stream::connect(&spec).await?;
+            dbtrail_binlog::checks::check_server(&mut conn).await
+        }
+        .await;
+        match result {
+            Ok(info) => {
+                println!(
+                    "{}: ready ({} {}, gtid_mode {}, server {})",
+                    s.name,
+                    match info.flavor {
+                        dbtrail_binlog::checks::Flavor::Mysql => "MySQL",
+                        dbtrail_binlog::checks::Flavor::Mariadb => "MariaDB",
+                    },
+                    info.version,
+                    if info.gtid_mode { "ON" } else { "OFF" },
+                    info.server_uuid
+                );
+                for w in &info.warnings {
+                    println!("  warning: {w}");
+                }
+            }
+            Err(e) => {
+                all_ok = false;
+                println!("{}: NOT READY: {e}", s.name);
+            }
+        }
+    }
+    Ok(all_ok)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

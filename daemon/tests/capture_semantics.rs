@@ -511,3 +511,40 @@ async fn undo_restores_the_rows_a_transaction_changed() {
         .expect("forced");
     assert!(!forced.conflicts.is_empty());
 }
+
+/// `dbtraild --check` reports each source's readiness and exits non-zero when one is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_mode_reports_readiness() {
+    let Some(_db) = dbtrail_testkit::require(Server::MariaDb).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = common::write_config(dir.path(), Server::MariaDb, "");
+    let run = |cfg: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dbtraild"))
+            .arg("--check")
+            .arg("--config")
+            .arg(cfg)
+            .env("DBTRAIL_PASSWORD_SRC", common::PASSWORD)
+            .output()
+            .expect("run dbtraild --check")
+    };
+    let out = run(&cfg);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("src: ready (MariaDB"), "{text}");
+    // The same source with the wrong password is not ready, and says why.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbtraild"))
+        .arg("--check")
+        .arg("--config")
+        .arg(&cfg)
+        .env("DBTRAIL_PASSWORD_SRC", "wrong")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("src: NOT READY") && text.contains("access denied"),
+        "{text}"
+    );
+}
