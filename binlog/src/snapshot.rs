@@ -42,7 +42,6 @@ pub async fn consistent_start(
             .await
             .map_err(BinlogError::driver("setting up a snapshot session"))?;
     }
-    let locked = Instant::now();
     first
         .query_drop("FLUSH TABLES WITH READ LOCK")
         .await
@@ -57,6 +56,8 @@ pub async fn consistent_start(
             }
             e => BinlogError::driver("taking the global read lock")(e),
         })?;
+    // Held from here: acquiring the lock may first wait for running statements to finish.
+    let locked = Instant::now();
     let result = async {
         for c in std::iter::once(&mut *first).chain(rest.iter_mut()) {
             c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
