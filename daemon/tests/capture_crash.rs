@@ -55,27 +55,8 @@ async fn crash_loop(server: Server) {
     }
     writer.await.expect("workload");
     daemon.wait_caught_up(&db).await;
-    let client = daemon.client();
-    let t1 = client
-        .events(
-            &daemon.source,
-            &[
-                ("table", format!("{}.t1", db.db_name())),
-                ("limit", "100000".into()),
-            ],
-        )
-        .await
-        .expect("t1 events");
-    let t2 = client
-        .events(
-            &daemon.source,
-            &[
-                ("table", format!("{}.t2", db.db_name())),
-                ("limit", "100000".into()),
-            ],
-        )
-        .await
-        .expect("t2 events");
+    let t1 = daemon.table_events(&db, "t1").await;
+    let t2 = daemon.table_events(&db, "t2").await;
     assert!(!t1.truncated && !t2.truncated);
     // Every inserted id exactly once, with its transaction number.
     let mut ids = BTreeMap::new();

@@ -23,11 +23,7 @@ async fn ddl_versions(server: Server) {
     db.exec("ALTER TABLE v DROP COLUMN a").await;
     db.exec("UPDATE v SET b = 'TWO' WHERE id = 2").await;
     daemon.wait_caught_up(&db).await;
-    let ev = daemon
-        .client()
-        .events(&daemon.source, &[("table", format!("{}.v", db.db_name()))])
-        .await
-        .expect("events");
+    let ev = daemon.table_events(&db, "v").await;
     let got: Vec<_> = ev
         .events
         .iter()
@@ -138,11 +134,7 @@ async fn lock_wait_order(server: Server) {
     a.query_drop("COMMIT").await.expect("a commit");
     blocked.await.expect("b done");
     daemon.wait_caught_up(&db).await;
-    let ev = daemon
-        .client()
-        .events(&daemon.source, &[("table", format!("{}.o", db.db_name()))])
-        .await
-        .expect("events");
+    let ev = daemon.table_events(&db, "o").await;
     let who: Vec<_> = ev
         .events
         .iter()

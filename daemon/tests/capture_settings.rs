@@ -125,17 +125,7 @@ async fn compressed_transactions_yield_every_row() {
         "the server compressed transactions"
     );
     daemon.wait_caught_up(&db).await;
-    let ev = daemon
-        .client()
-        .events(
-            &daemon.source,
-            &[
-                ("table", format!("{}.c", db.db_name())),
-                ("limit", "100000".into()),
-            ],
-        )
-        .await
-        .expect("events");
+    let ev = daemon.table_events(&db, "c").await;
     let count = |k: &str| ev.events.iter().filter(|e| e.kind == k).count();
     assert_eq!(
         (count("insert"), count("update"), count("delete")),
@@ -206,11 +196,7 @@ async fn purged_binlogs_are_a_gap_or_a_refusal() {
     let st = daemon.wait_caught_up(&db).await;
     assert_eq!(st.gaps.len(), 1, "{st:#?}");
     assert_eq!(st.gaps[0].missing, missing_text);
-    let ev = daemon
-        .client()
-        .events(&daemon.source, &[("table", format!("{}.g", db.db_name()))])
-        .await
-        .expect("events");
+    let ev = daemon.table_events(&db, "g").await;
     let ids: Vec<_> = ev
         .events
         .iter()
@@ -242,11 +228,7 @@ async fn minimal_row_metadata_decodes_with_information_schema() {
         .expect("insert");
     reset_scratch_settings(&mut root).await;
     daemon.wait_caught_up(&db).await;
-    let ev = daemon
-        .client()
-        .events(&daemon.source, &[("table", format!("{}.mm", db.db_name()))])
-        .await
-        .expect("events");
+    let ev = daemon.table_events(&db, "mm").await;
     assert_eq!(ev.events.len(), 1, "{ev:#?}");
     assert_eq!(ev.events[0].columns, ["a", "id", "e", "s"]);
     assert_eq!(
@@ -302,11 +284,7 @@ async fn source_restart_and_rotation_resume_exactly() {
     db.exec("FLUSH BINARY LOGS").await;
     db.exec("DELETE FROM r WHERE id = 1").await;
     daemon.wait_caught_up(&db).await;
-    let ev = daemon
-        .client()
-        .events(&daemon.source, &[("table", format!("{}.r", db.db_name()))])
-        .await
-        .expect("events");
+    let ev = daemon.table_events(&db, "r").await;
     let got: Vec<(String, serde_json::Value)> = ev
         .events
         .iter()

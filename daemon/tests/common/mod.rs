@@ -170,6 +170,26 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Every captured event of `db`'s table `table` (up to 100000).
+    pub async fn table_events(
+        &self,
+        db: &TestDb,
+        table: &str,
+    ) -> dbtrail_core::api::EventsResponse {
+        self.client()
+            .events(
+                &self.source,
+                &[
+                    ("table", format!("{}.{table}", db.db_name())),
+                    ("limit", "100000".into()),
+                ],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("events of {table}: {e:#}"))
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
