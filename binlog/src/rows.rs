@@ -155,11 +155,7 @@ impl<'a> RowReader<'a> {
                 let v = self.uint_le(8)?;
                 let (d, t) = (v / 1_000_000, v % 1_000_000);
                 Value::DateTime(DateTime {
-                    date: Date {
-                        year: (d / 10000) as u16,
-                        month: ((d / 100) % 100) as u8,
-                        day: (d % 100) as u8,
-                    },
+                    date: Date::from_yyyymmdd(d),
                     hour: (t / 10000) as u8,
                     minute: ((t / 100) % 100) as u8,
                     second: (t % 100) as u8,

@@ -80,6 +80,37 @@ pub struct DateTime {
     pub micros: u32,
 }
 
+impl Date {
+    /// The date as the number `YYYYMMDD` (zero dates are 0).
+    pub fn yyyymmdd(&self) -> u32 {
+        u32::from(self.year) * 10_000 + u32::from(self.month) * 100 + u32::from(self.day)
+    }
+
+    /// Inverse of [`Date::yyyymmdd`].
+    pub fn from_yyyymmdd(n: u64) -> Date {
+        Date {
+            year: (n / 10_000) as u16,
+            month: ((n / 100) % 100) as u8,
+            day: (n % 100) as u8,
+        }
+    }
+}
+
+impl DateTime {
+    /// `0000-00-00 00:00:00.000000`.
+    pub const ZERO: DateTime = DateTime {
+        date: Date {
+            year: 0,
+            month: 0,
+            day: 0,
+        },
+        hour: 0,
+        minute: 0,
+        second: 0,
+        micros: 0,
+    };
+}
+
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
@@ -219,17 +250,11 @@ mod tests {
             timestamp_to_utc_string(2_147_483_647_999_999, 6),
             "2038-01-19 03:14:07.999999"
         );
-        let dt = DateTime {
-            date: Date {
-                year: 0,
-                month: 0,
-                day: 0,
-            },
-            hour: 0,
-            minute: 0,
-            second: 0,
-            micros: 0,
-        };
-        assert_eq!(dt.to_mysql_string(0), "0000-00-00 00:00:00");
+        assert_eq!(DateTime::ZERO.to_mysql_string(0), "0000-00-00 00:00:00");
+        let d = Date::from_yyyymmdd(99_991_231);
+        assert_eq!(
+            (d.to_string(), d.yyyymmdd()),
+            ("9999-12-31".to_string(), 99_991_231)
+        );
     }
 }

@@ -148,17 +148,13 @@ fn builder(c: &ColumnDef) -> Builder {
     }
 }
 
-fn date_key(d: &Date) -> u32 {
-    u32::from(d.year) * 10_000 + u32::from(d.month) * 100 + u32::from(d.day)
-}
-
 const DAY_US: u64 = 86_400_000_000;
 
 fn datetime_key(dt: &DateTime) -> u64 {
     let of_day = (u64::from(dt.hour) * 3600 + u64::from(dt.minute) * 60 + u64::from(dt.second))
         * 1_000_000
         + u64::from(dt.micros);
-    u64::from(date_key(&dt.date)) * DAY_US + of_day
+    u64::from(dt.date.yyyymmdd()) * DAY_US + of_day
 }
 
 fn decimal_to_i256(text: &str, scale: u8) -> Option<i256> {
@@ -214,7 +210,7 @@ impl Builder {
             (Builder::I64(b), Value::Int(i)) => b.append_value(*i),
             (Builder::U64(b), Value::UInt(u) | Value::Bit(u) | Value::Set(u)) => b.append_value(*u),
             (Builder::U64(b), Value::DateTime(dt)) => b.append_value(datetime_key(dt)),
-            (Builder::U32(b), Value::Date(d)) => b.append_value(date_key(d)),
+            (Builder::U32(b), Value::Date(d)) => b.append_value(d.yyyymmdd()),
             (Builder::U16(b), Value::Year(y) | Value::Enum(y)) => b.append_value(*y),
             (Builder::F32(b), Value::Float(f)) => b.append_value(*f),
             (Builder::F64(b), Value::Double(d)) => b.append_value(*d),
@@ -392,25 +388,16 @@ fn value_at(c: &ColumnDef, a: &dyn Array, i: usize) -> Result<Value, String> {
             let (d, of_day) = (v / DAY_US, v % DAY_US);
             let secs = of_day / 1_000_000;
             Value::DateTime(DateTime {
-                date: Date {
-                    year: (d / 10_000) as u16,
-                    month: ((d / 100) % 100) as u8,
-                    day: (d % 100) as u8,
-                },
+                date: Date::from_yyyymmdd(d),
                 hour: (secs / 3600) as u8,
                 minute: ((secs / 60) % 60) as u8,
                 second: (secs % 60) as u8,
                 micros: (of_day % 1_000_000) as u32,
             })
         }
-        (ColumnType::Date, DataType::UInt32) => {
-            let v = a.as_primitive::<UInt32Type>().value(i);
-            Value::Date(Date {
-                year: (v / 10_000) as u16,
-                month: ((v / 100) % 100) as u8,
-                day: (v % 100) as u8,
-            })
-        }
+        (ColumnType::Date, DataType::UInt32) => Value::Date(Date::from_yyyymmdd(u64::from(
+            a.as_primitive::<UInt32Type>().value(i),
+        ))),
         (ColumnType::Year, DataType::UInt16) => {
             Value::Year(a.as_primitive::<UInt16Type>().value(i))
         }
@@ -558,17 +545,7 @@ mod tests {
             ],
             primary_key: vec![0],
         };
-        let zero_dt = DateTime {
-            date: Date {
-                year: 0,
-                month: 0,
-                day: 0,
-            },
-            hour: 0,
-            minute: 0,
-            second: 0,
-            micros: 0,
-        };
+        let zero_dt = DateTime::ZERO;
         let max_dt = DateTime {
             date: Date {
                 year: 9999,
