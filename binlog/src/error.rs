@@ -74,6 +74,18 @@ impl BinlogError {
     }
 
     /// Wraps a driver error with what was being attempted.
+    /// The MySQL server error code behind this error, if it is one.
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            BinlogError::Transient {
+                source: mysql_async::Error::Server(s),
+                ..
+            } => Some(s.code),
+            _ => None,
+        }
+    }
+
+    /// Wraps a driver error met while doing `action`.
     pub fn driver(action: impl fmt::Display) -> impl FnOnce(mysql_async::Error) -> BinlogError {
         move |source| BinlogError::Transient {
             action: action.to_string(),

@@ -19,3 +19,5 @@ pub mod snapshot;
 pub mod stream;
 
 pub use error::BinlogError;
+/// A connection to a source (the driver's type).
+pub use mysql_async::Conn;

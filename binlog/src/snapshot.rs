@@ -23,12 +23,31 @@ use std::time::{Duration, Instant};
 /// Session settings for snapshot reads: raw bytes, UTC, no zero-date surprises.
 const SESSION: &str = "SET SESSION character_set_results = binary, time_zone = '+00:00'";
 
+/// The lock [`consistent_start`] takes, as reported in baselines.
+pub const LOCK_MODE: &str = "FLUSH TABLES WITH READ LOCK";
+
+/// What [`consistent_start`] established.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// The exact position every connection's transaction reflects.
+    pub position: Position,
+    /// How long the global read lock was held.
+    pub lock_held: Duration,
+    /// When the lock was taken (µs since the epoch): the snapshot's time.
+    pub taken_us: i64,
+    /// The base tables of user databases at the snapshot (listed under the lock), sorted.
+    pub tables: Vec<TableRef>,
+}
+
+/// Databases that are the server's own, never snapshotted.
+const SYSTEM_DBS: &str = "'mysql','sys','information_schema','performance_schema'";
+
 /// Starts consistent snapshot transactions on every connection and returns the position they
-/// all reflect and how long the global lock was held.
+/// all reflect, the tables that existed, and how long the global lock was held.
 pub async fn consistent_start(
     conns: &mut [Conn],
     info: &ServerInfo,
-) -> Result<(Position, Duration), BinlogError> {
+) -> Result<Snapshot, BinlogError> {
     let Some((first, rest)) = conns.split_first_mut() else {
         return Err(BinlogError::Config(
             "a snapshot needs at least one connection".into(),
@@ -58,6 +77,10 @@ pub async fn consistent_start(
         })?;
     // Held from here: acquiring the lock may first wait for running statements to finish.
     let locked = Instant::now();
+    let taken_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
     let result = async {
         for c in std::iter::once(&mut *first).chain(rest.iter_mut()) {
             c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
@@ -74,19 +97,57 @@ pub async fn consistent_start(
             .map_err(BinlogError::driver("reading the executed GTID set"))?;
         let mut at = info.clone();
         at.gtid_executed = executed.unwrap_or_default();
-        Ok::<_, BinlogError>(Position {
-            gtid_set: executed_set(&at)?,
-            file,
-            pos,
-            server_uuid: info.server_uuid.clone(),
-        })
+        let tables: Vec<(String, String)> = first
+            .query(format!(
+                "SELECT CAST(TABLE_SCHEMA AS BINARY), CAST(TABLE_NAME AS BINARY) \
+                 FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+                 AND TABLE_SCHEMA NOT IN ({SYSTEM_DBS}) ORDER BY 1, 2"
+            ))
+            .await
+            .map_err(BinlogError::driver("listing the tables to snapshot"))?;
+        Ok::<_, BinlogError>((
+            Position {
+                gtid_set: executed_set(&at)?,
+                file,
+                pos,
+                server_uuid: info.server_uuid.clone(),
+            },
+            tables
+                .into_iter()
+                .map(|(d, t)| TableRef::new(d, t))
+                .collect(),
+        ))
     }
     .await;
     let unlock = first.query_drop("UNLOCK TABLES").await;
-    let held = locked.elapsed();
-    let position = result?;
+    let lock_held = locked.elapsed();
+    let (position, tables) = result?;
     unlock.map_err(BinlogError::driver("releasing the global read lock"))?;
-    Ok((position, held))
+    Ok(Snapshot {
+        position,
+        lock_held,
+        taken_us,
+        tables,
+    })
+}
+
+/// `SHOW CREATE TABLE` of `table`, as the server prints it.
+pub async fn show_create_table(conn: &mut Conn, table: &TableRef) -> Result<String, BinlogError> {
+    let row: Option<(Vec<u8>, Vec<u8>)> = conn
+        .query_first(format!("SHOW CREATE TABLE {}", table.quoted()))
+        .await
+        .map_err(BinlogError::driver(format!(
+            "reading the definition of {table}"
+        )))?;
+    let (_, create) = row.ok_or_else(|| {
+        BinlogError::Config(format!("table {table} disappeared during the snapshot"))
+    })?;
+    String::from_utf8(create).map_err(|_| BinlogError::Decode {
+        what: format!("SHOW CREATE TABLE {table}"),
+        file: String::new(),
+        pos: 0,
+        detail: "the definition is not UTF-8".into(),
+    })
 }
 
 /// The current definition of a table as a [`TableSchema`] (version 0), in the same terms the
@@ -178,7 +239,78 @@ pub async fn table_schema(conn: &mut Conn, table: &TableRef) -> Result<TableSche
 pub async fn read_table(
     conn: &mut Conn,
     schema: &TableSchema,
-    mut visit: impl FnMut(Row) -> Result<(), BinlogError>,
+    mut visit: impl FnMut(Row) -> Result<(), BinlogError> + Send,
+) -> Result<u64, BinlogError> {
+    read_rows(conn, schema, Sink::Visit(&mut visit)).await
+}
+
+/// Streams the rows of `schema`'s table in primary-key order in batches of up to
+/// `batch_rows` into `tx` (back-pressure: memory holds the channel's batches, never the
+/// table); returns the row count. Fails when the receiver is gone.
+pub async fn read_table_batches(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    batch_rows: usize,
+    tx: &tokio::sync::mpsc::Sender<Vec<Row>>,
+) -> Result<u64, BinlogError> {
+    read_rows(
+        conn,
+        schema,
+        Sink::Channel {
+            tx,
+            batch: Vec::with_capacity(batch_rows),
+            batch_rows: batch_rows.max(1),
+        },
+    )
+    .await
+}
+
+enum Sink<'a> {
+    Visit(&'a mut (dyn FnMut(Row) -> Result<(), BinlogError> + Send)),
+    Channel {
+        tx: &'a tokio::sync::mpsc::Sender<Vec<Row>>,
+        batch: Vec<Row>,
+        batch_rows: usize,
+    },
+}
+
+impl Sink<'_> {
+    async fn push(&mut self, row: Row, table: &TableRef) -> Result<(), BinlogError> {
+        match self {
+            Sink::Visit(f) => f(row),
+            Sink::Channel {
+                tx,
+                batch,
+                batch_rows,
+            } => {
+                batch.push(row);
+                if batch.len() >= *batch_rows {
+                    let full = std::mem::replace(batch, Vec::with_capacity(*batch_rows));
+                    tx.send(full).await.map_err(|_| gone(table))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn finish(self, table: &TableRef) -> Result<(), BinlogError> {
+        if let Sink::Channel { tx, batch, .. } = self {
+            if !batch.is_empty() {
+                tx.send(batch).await.map_err(|_| gone(table))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn gone(table: &TableRef) -> BinlogError {
+    BinlogError::Config(format!("the writer of {table} stopped"))
+}
+
+async fn read_rows(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    mut sink: Sink<'_>,
 ) -> Result<u64, BinlogError> {
     let exprs: Vec<String> = schema
         .columns
@@ -231,9 +363,12 @@ pub async fn read_table(
                 detail,
             })?);
         }
-        visit(out)?;
+        sink.push(out, &schema.table).await?;
         n += 1;
     }
+    drop(stream);
+    drop(result);
+    sink.finish(&schema.table).await?;
     Ok(n)
 }
 

@@ -147,3 +147,68 @@ pub struct UndoResponse {
     /// The script.
     pub sql: String,
 }
+
+/// What an asynchronous job (backup, restore) is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Still working.
+    Running,
+    /// Done; the result is available.
+    Completed,
+    /// Stopped; `error` says why and what to do.
+    Failed,
+}
+
+/// `POST /api/v1/servers/{name}/backups` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackupStarted {
+    /// The job's id (the baseline's id once it completes).
+    pub backup_id: String,
+    /// `running`.
+    pub status: JobStatus,
+}
+
+/// One backup job: `GET /api/v1/servers/{name}/backups/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackupJobView {
+    /// Job and baseline id.
+    pub id: String,
+    /// The source.
+    pub source: String,
+    /// Running, completed or failed.
+    pub status: JobStatus,
+    /// `connecting`, `snapshot`, `reading`, `manifest`, `retention`, `complete`.
+    pub phase: String,
+    /// When the job started (RFC 3339, UTC).
+    pub started_at: String,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// How long it took (ms), once ended.
+    pub duration_ms: Option<u64>,
+    /// Tables to read.
+    pub tables_total: u64,
+    /// Tables read and stored.
+    pub tables_done: u64,
+    /// Rows stored so far.
+    pub rows: u64,
+    /// Bytes stored so far.
+    pub bytes: u64,
+    /// How long the global read lock was held (ms).
+    pub lock_held_ms: Option<f64>,
+    /// Why it failed, with what to do.
+    pub error: Option<String>,
+    /// The baseline, when completed.
+    pub baseline: Option<crate::baseline::BaselineManifest>,
+}
+
+/// `GET /api/v1/servers/{name}/backups`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackupsResponse {
+    /// The store's URL.
+    pub store: String,
+    /// Complete baselines, oldest first.
+    pub baselines: Vec<crate::baseline::BaselineManifest>,
+    /// Jobs of this process, newest first (running and recently ended).
+    pub jobs: Vec<BackupJobView>,
+}

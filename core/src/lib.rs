@@ -8,11 +8,13 @@
 //! - [`change`]: row changes with full before/after images, and the logged event.
 //! - [`codec`]: the versioned binary encoding of every persisted record.
 //! - [`render`]: values as JSON for people.
+//! - [`baseline`]: baseline manifests (the catalog record of a snapshot) and file naming.
 //! - [`api`]: the daemon's HTTP API wire types.
 //!
 //! Hard rules: nothing here does I/O or panics on outside input; every persisted encoding
 //! has a golden test.
 pub mod api;
+pub mod baseline;
 pub mod change;
 pub mod codec;
 pub mod gtid;

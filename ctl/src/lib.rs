@@ -1,7 +1,10 @@
 //! Client library for the dbtrail daemon's API on its unix socket.
 use anyhow::{Context, anyhow};
-use dbtrail_core::api::{ErrorBody, EventsResponse, SourceStatus, SourcesResponse};
-use http_body_util::{BodyExt, Empty};
+use dbtrail_core::api::{
+    BackupJobView, BackupStarted, BackupsResponse, ErrorBody, EventsResponse, SourceStatus,
+    SourcesResponse,
+};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -38,6 +41,25 @@ impl Client {
 
     /// GET `path` and decode JSON; API errors become their message.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.request(hyper::Method::GET, path, None).await
+    }
+
+    /// POST `body` (JSON) to `path` and decode the JSON answer.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<T> {
+        self.request(hyper::Method::POST, path, Some(body.to_string()))
+            .await
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<T> {
         let stream = tokio::net::UnixStream::connect(&self.socket).await.with_context(|| {
             format!(
                 "cannot connect to dbtraild at {} (is it running? set --socket or DBTRAIL_SOCKET)",
@@ -48,9 +70,12 @@ impl Client {
             .await
             .context("HTTP handshake with dbtraild")?;
         tokio::spawn(conn);
-        let req = hyper::Request::get(path)
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header("host", "dbtraild")
-            .body(Empty::<Bytes>::new())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .context("building the request")?;
         let resp = sender
             .send_request(req)
@@ -102,6 +127,31 @@ impl Client {
             encode(gtid)
         ))
         .await
+    }
+
+    /// Starts a backup.
+    pub async fn start_backup(&self, source: &str) -> anyhow::Result<BackupStarted> {
+        self.post(
+            &format!("/api/v1/servers/{}/backups", encode(source)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// One backup job.
+    pub async fn backup(&self, source: &str, id: &str) -> anyhow::Result<BackupJobView> {
+        self.get(&format!(
+            "/api/v1/servers/{}/backups/{}",
+            encode(source),
+            encode(id)
+        ))
+        .await
+    }
+
+    /// Baselines and backup jobs.
+    pub async fn backups(&self, source: &str) -> anyhow::Result<BackupsResponse> {
+        self.get(&format!("/api/v1/servers/{}/backups", encode(source)))
+            .await
     }
 
     /// Decoded events; `query` pairs are encoded here.

@@ -1,6 +1,7 @@
 //! dbtrailctl: talk to dbtraild over its unix socket.
 use clap::{Parser, Subcommand};
-use dbtrail_core::api::SourcesResponse;
+use dbtrail_core::api::{BackupJobView, JobStatus, SourcesResponse};
+use dbtrail_core::render::rfc3339_micros;
 use dbtrail_ctl::{Client, DEFAULT_SOCKET};
 use std::path::PathBuf;
 
@@ -43,6 +44,27 @@ enum Cmd {
         /// At most this many events.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a baseline (consistent snapshot of every table) now.
+    Backup {
+        /// Source name (optional when only one is configured).
+        #[arg(long)]
+        source: Option<String>,
+        /// Wait until it ends; exit non-zero if it fails.
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List baselines and backup jobs.
+    Backups {
+        /// Source name (optional when only one is configured).
+        #[arg(long)]
+        source: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -154,6 +176,90 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Cmd::Backup { source, wait, json } => {
+            let source = pick_source(&client, source).await?;
+            let started = client.start_backup(&source).await?;
+            if !wait {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&started)?);
+                } else {
+                    println!(
+                        "backup {} started; follow it with `dbtrailctl backups --source {source}`",
+                        started.backup_id
+                    );
+                }
+                return Ok(());
+            }
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let job = loop {
+                let j = client.backup(&source, &started.backup_id).await?;
+                if j.status != JobStatus::Running {
+                    break j;
+                }
+                if tty {
+                    eprint!(
+                        "\r{}: {} {}/{} tables, {} rows, {}      ",
+                        j.id,
+                        j.phase,
+                        j.tables_done,
+                        j.tables_total,
+                        j.rows,
+                        human_bytes(j.bytes)
+                    );
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            };
+            if tty {
+                eprintln!();
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+            }
+            match job.status {
+                JobStatus::Completed => {
+                    if !json {
+                        print_job(&job);
+                    }
+                }
+                _ => anyhow::bail!(
+                    "backup {} failed: {}",
+                    job.id,
+                    job.error.as_deref().unwrap_or("(no reason given)")
+                ),
+            }
+        }
+        Cmd::Backups { source, json } => {
+            let source = pick_source(&client, source).await?;
+            let resp = client.backups(&source).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&resp)?);
+                return Ok(());
+            }
+            println!("store: {}", resp.store);
+            if resp.baselines.is_empty() {
+                println!("no baselines yet; take one with `dbtrailctl backup --source {source}`");
+            }
+            for b in &resp.baselines {
+                println!(
+                    "{}  snapshot {}  {} tables  {} rows  {}  took {:.1}s  lock {:.1}ms",
+                    b.id,
+                    rfc3339_micros(b.snapshot_us),
+                    b.tables.len(),
+                    b.rows(),
+                    human_bytes(b.bytes()),
+                    (b.finished_us - b.started_us) as f64 / 1e6,
+                    b.lock_held_us as f64 / 1000.0
+                );
+                println!("    position {}", b.position);
+            }
+            for j in resp
+                .jobs
+                .iter()
+                .filter(|j| j.status != JobStatus::Completed)
+            {
+                print_job(j);
+            }
+        }
         Cmd::Undo {
             source,
             gtid,
@@ -226,4 +332,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn print_job(j: &BackupJobView) {
+    let status = serde_json::to_value(j.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    println!(
+        "backup {}: {status} ({}) {}/{} tables, {} rows, {}{}",
+        j.id,
+        j.phase,
+        j.tables_done,
+        j.tables_total,
+        j.rows,
+        human_bytes(j.bytes),
+        j.duration_ms
+            .map(|d| format!(", {:.1}s", d as f64 / 1000.0))
+            .unwrap_or_default()
+    );
+    if let Some(l) = j.lock_held_ms {
+        println!("  global read lock held {l:.1} ms");
+    }
+    if let Some(b) = &j.baseline {
+        println!("  position {}", b.position);
+    }
+    if let Some(e) = &j.error {
+        println!("  error: {e}");
+    }
 }

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use dbtrail_core::api::{BackupJobView, BackupStarted, BackupsResponse, JobStatus};
 use dbtrail_core::api::{ErrorBody, ErrorDetail, EventView, EventsResponse, SourcesResponse};
 use dbtrail_core::render::{render_value, rfc3339_micros};
 use dbtrail_core::time::parse_time;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub sources: Vec<Arc<Source>>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Cancelled at shutdown (jobs started by the API stop with it).
+    pub cancel: CancellationToken,
 }
 
 /// An API error.
@@ -47,6 +50,13 @@ impl ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
+            message: message.into(),
+        }
+    }
+    fn conflict(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
             message: message.into(),
         }
     }
@@ -104,6 +114,11 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/servers/{name}/status", get(server_status))
         .route("/api/v1/servers/{name}/events", get(events))
         .route("/api/v1/servers/{name}/transactions/{gtid}/undo", get(undo))
+        .route(
+            "/api/v1/servers/{name}/backups",
+            get(list_backups).post(start_backup),
+        )
+        .route("/api/v1/servers/{name}/backups/{id}", get(backup_job))
         .fallback(|| async { ApiError::not_found("no such API endpoint; see `dbtrailctl --help`") })
         .with_state(state)
 }
@@ -508,4 +523,77 @@ fn build_undo(
         conflicts,
         sql: String::from_utf8(sql).map_err(|_| ApiError::internal("undo script is not UTF-8"))?,
     })
+}
+
+async fn list_backups(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<BackupsResponse>, ApiError> {
+    let s = find(&state, &name)?;
+    Ok(Json(BackupsResponse {
+        store: s.backups.store.url.clone(),
+        baselines: s.log.baselines().map_err(ApiError::internal)?,
+        jobs: s.backups.jobs(),
+    }))
+}
+
+async fn start_backup(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let s = find(&state, &name)?;
+    match s
+        .backups
+        .start(s.clone(), state.metrics.clone(), state.cancel.clone())
+    {
+        Ok((id, _)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(BackupStarted {
+                backup_id: id,
+                status: JobStatus::Running,
+            }),
+        )
+            .into_response()),
+        Err(crate::backup::StartError::Running(id)) => Err(ApiError::conflict(format!(
+            "a backup of source {name} is already running ({id}); wait for it with \
+             `dbtrailctl backups --source {name}`"
+        ))),
+    }
+}
+
+async fn backup_job(
+    State(state): State<Arc<AppState>>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<BackupJobView>, ApiError> {
+    let s = find(&state, &name)?;
+    if let Some(j) = s.backups.job(&id) {
+        return Ok(Json(j));
+    }
+    let b = s
+        .log
+        .baselines()
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .find(|b| b.id == id)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no backup {id:?} of source {name}; list them with `dbtrailctl backups`"
+            ))
+        })?;
+    Ok(Json(BackupJobView {
+        id: b.id.clone(),
+        source: b.source.clone(),
+        status: JobStatus::Completed,
+        phase: "complete".into(),
+        started_at: rfc3339_micros(b.started_us),
+        finished_at: Some(rfc3339_micros(b.finished_us)),
+        duration_ms: Some(((b.finished_us - b.started_us) / 1000).max(0) as u64),
+        tables_total: b.tables.len() as u64,
+        tables_done: b.tables.len() as u64,
+        rows: b.rows(),
+        bytes: b.bytes(),
+        lock_held_ms: Some(b.lock_held_us as f64 / 1000.0),
+        error: None,
+        baseline: Some(b),
+    }))
 }

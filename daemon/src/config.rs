@@ -3,6 +3,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +43,28 @@ pub struct SourceConfig {
     /// Flush at most this long after a commit (milliseconds).
     #[serde(default = "default_flush_ms")]
     pub flush_interval_ms: u64,
+    /// Where baselines go: `file:///path` or `s3://bucket/prefix`. Default:
+    /// `file://<data_dir>/baselines`. Objects are named `<source>/<baseline id>/...`.
+    pub baseline_store: Option<String>,
+    /// S3 endpoint for S3-compatible stores (e.g. `http://127.0.0.1:9000`); default AWS.
+    pub s3_endpoint: Option<String>,
+    /// S3 region; default `AWS_REGION` / `AWS_DEFAULT_REGION`, else us-east-1.
+    pub s3_region: Option<String>,
+    /// S3 access key id; default `AWS_ACCESS_KEY_ID`.
+    pub s3_access_key_id: Option<String>,
+    /// File holding the S3 secret access key (mode checked); default `AWS_SECRET_ACCESS_KEY`.
+    pub s3_secret_access_key_file: Option<PathBuf>,
+    /// Take a baseline this often (humantime, e.g. `"6h"`); unset: only on request.
+    pub backup_interval: Option<String>,
+    /// Keep at most this many baselines (the newest); unset: keep all.
+    pub backup_keep: Option<usize>,
+    /// Remove baselines older than this (humantime, e.g. `"14d"`); the newest is always kept.
+    pub backup_max_age: Option<String>,
+    /// Databases a backup snapshots; unset: every database except the server's own.
+    pub backup_databases: Option<Vec<String>>,
+    /// Connections (tables read in parallel) per backup.
+    #[serde(default = "default_backup_connections")]
+    pub backup_connections: usize,
 }
 
 fn default_socket() -> PathBuf {
@@ -55,6 +78,21 @@ fn default_heartbeat() -> u64 {
 }
 fn default_flush_ms() -> u64 {
     1000
+}
+fn default_backup_connections() -> usize {
+    4
+}
+
+fn duration(source: &str, key: &str, v: &Option<String>) -> anyhow::Result<Option<Duration>> {
+    v.as_deref()
+        .map(|t| {
+            humantime::parse_duration(t).with_context(|| {
+                format!(
+                    "source {source}: {key} {t:?} is not a duration (e.g. \"6h\", \"30m\", \"14d\")"
+                )
+            })
+        })
+        .transpose()
 }
 
 impl Config {
@@ -108,6 +146,32 @@ impl Config {
                 bail!("source {}: replica_server_id must be non-zero", s.name);
             }
             s.parsed_url()?;
+            if let Some(i) = s.backup_interval()? {
+                if i < Duration::from_secs(1) {
+                    bail!("source {}: backup_interval must be at least 1s", s.name);
+                }
+            }
+            s.backup_max_age()?;
+            if s.backup_keep == Some(0) {
+                bail!(
+                    "source {}: backup_keep must be at least 1 (the newest baseline is always kept)",
+                    s.name
+                );
+            }
+            if !(1..=64).contains(&s.backup_connections) {
+                bail!(
+                    "source {}: backup_connections must be between 1 and 64",
+                    s.name
+                );
+            }
+            if let Some(url) = &s.baseline_store {
+                if !(url.starts_with("file:///") || url.starts_with("s3://")) {
+                    bail!(
+                        "source {}: baseline_store {url:?} must be file:///absolute/path or s3://bucket/prefix",
+                        s.name
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -165,6 +229,16 @@ impl SourceConfig {
         })
     }
 
+    /// `backup_interval` parsed.
+    pub fn backup_interval(&self) -> anyhow::Result<Option<Duration>> {
+        duration(&self.name, "backup_interval", &self.backup_interval)
+    }
+
+    /// `backup_max_age` parsed.
+    pub fn backup_max_age(&self) -> anyhow::Result<Option<Duration>> {
+        duration(&self.name, "backup_max_age", &self.backup_max_age)
+    }
+
     /// `DBTRAIL_PASSWORD_<NAME>` with the name upper-cased and '-' as '_'.
     pub fn password_env(&self) -> String {
         format!(
@@ -176,33 +250,27 @@ impl SourceConfig {
     /// The password from password_file (mode checked) or the environment, if any.
     pub fn password(&self) -> anyhow::Result<Option<String>> {
         if let Some(p) = &self.password_file {
-            use std::os::unix::fs::PermissionsExt;
-            let meta = std::fs::metadata(p).with_context(|| {
-                format!(
-                    "source {}: reading password_file {}",
-                    self.name,
-                    p.display()
-                )
-            })?;
-            if meta.permissions().mode() & 0o007 != 0 {
-                bail!(
-                    "source {}: password_file {} is readable by others; fix: chmod 600 {}",
-                    self.name,
-                    p.display(),
-                    p.display()
-                );
-            }
-            let text = std::fs::read_to_string(p).with_context(|| {
-                format!(
-                    "source {}: reading password_file {}",
-                    self.name,
-                    p.display()
-                )
-            })?;
-            return Ok(Some(text.lines().next().unwrap_or("").to_string()));
+            return read_secret(&self.name, "password_file", p).map(Some);
         }
         Ok(std::env::var(self.password_env()).ok())
     }
+}
+
+/// The first line of a secret file, refused when others can read it.
+pub fn read_secret(source: &str, key: &str, p: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(p)
+        .with_context(|| format!("source {source}: reading {key} {}", p.display()))?;
+    if meta.permissions().mode() & 0o007 != 0 {
+        bail!(
+            "source {source}: {key} {} is readable by others; fix: chmod 600 {}",
+            p.display(),
+            p.display()
+        );
+    }
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("source {source}: reading {key} {}", p.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_string())
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //! the API socket and the metrics listener, then send `READY=1`; then start capture. SIGTERM
 //! or SIGINT: stop accepting, flush every log, exit 0.
 mod api;
+mod backup;
 mod config;
 mod metrics;
 mod source;
+mod store;
 
 use anyhow::Context;
 use clap::Parser;
@@ -135,15 +137,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let log = dbtrail_storage::Log::open(&dir)
             .with_context(|| format!("opening the log of source {}", sc.name))?;
+        let store = store::BaselineStore::open(&cfg, sc)?;
+        let tmp = cfg.data_dir.join("sources").join(&sc.name).join("tmp");
+        // Temporaries of backups that a previous process did not finish.
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+        }
         sources.push(Arc::new(source::Source {
             config: sc.clone(),
             log: Arc::new(log),
             shared: Arc::new(Mutex::new(source::Shared::default())),
+            backups: Arc::new(backup::Backups::new(store, tmp)),
         }));
     }
+    let cancel = CancellationToken::new();
     let state = Arc::new(api::AppState {
         sources: sources.clone(),
         metrics: metrics.clone(),
+        cancel: cancel.clone(),
     });
     let listener = api::bind_socket(&cfg.socket)?;
     let metrics_listener = if cfg.metrics_addr.is_empty() {
@@ -155,7 +166,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("binding metrics_addr {}", cfg.metrics_addr))?,
         )
     };
-    let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(api::serve(listener, state.clone(), cancel.clone()));
     if let Some(l) = metrics_listener {
@@ -163,6 +173,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     for s in &sources {
         tracker.spawn(source::run(s.clone(), metrics.clone(), cancel.clone()));
+        let (s2, c2) = (s.clone(), cancel.clone());
+        tracker.spawn(async move {
+            tokio::select! {
+                r = backup::reconcile(&s2, &s2.backups.store) => if let Err(e) = r {
+                    tracing::warn!(source = %s2.config.name, error = %format!("{e:#}"),
+                        "checking the baseline store against the catalog");
+                },
+                () = c2.cancelled() => {}
+            }
+        });
+        tracker.spawn(backup::schedule(
+            s.clone(),
+            s.backups.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        ));
     }
     notify("READY=1");
     tracing::info!(socket = %cfg.socket.display(), sources = sources.len(), "dbtraild ready");

@@ -39,6 +39,16 @@ pub struct Metrics {
     pub up: Family<Labels, Gauge>,
     /// SST bytes of the event log.
     pub log_bytes: Family<Labels, Gauge>,
+    /// Backups completed.
+    pub backups: Family<Labels, Counter>,
+    /// Backups failed.
+    pub backup_failures: Family<Labels, Counter>,
+    /// Finish time of the last successful backup (unix seconds).
+    pub backup_last_success: Family<Labels, Gauge>,
+    /// Duration of the last successful backup.
+    pub backup_duration: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// Baselines in the catalog.
+    pub baselines: Family<Labels, Gauge>,
 }
 
 impl Metrics {
@@ -115,7 +125,38 @@ impl Metrics {
             Unit::Bytes,
             log_bytes.clone(),
         );
+        let backups = Family::<Labels, Counter>::default();
+        let backup_failures = Family::<Labels, Counter>::default();
+        let backup_last_success = Family::<Labels, Gauge>::default();
+        let backup_duration = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let baselines = Family::<Labels, Gauge>::default();
+        registry.register("backup_success", "Backups completed", backups.clone());
+        registry.register(
+            "backup_failures",
+            "Backups that failed",
+            backup_failures.clone(),
+        );
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "Finish time of the last successful backup (unix seconds)",
+            backup_last_success.clone(),
+        );
+        registry.register(
+            "backup_duration_seconds",
+            "Duration of the last successful backup",
+            backup_duration.clone(),
+        );
+        registry.register(
+            "backup_baselines",
+            "Baselines in the catalog",
+            baselines.clone(),
+        );
         Metrics {
+            backups,
+            backup_failures,
+            backup_last_success,
+            backup_duration,
+            baselines,
             registry,
             events,
             transactions,

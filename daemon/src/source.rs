@@ -52,6 +52,8 @@ pub struct Source {
     pub log: Arc<Log>,
     /// Live status.
     pub shared: Arc<Mutex<Shared>>,
+    /// Its baselines and backup jobs.
+    pub backups: Arc<crate::backup::Backups>,
 }
 
 fn lock(s: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -215,7 +217,7 @@ fn set_failed(source: &Source, msg: &str) {
     s.error = Some(msg.to_string());
 }
 
-fn spec_of(source: &Source) -> Result<SourceSpec, BinlogError> {
+pub(crate) fn spec_of(source: &Source) -> Result<SourceSpec, BinlogError> {
     let cfg = &source.config;
     let bad = |e: anyhow::Error| BinlogError::Config(format!("{e:#}"));
     let url = cfg.parsed_url().map_err(bad)?;

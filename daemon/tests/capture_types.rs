@@ -482,10 +482,16 @@ async fn snapshot_equals_log(
         .await
         .expect("checks");
     let mut conns = vec![conn];
-    let (position, held) = dbtrail_binlog::snapshot::consistent_start(&mut conns, &info)
+    let snap = dbtrail_binlog::snapshot::consistent_start(&mut conns, &info)
         .await
         .expect("snapshot");
-    assert!(!position.file.is_empty() && held < std::time::Duration::from_secs(5));
+    let position = snap.position;
+    assert!(!position.file.is_empty() && snap.lock_held < std::time::Duration::from_secs(5));
+    assert!(
+        snap.tables.contains(table),
+        "{table} not in {:?}",
+        snap.tables
+    );
     let schema = dbtrail_binlog::snapshot::table_schema(&mut conns[0], table)
         .await
         .expect("schema");

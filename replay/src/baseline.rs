@@ -42,6 +42,9 @@ use parquet::file::properties::WriterProperties;
 use std::io::Write;
 use std::sync::Arc;
 
+/// A row group is closed once its encoded size in memory passes this.
+const MAX_ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
 /// The metadata key holding the table schema.
 pub const SCHEMA_KEY: &str = "dbtrail.schema";
 
@@ -342,9 +345,16 @@ impl<W: Write + Send> BaselineWriter<W> {
         self.writer
             .write(&batch)
             .map_err(|e| BaselineError::Format {
+                table: table.clone(),
+                detail: e.to_string(),
+            })?;
+        // Bound memory by bytes too: wide rows close a row group before its row count.
+        if self.writer.in_progress_size() > MAX_ROW_GROUP_BYTES {
+            self.writer.flush().map_err(|e| BaselineError::Format {
                 table,
                 detail: e.to_string(),
             })?;
+        }
         self.pending = 0;
         Ok(())
     }

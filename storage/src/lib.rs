@@ -5,7 +5,9 @@
 //!   see [`keys`]; values are [`StoredEvent`] records (zstd-compressed blocks);
 //! - `txns`: one [`TxnRecord`] per captured transaction, by sequence; `gtids`: GTID -> sequence;
 //! - `catalog`: table ids and every schema version of every table;
-//! - `meta`: the [`Checkpoint`], recorded gaps, tainted tables, the pending large transaction.
+//! - `meta`: the [`Checkpoint`], recorded gaps, tainted tables, the pending large transaction,
+//!   the log's origin (where capture began);
+//! - the baseline catalog ([`baselines`]) and retention.
 //!
 //! Hard rules (the argument for each is in [`writer`]):
 //! - events and the checkpoint that covers them are written in ONE `WriteBatch`; the
@@ -14,10 +16,12 @@
 //! - readers see only events with `event_id < checkpoint.next_event_id` (the visible horizon):
 //!   pieces of a large transaction written before its commit stay invisible, and are removed
 //!   on the next start if the commit never landed.
+pub mod baselines;
 pub mod keys;
 mod log;
 pub mod writer;
 
+pub use baselines::Pruned;
 pub use log::{Checkpoint, Gap, Log, StoredEvent, Taint, TxnRecord};
 pub use writer::Writer;
 

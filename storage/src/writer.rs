@@ -59,7 +59,13 @@ impl<'a> Writer<'a> {
     /// Opens the writer: loads the checkpoint (or starts at `initial` for a new log) and
     /// the catalog, and removes pieces of a large transaction whose commit never landed.
     pub fn open(log: &'a Log, initial: Position) -> Result<Writer<'a>, StorageError> {
-        let ckpt = log.checkpoint()?.unwrap_or(Checkpoint {
+        let existing = log.checkpoint()?;
+        if existing.is_none() && log.origin()?.is_none() {
+            log.db
+                .put_cf(log.cf(CF_META)?, b"origin", codec::encode(&initial))
+                .map_err(log.rocks("recording the log's origin"))?;
+        }
+        let ckpt = existing.unwrap_or(Checkpoint {
             position: initial,
             next_event_id: 0,
             next_txn_seq: 0,

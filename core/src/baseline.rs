@@ -1,0 +1,145 @@
+//! Baselines: what a consistent snapshot of a source holds and where its files are.
+//!
+//! A baseline is a directory in a baseline store (`baselines/<id>/`): one Parquet file per
+//! table and a `manifest.json` written LAST. A baseline exists exactly when its manifest does:
+//! a backup that dies midway leaves files without a manifest, which are never listed and are
+//! removed at the next start. The manifest is also the catalog record (RocksDB) and the API's
+//! view of a baseline, so the three never disagree on a field.
+//!
+//! The position is the exact state the snapshot reflects (PITFALLS #18): every transaction in
+//! `position.gtid_set` (or, on servers without GTIDs, every transaction that ends at or before
+//! `position.file:pos`) is in the files; replay applies exactly the others.
+use crate::position::Position;
+use crate::schema::TableRef;
+use serde::{Deserialize, Serialize};
+
+/// The manifest format this build writes.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// How a baseline was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineOrigin {
+    /// A consistent snapshot taken by dbtraild.
+    Snapshot,
+    /// An existing mydumper backup directory imported with `dbtrailctl baseline import`.
+    MydumperImport,
+}
+
+/// One table of a baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineTable {
+    /// The table.
+    pub table: TableRef,
+    /// Path of its Parquet file, relative to the baseline's directory.
+    pub file: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// `SHOW CREATE TABLE` at the snapshot.
+    pub create_table: String,
+}
+
+/// `baselines/<id>/manifest.json`, the catalog record and the API view of one baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineManifest {
+    /// Manifest format version.
+    pub format_version: u32,
+    /// Unique id, sortable by time: `YYYYMMDDTHHMMSS.ffffffZ`.
+    pub id: String,
+    /// The source it was taken from.
+    pub source: String,
+    /// How it was made.
+    pub origin: BaselineOrigin,
+    /// The exact position the files reflect.
+    pub position: Position,
+    /// When the snapshot was taken (µs since the epoch, UTC): the moment of the global lock.
+    pub snapshot_us: i64,
+    /// When the backup started and finished (µs).
+    pub started_us: i64,
+    /// See `started_us`.
+    pub finished_us: i64,
+    /// How long the global read lock was held (µs); 0 for imports.
+    pub lock_held_us: i64,
+    /// The lock taken, e.g. `FLUSH TABLES WITH READ LOCK`.
+    pub lock_mode: String,
+    /// The tables, sorted by name.
+    pub tables: Vec<BaselineTable>,
+    /// Tables listed at the snapshot but dropped or altered before they could be read
+    /// (the baseline does not cover them; a restore of them needs another baseline).
+    pub skipped: Vec<SkippedTable>,
+}
+
+/// A table a baseline does not hold, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SkippedTable {
+    /// The table.
+    pub table: TableRef,
+    /// Why.
+    pub reason: String,
+}
+
+impl BaselineManifest {
+    /// Total rows.
+    pub fn rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    /// Total bytes of the table files.
+    pub fn bytes(&self) -> u64 {
+        self.tables.iter().map(|t| t.bytes).sum()
+    }
+
+    /// The entry of `table`, if the baseline has it.
+    pub fn table(&self, table: &TableRef) -> Option<&BaselineTable> {
+        self.tables.iter().find(|t| &t.table == table)
+    }
+}
+
+/// A baseline id for a snapshot taken at `us` (µs since the epoch).
+pub fn baseline_id(us: i64) -> String {
+    let t = crate::value::utc_datetime(us);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:06}Z",
+        t.date.year, t.date.month, t.date.day, t.hour, t.minute, t.second, t.micros
+    )
+}
+
+/// The file name of a table inside a baseline: `db/table.parquet`, with every byte outside
+/// `[A-Za-z0-9_-]` percent-encoded so any identifier maps to one safe, distinct name.
+pub fn table_file_name(table: &TableRef) -> String {
+    fn enc(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+    format!("{}/{}.parquet", enc(&table.db), enc(&table.table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_time_and_names_are_safe() {
+        assert_eq!(baseline_id(0), "19700101T000000.000000Z");
+        assert_eq!(
+            baseline_id(1_795_000_000_123_456),
+            "20261109T074640.123456Z"
+        );
+        assert!(baseline_id(1_795_000_000_123_456) < baseline_id(1_795_000_001_000_000));
+        let t = TableRef::new("my db", "t/../x`é");
+        assert_eq!(table_file_name(&t), "my%20db/t%2F..%2Fx%60%C3%A9.parquet");
+        assert_ne!(
+            table_file_name(&TableRef::new("a", "b%2F")),
+            table_file_name(&TableRef::new("a", "b/"))
+        );
+    }
+}

@@ -1,0 +1,518 @@
+//! Backups: consistent snapshots of a source into Parquet baselines, on request or on a
+//! schedule, with retention.
+//!
+//! A backup (1) waits until capture has a position, so the log covers everything after the
+//! snapshot; (2) opens `backup_connections` connections and takes the snapshot
+//! (`binlog::snapshot::consistent_start`: brief global read lock, one consistent-snapshot
+//! transaction per connection, the exact GTID set and binlog position, the table list);
+//! (3) reads tables in parallel, one per connection, in primary-key order, each streamed
+//! through a bounded channel into a Parquet writer on a blocking thread, to a local
+//! temporary file that is then uploaded in parts; (4) uploads the manifest, which makes
+//! the baseline exist, and records it in the catalog; (5) applies retention.
+//!
+//! A backup that fails or is killed leaves no manifest, so nothing in the catalog; its
+//! objects are deleted on failure, or at the next start ([`reconcile`]).
+use crate::metrics::Metrics;
+use crate::source::{Source, spec_of};
+use crate::store::BaselineStore;
+use anyhow::{Context, bail};
+use dbtrail_binlog::{checks, snapshot, stream};
+use dbtrail_core::api::{BackupJobView, JobStatus};
+use dbtrail_core::baseline::{
+    BaselineManifest, BaselineOrigin, BaselineTable, MANIFEST_VERSION, SkippedTable, baseline_id,
+    table_file_name,
+};
+use dbtrail_core::render::rfc3339_micros;
+use dbtrail_core::{Row, TableRef};
+use dbtrail_replay::baseline::BaselineWriter;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Rows per Parquet row group (also bounded by bytes in the writer).
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per batch between the reader and the Parquet writer, and batches in flight.
+const BATCH_ROWS: usize = 1024;
+const BATCHES_IN_FLIGHT: usize = 8;
+/// Jobs remembered for the API.
+const KEEP_JOBS: usize = 50;
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One source's backups: its store and the jobs of this process.
+pub struct Backups {
+    /// Where baselines go.
+    pub store: BaselineStore,
+    /// Temporary files of running backups.
+    tmp_dir: PathBuf,
+    /// Newest first.
+    jobs: Mutex<VecDeque<Arc<Mutex<BackupJobView>>>>,
+}
+
+/// Why a backup could not start.
+pub enum StartError {
+    /// One is running already (its id).
+    Running(String),
+}
+
+impl Backups {
+    /// Backups of a source into `store`, temporaries under `tmp_dir`.
+    pub fn new(store: BaselineStore, tmp_dir: PathBuf) -> Backups {
+        Backups {
+            store,
+            tmp_dir,
+            jobs: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Jobs of this process, newest first.
+    pub fn jobs(&self) -> Vec<BackupJobView> {
+        lock(&self.jobs).iter().map(|j| lock(j).clone()).collect()
+    }
+
+    /// One job by id.
+    pub fn job(&self, id: &str) -> Option<BackupJobView> {
+        lock(&self.jobs)
+            .iter()
+            .map(|j| lock(j).clone())
+            .find(|j| j.id == id)
+    }
+
+    fn running(&self) -> Option<String> {
+        lock(&self.jobs)
+            .iter()
+            .map(|j| lock(j).clone())
+            .find(|j| j.status == JobStatus::Running)
+            .map(|j| j.id)
+    }
+
+    /// Starts a backup of `source` in the background; returns its id and a handle that
+    /// resolves when it ends.
+    pub fn start(
+        self: &Arc<Self>,
+        source: Arc<Source>,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
+        let job = {
+            let mut jobs = lock(&self.jobs);
+            if let Some(id) = jobs
+                .iter()
+                .map(|j| lock(j).clone())
+                .find(|j| j.status == JobStatus::Running)
+                .map(|j| j.id)
+            {
+                return Err(StartError::Running(id));
+            }
+            let started = now_us();
+            let mut id = baseline_id(started);
+            // Ids are unique even for two requests within a microsecond.
+            while jobs.iter().any(|j| lock(j).id == id) {
+                id = baseline_id(now_us() + 1);
+            }
+            let job = Arc::new(Mutex::new(BackupJobView {
+                id,
+                source: source.config.name.clone(),
+                status: JobStatus::Running,
+                phase: "connecting".into(),
+                started_at: rfc3339_micros(started),
+                finished_at: None,
+                duration_ms: None,
+                tables_total: 0,
+                tables_done: 0,
+                rows: 0,
+                bytes: 0,
+                lock_held_ms: None,
+                error: None,
+                baseline: None,
+            }));
+            jobs.push_front(job.clone());
+            jobs.truncate(KEEP_JOBS);
+            job
+        };
+        let id = lock(&job).id.clone();
+        let this = self.clone();
+        let handle = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let labels = Metrics::source(&source.config.name);
+            let result = tokio::select! {
+                r = this.take(&source, &job) => r,
+                () = cancel.cancelled() => Err(anyhow::anyhow!("dbtraild is shutting down")),
+            };
+            let id = lock(&job).id.clone();
+            let tmp = this.tmp_dir.join(&id);
+            let _ = tokio::fs::remove_dir_all(&tmp).await;
+            let elapsed = started.elapsed();
+            match result {
+                Ok(m) => {
+                    metrics.backups.get_or_create(&labels).inc();
+                    metrics
+                        .backup_last_success
+                        .get_or_create(&labels)
+                        .set(m.finished_us / 1_000_000);
+                    metrics
+                        .backup_duration
+                        .get_or_create(&labels)
+                        .set(elapsed.as_secs_f64());
+                    tracing::info!(source = %source.config.name, baseline = %m.id,
+                        tables = m.tables.len(), rows = m.rows(), bytes = m.bytes(),
+                        seconds = elapsed.as_secs_f64(), "baseline complete");
+                    {
+                        let mut j = lock(&job);
+                        j.phase = "retention".into();
+                        j.baseline = Some(m);
+                    }
+                    if let Err(e) = this.retention(&source).await {
+                        tracing::warn!(source = %source.config.name, error = %format!("{e:#}"),
+                            "retention failed; it is retried after the next backup");
+                    }
+                    let mut j = lock(&job);
+                    j.status = JobStatus::Completed;
+                    j.phase = "complete".into();
+                }
+                Err(e) => {
+                    metrics.backup_failures.get_or_create(&labels).inc();
+                    let msg = format!("{e:#}");
+                    tracing::error!(source = %source.config.name, backup = %id, error = %msg, "backup failed");
+                    // Best effort: the next start removes whatever remains (no manifest).
+                    if let Err(e) = this.store.delete(&id).await {
+                        tracing::warn!(error = %format!("{e:#}"), "removing the objects of a failed backup");
+                    }
+                    let mut j = lock(&job);
+                    j.status = JobStatus::Failed;
+                    j.error = Some(msg);
+                }
+            }
+            if let Ok(b) = source.log.baselines() {
+                metrics.baselines.get_or_create(&labels).set(b.len() as i64);
+            }
+            let mut j = lock(&job);
+            let end = now_us();
+            j.finished_at = Some(rfc3339_micros(end));
+            j.duration_ms = Some(elapsed.as_millis() as u64);
+        });
+        Ok((id, handle))
+    }
+
+    async fn take(
+        &self,
+        source: &Source,
+        job: &Arc<Mutex<BackupJobView>>,
+    ) -> anyhow::Result<BaselineManifest> {
+        let id = lock(job).id.clone();
+        let started_us = now_us();
+        let name = &source.config.name;
+        // The log must cover everything after the snapshot: wait for capture's position.
+        let mut waited = Duration::ZERO;
+        while source.log.checkpoint()?.is_none() {
+            if waited >= Duration::from_secs(60) {
+                bail!(
+                    "capture of source {name} has not started yet (see `dbtrailctl status`); a \
+                     baseline is only useful once the log covers what follows it"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            waited += Duration::from_millis(200);
+        }
+        let spec = spec_of(source).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut first = stream::connect(&spec).await?;
+        let info = checks::check_server(&mut first).await?;
+        let mut conns = vec![first];
+        for _ in 1..source.config.backup_connections {
+            conns.push(stream::connect(&spec).await?);
+        }
+        lock(job).phase = "snapshot".into();
+        let mut snap = snapshot::consistent_start(&mut conns, &info).await?;
+        if let Some(dbs) = &source.config.backup_databases {
+            snap.tables.retain(|t| dbs.contains(&t.db));
+        }
+        conns.truncate(snap.tables.len().max(1));
+        {
+            let mut j = lock(job);
+            j.phase = "reading".into();
+            j.tables_total = snap.tables.len() as u64;
+            j.lock_held_ms = Some(snap.lock_held.as_secs_f64() * 1000.0);
+        }
+        tracing::info!(source = %name, backup = %id, tables = snap.tables.len(),
+            lock_held_ms = snap.lock_held.as_secs_f64() * 1000.0, position = %snap.position,
+            "snapshot started");
+        let tmp = self.tmp_dir.join(&id);
+        tokio::fs::create_dir_all(&tmp)
+            .await
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        let queue = Mutex::new(snap.tables.iter().cloned().collect::<VecDeque<_>>());
+        let kv = base_metadata(&snap);
+        let readers = conns.into_iter().enumerate().map(|(i, mut conn)| {
+            let (queue, tmp, kv, id) = (&queue, &tmp, &kv, &id);
+            async move {
+                let mut done = Vec::new();
+                loop {
+                    let Some(table) = lock(queue).pop_front() else {
+                        return Ok::<_, anyhow::Error>(done);
+                    };
+                    let local = tmp.join(format!("{i}.parquet"));
+                    let entry = match self.table(&mut conn, &table, kv.clone(), &local, id).await {
+                        Ok(t) => Ok(t),
+                        Err(e) if concurrent_ddl(&e) => {
+                            let reason = format!("changed by DDL during the backup: {e:#}");
+                            tracing::warn!(table = %table, "{reason}; the baseline skips it");
+                            Err(SkippedTable { table, reason })
+                        }
+                        Err(e) => return Err(e.context(format!("backing up {table}"))),
+                    };
+                    if let Ok(t) = &entry {
+                        let mut j = lock(job);
+                        j.tables_done += 1;
+                        j.rows += t.rows;
+                        j.bytes += t.bytes;
+                    }
+                    done.push(entry);
+                }
+            }
+        });
+        let (mut tables, skipped): (Vec<_>, Vec<_>) = futures_util::future::try_join_all(readers)
+            .await?
+            .into_iter()
+            .flatten()
+            .partition(Result::is_ok);
+        let mut tables: Vec<BaselineTable> = tables.drain(..).filter_map(Result::ok).collect();
+        let mut skipped: Vec<SkippedTable> = skipped.into_iter().filter_map(Result::err).collect();
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+        skipped.sort_by(|a, b| a.table.cmp(&b.table));
+        lock(job).phase = "manifest".into();
+        let m = BaselineManifest {
+            format_version: MANIFEST_VERSION,
+            id,
+            source: name.clone(),
+            origin: BaselineOrigin::Snapshot,
+            position: snap.position.clone(),
+            snapshot_us: snap.taken_us,
+            started_us,
+            finished_us: now_us(),
+            lock_held_us: snap.lock_held.as_micros() as i64,
+            lock_mode: snapshot::LOCK_MODE.into(),
+            tables,
+            skipped,
+        };
+        self.store.put_manifest(&m).await?;
+        source.log.put_baseline(&m)?;
+        Ok(m)
+    }
+
+    /// Reads one table into a Parquet file and uploads it.
+    async fn table(
+        &self,
+        conn: &mut dbtrail_binlog::Conn,
+        table: &TableRef,
+        mut kv: Vec<(String, String)>,
+        local: &Path,
+        id: &str,
+    ) -> anyhow::Result<BaselineTable> {
+        let schema = snapshot::table_schema(conn, table).await?;
+        let create = snapshot::show_create_table(conn, table).await?;
+        kv.push(("dbtrail.create_table".into(), create.clone()));
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Row>>(BATCHES_IN_FLIGHT);
+        let file = std::fs::File::create(local)
+            .with_context(|| format!("creating {}", local.display()))?;
+        let wschema = schema.clone();
+        let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+            let mut w =
+                BaselineWriter::new(std::io::BufWriter::new(file), &wschema, kv, ROW_GROUP_ROWS)?;
+            while let Some(batch) = rx.blocking_recv() {
+                for r in &batch {
+                    w.push(r)?;
+                }
+            }
+            Ok(w.finish()?)
+        });
+        let read = snapshot::read_table_batches(conn, &schema, BATCH_ROWS, &tx).await;
+        drop(tx);
+        let written = writer.await.context("the Parquet writer thread died")?;
+        let (rows, written) = match (read, written) {
+            (Ok(r), Ok(w)) => (r, w),
+            // The writer's error explains a reader that saw the channel close.
+            (_, Err(e)) => return Err(e),
+            (Err(e), _) => return Err(e.into()),
+        };
+        if rows != written {
+            bail!("read {rows} rows of {table} but wrote {written}");
+        }
+        let file = table_file_name(table);
+        let bytes = self.store.upload(id, &file, local).await?;
+        let _ = tokio::fs::remove_file(local).await;
+        Ok(BaselineTable {
+            table: table.clone(),
+            file,
+            rows,
+            bytes,
+            create_table: create,
+        })
+    }
+
+    /// Drops baselines beyond `backup_keep` / older than `backup_max_age` (never the newest),
+    /// then prunes the log before the oldest baseline kept.
+    pub async fn retention(&self, source: &Source) -> anyhow::Result<()> {
+        let cfg = &source.config;
+        let max_age = cfg.backup_max_age()?;
+        if cfg.backup_keep.is_none() && max_age.is_none() {
+            return Ok(());
+        }
+        let all = source.log.baselines()?;
+        let Some(newest) = all.last().map(|b| b.id.clone()) else {
+            return Ok(());
+        };
+        let now = now_us();
+        let keep_from = all
+            .len()
+            .saturating_sub(cfg.backup_keep.unwrap_or(usize::MAX));
+        for (i, b) in all.iter().enumerate() {
+            let too_many = i < keep_from;
+            let too_old =
+                max_age.is_some_and(|a| now.saturating_sub(b.snapshot_us) > a.as_micros() as i64);
+            if b.id != newest && (too_many || too_old) {
+                // Catalog first: a baseline must never be listed without its files.
+                source.log.delete_baseline(&b.id)?;
+                self.store.delete(&b.id).await?;
+                tracing::info!(source = %cfg.name, baseline = %b.id, "baseline removed by retention");
+            }
+        }
+        if let Some(oldest) = source.log.baselines()?.first() {
+            let log = source.log.clone();
+            let position = oldest.position.clone();
+            let pruned =
+                tokio::task::spawn_blocking(move || match log.first_txn_after(&position)? {
+                    Some((seq, _)) => log.prune_before(seq).map(Some),
+                    None => Ok(None),
+                })
+                .await
+                .context("the pruning thread died")??;
+            if let Some(p) = pruned.filter(|p| p.transactions > 0) {
+                tracing::info!(source = %cfg.name, transactions = p.transactions,
+                    before = %rfc3339_micros(p.before_commit_us), "log pruned before the oldest baseline");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `e` says the table was dropped or altered after the snapshot began (its read
+/// fails with ER_NO_SUCH_TABLE or ER_TABLE_DEF_CHANGED).
+fn concurrent_ddl(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<dbtrail_binlog::BinlogError>()
+            .and_then(|b| b.server_code())
+            .is_some_and(|code| matches!(code, 1146 | 1412))
+            || c.downcast_ref::<dbtrail_binlog::BinlogError>()
+                .is_some_and(|b| {
+                    b.to_string()
+                        .contains("does not exist or the dbtrail user cannot see it")
+                })
+    })
+}
+
+/// Parquet key-value metadata every table file of a snapshot carries.
+fn base_metadata(snap: &snapshot::Snapshot) -> Vec<(String, String)> {
+    vec![
+        (
+            "dbtrail.gtid_set".into(),
+            snap.position.gtid_set.to_compact_string(),
+        ),
+        ("dbtrail.binlog_file".into(), snap.position.file.clone()),
+        ("dbtrail.binlog_pos".into(), snap.position.pos.to_string()),
+        (
+            "dbtrail.server_uuid".into(),
+            snap.position.server_uuid.clone(),
+        ),
+        (
+            "dbtrail.snapshot_time".into(),
+            rfc3339_micros(snap.taken_us),
+        ),
+    ]
+}
+
+/// Makes the catalog agree with the store at startup: complete baselines missing from the
+/// catalog (a crash between manifest and catalog) are added; directories without a manifest
+/// (a backup killed midway) are deleted.
+pub async fn reconcile(source: &Source, store: &BaselineStore) -> anyhow::Result<()> {
+    let known: std::collections::HashSet<String> =
+        source.log.baselines()?.into_iter().map(|b| b.id).collect();
+    for id in store.ids().await? {
+        if known.contains(&id) {
+            continue;
+        }
+        match store.manifest(&id).await? {
+            Some(m) => {
+                tracing::info!(source = %source.config.name, baseline = %id, "baseline found in the store; added to the catalog");
+                source.log.put_baseline(&m)?;
+            }
+            None => {
+                tracing::info!(source = %source.config.name, backup = %id, "removing an unfinished backup");
+                store.delete(&id).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes a backup every `backup_interval` (counted from the newest baseline's snapshot).
+pub async fn schedule(
+    source: Arc<Source>,
+    backups: Arc<Backups>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    let Ok(Some(interval)) = source.config.backup_interval() else {
+        return;
+    };
+    let name = source.config.name.clone();
+    let mut retry = Duration::ZERO;
+    loop {
+        let last = source
+            .log
+            .baselines()
+            .ok()
+            .and_then(|b| b.last().map(|b| b.snapshot_us));
+        let due_in = match last {
+            Some(t) => {
+                let due = t + interval.as_micros() as i64;
+                Duration::from_micros(due.saturating_sub(now_us()).max(0) as u64)
+            }
+            None => Duration::ZERO,
+        }
+        .max(retry);
+        tokio::select! {
+            () = tokio::time::sleep(due_in) => {}
+            () = cancel.cancelled() => return,
+        }
+        if backups.running().is_some() {
+            retry = Duration::from_secs(30);
+            continue;
+        }
+        match backups.start(source.clone(), metrics.clone(), cancel.clone()) {
+            Ok((id, handle)) => {
+                tracing::info!(source = %name, backup = %id, "scheduled backup started");
+                let _ = handle.await;
+                let failed = backups
+                    .job(&id)
+                    .is_some_and(|j| j.status == JobStatus::Failed);
+                retry = if failed {
+                    interval.min(Duration::from_secs(300))
+                } else {
+                    Duration::ZERO
+                };
+            }
+            Err(StartError::Running(_)) => retry = Duration::from_secs(30),
+        }
+    }
+}
