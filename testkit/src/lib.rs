@@ -1,5 +1,5 @@
-//! Test support: connections to the real MySQL and MariaDB servers started by
-//! `scripts/testdb up`.
+//! Test support: connections to the real MySQL and MariaDB servers, and the S3-compatible
+//! object store, started by `scripts/testdb up`.
 //!
 //! The servers (see `scripts/testdb` for their exact flags):
 //!
@@ -10,7 +10,9 @@
 //! | [`Server::MariaDb`]     | MariaDB 10.11   | 33063 | strict, `0-3-N`    | +05:30    |
 //! | [`Server::MysqlScratch`]| MySQL 9.x       | 33064 | `gtid_mode=ON`     | +03:00    |
 //!
-//! All log ROW events with full row images and full row metadata. `root` has an empty
+//! Plus [`s3`]: an S3-compatible server (s3s-fs, port 33065, bucket `dbtrail-test`).
+//!
+//! All database servers log ROW events with full row images and full row metadata. `root` has an empty
 //! password over TCP; the user [`TEST_USER`] (password [`TEST_PASSWORD`]) has only the
 //! privileges the daemon needs, so tests can exercise a real password login.
 //!
@@ -36,6 +38,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Write as _;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -340,21 +343,27 @@ fn unique_db_name(test: &str) -> String {
     )
 }
 
-/// Skips (returns `None`) or, when servers are required, panics.
-fn unavailable(server: Server, why: &str) -> Option<TestDb> {
+/// Panics when servers are required, else prints a loud `SKIPPED:` line. `name` is the
+/// server's `scripts/testdb` name, `fix` the command that starts it.
+fn skip_or_panic(name: &str, why: &str, fix: &str) {
     if servers_required() {
         panic!(
-            "test server {server} is required (DBTRAIL_TEST_REQUIRE_SERVERS=1 or CI=true) \
-             but {why}: run scripts/testdb up"
+            "test server {name} is required (DBTRAIL_TEST_REQUIRE_SERVERS=1 or CI=true) \
+             but {why}: {fix}"
         );
     }
     // Straight to the process's stderr: libtest captures eprintln! of passing tests,
     // and a skip must be seen.
     let _ = writeln!(
         std::io::stderr(),
-        "SKIPPED: {}: test server {server} {why}; run scripts/testdb up",
+        "SKIPPED: {}: test server {name} {why}; {fix}",
         test_name()
     );
+}
+
+/// Skips (returns `None`) or, when servers are required, panics.
+fn unavailable(server: Server, why: &str) -> Option<TestDb> {
+    skip_or_panic(server.name(), why, "run scripts/testdb up");
     None
 }
 
@@ -395,6 +404,133 @@ pub async fn require(server: Server) -> Option<TestDb> {
         db_name,
         conn: Mutex::new(Some(conn)),
     })
+}
+
+/// The env-file keys of the S3 server's settings, in [`S3`] field order: endpoint, bucket,
+/// access key, secret key, region.
+pub const S3_ENV_VARS: [&str; 5] = [
+    "DBTRAIL_TEST_S3_ENDPOINT",
+    "DBTRAIL_TEST_S3_BUCKET",
+    "DBTRAIL_TEST_S3_ACCESS_KEY",
+    "DBTRAIL_TEST_S3_SECRET_KEY",
+    "DBTRAIL_TEST_S3_REGION",
+];
+
+/// The S3-compatible object store `scripts/testdb up` starts (server name `s3`): s3s-fs on
+/// `http://127.0.0.1:33065`, plain HTTP, path-style addressing, SigV4 with static
+/// credentials. Objects are files under `<test bed dir>/s3/<bucket>/`.
+///
+/// The bucket is shared by every test (and every process): a test writes only under its
+/// own [`S3::unique_prefix`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3 {
+    /// Endpoint URL, e.g. `http://127.0.0.1:33065` (`DBTRAIL_TEST_S3_ENDPOINT`).
+    pub endpoint: String,
+    /// The test bucket, `dbtrail-test` (`DBTRAIL_TEST_S3_BUCKET`); it exists.
+    pub bucket: String,
+    /// Access key id, `dbtrail-ak` (`DBTRAIL_TEST_S3_ACCESS_KEY`).
+    pub access_key: String,
+    /// Secret access key, `dbtrail-sk` (`DBTRAIL_TEST_S3_SECRET_KEY`).
+    pub secret_key: String,
+    /// Signing region, `us-east-1` (`DBTRAIL_TEST_S3_REGION`).
+    pub region: String,
+}
+
+impl S3 {
+    /// `host:port` of [`S3::endpoint`] (port 80/443 by scheme when the URL has none), for
+    /// a raw TCP connection.
+    pub fn authority(&self) -> Result<String, String> {
+        let (rest, default_port) = if let Some(rest) = self.endpoint.strip_prefix("http://") {
+            (rest, 80)
+        } else if let Some(rest) = self.endpoint.strip_prefix("https://") {
+            (rest, 443)
+        } else {
+            return Err(format!(
+                "S3 endpoint {} is not an http:// or https:// URL",
+                self.endpoint
+            ));
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() {
+            return Err(format!("S3 endpoint {} has no host", self.endpoint));
+        }
+        // A port follows the last ':' unless that ':' is inside an IPv6 literal.
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| !port.contains(']'));
+        Ok(if has_port {
+            authority.to_owned()
+        } else {
+            format!("{authority}:{default_port}")
+        })
+    }
+
+    /// A key prefix of the test's own, unique to this test, process and call:
+    /// `dbt_<test>_<pid>_<n>/`.
+    pub fn unique_prefix(&self) -> String {
+        format!("{}/", unique_db_name(&test_name()))
+    }
+}
+
+/// Opens a TCP connection to `authority` (`host:port`), giving up after 10 s.
+fn tcp_connect(authority: &str) -> Result<TcpStream, String> {
+    let addrs = authority
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?;
+    let mut last = format!("{authority} resolves to no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// The S3 server's settings, or `None` (after a loud `SKIPPED:` line) when it is not
+/// configured or its port does not accept a TCP connection.
+///
+/// Settings come from the environment, else the env file ([`setting`], keys
+/// [`S3_ENV_VARS`]). Only reachability is checked: the credentials are first used by the
+/// test's own signed requests.
+///
+/// # Panics
+/// When the server is missing and `DBTRAIL_TEST_REQUIRE_SERVERS=1` or `CI=true`; the
+/// message says to run `scripts/testdb up s3`.
+pub fn s3() -> Option<S3> {
+    const NAME: &str = "s3";
+    const FIX: &str = "run scripts/testdb up s3";
+    let get = |key: &str| {
+        setting(key).ok_or_else(|| {
+            format!(
+                "is not configured ({key} unset and not in {})",
+                env_file().display()
+            )
+        })
+    };
+    let [endpoint, bucket, access_key, secret_key, region] = S3_ENV_VARS;
+    let configured = (|| {
+        Ok::<_, String>(S3 {
+            endpoint: get(endpoint)?,
+            bucket: get(bucket)?,
+            access_key: get(access_key)?,
+            secret_key: get(secret_key)?,
+            region: get(region)?,
+        })
+    })();
+    let s3 = match configured {
+        Ok(s3) => s3,
+        Err(why) => {
+            skip_or_panic(NAME, &why, FIX);
+            return None;
+        }
+    };
+    let reachable = s3.authority().and_then(|authority| tcp_connect(&authority));
+    if let Err(e) = reachable {
+        skip_or_panic(NAME, &format!("is not reachable ({e})"), FIX);
+        return None;
+    }
+    Some(s3)
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, and returns that value.
@@ -662,6 +798,39 @@ mod tests {
         assert!(Server::scratch().is_scratch());
         assert!(Server::scratch().has_gtids());
         assert!(!Server::scratch().is_mariadb());
+    }
+
+    #[test]
+    fn s3_authority_from_endpoint() {
+        let at = |endpoint: &str| {
+            S3 {
+                endpoint: endpoint.to_owned(),
+                bucket: "b".into(),
+                access_key: "ak".into(),
+                secret_key: "sk".into(),
+                region: "us-east-1".into(),
+            }
+            .authority()
+        };
+        assert_eq!(at("http://127.0.0.1:33065").unwrap(), "127.0.0.1:33065");
+        assert_eq!(at("http://127.0.0.1:33065/").unwrap(), "127.0.0.1:33065");
+        assert_eq!(at("http://localhost").unwrap(), "localhost:80");
+        assert_eq!(
+            at("https://s3.example.com/x").unwrap(),
+            "s3.example.com:443"
+        );
+        assert_eq!(at("http://[::1]:9000").unwrap(), "[::1]:9000");
+        assert_eq!(at("http://[::1]").unwrap(), "[::1]:80");
+        assert!(at("127.0.0.1:33065").is_err());
+        assert!(at("http://").is_err());
+    }
+
+    #[test]
+    fn s3_env_vars_match_scripts() {
+        let script = include_str!("../../scripts/testdb");
+        for key in S3_ENV_VARS {
+            assert!(script.contains(&format!("echo \"{key}=")), "{key}");
+        }
     }
 
     /// flock locks belong to the open file, so a second open of the lock file, even in

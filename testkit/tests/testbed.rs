@@ -7,7 +7,12 @@
 //!
 //! The scratch server gets the same checks (those reading GLOBAL binlog settings under
 //! [`scratch_lock`]), plus a round trip of [`reset_scratch_settings`].
+//!
+//! The S3 server is checked over raw HTTP only (signing SigV4 would need crypto crates):
+//! it answers an unsigned request with S3's own refusal, so it is up and enforces auth.
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use dbtrail_testkit::{Server, TEST_USER, TestDb, require, reset_scratch_settings, scratch_lock};
@@ -344,4 +349,44 @@ async fn sid_root_has_mysql_tools() {
 fn all_lists_every_ordinary_server() {
     assert_eq!(Server::all().len(), 3);
     assert!(!Server::all().contains(&Server::scratch()));
+}
+
+/// The S3 server answers HTTP: an unsigned `GET /` (ListBuckets) gets S3's `403
+/// AccessDenied` XML error, which also shows authentication is on.
+#[test]
+fn s3_answers_http() {
+    let Some(s3) = dbtrail_testkit::s3() else {
+        return;
+    };
+    assert_eq!(s3.bucket, "dbtrail-test");
+    assert_eq!(s3.region, "us-east-1");
+    assert!(
+        !s3.access_key.is_empty() && !s3.secret_key.is_empty(),
+        "{s3:?}"
+    );
+    let authority = s3.authority().unwrap();
+    let mut stream = TcpStream::connect(&authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .unwrap_or_else(|e| panic!("{}: reading the response: {e}", s3.endpoint));
+    let status_line = response.lines().next().unwrap_or_default();
+    assert!(
+        status_line.starts_with("HTTP/1.1 403"),
+        "{}: unsigned GET / answered {status_line:?}\n{response}",
+        s3.endpoint
+    );
+    assert!(
+        response.contains("<Code>AccessDenied</Code>"),
+        "{}: {response}",
+        s3.endpoint
+    );
 }
