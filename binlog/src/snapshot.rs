@@ -294,10 +294,10 @@ impl Sink<'_> {
     }
 
     async fn finish(self, table: &TableRef) -> Result<(), BinlogError> {
-        if let Sink::Channel { tx, batch, .. } = self {
-            if !batch.is_empty() {
-                tx.send(batch).await.map_err(|_| gone(table))?;
-            }
+        if let Sink::Channel { tx, batch, .. } = self
+            && !batch.is_empty()
+        {
+            tx.send(batch).await.map_err(|_| gone(table))?;
         }
         Ok(())
     }

@@ -146,10 +146,10 @@ impl Config {
                 bail!("source {}: replica_server_id must be non-zero", s.name);
             }
             s.parsed_url()?;
-            if let Some(i) = s.backup_interval()? {
-                if i < Duration::from_secs(1) {
-                    bail!("source {}: backup_interval must be at least 1s", s.name);
-                }
+            if let Some(i) = s.backup_interval()?
+                && i < Duration::from_secs(1)
+            {
+                bail!("source {}: backup_interval must be at least 1s", s.name);
             }
             s.backup_max_age()?;
             if s.backup_keep == Some(0) {
@@ -164,8 +164,10 @@ impl Config {
                     s.name
                 );
             }
-            if let Some(url) = &s.baseline_store {
-                if !(url.starts_with("file:///") || url.starts_with("s3://")) {
+            if let Some(url) = &s.baseline_store
+                && !(url.starts_with("file:///") || url.starts_with("s3://"))
+            {
+                {
                     bail!(
                         "source {}: baseline_store {url:?} must be file:///absolute/path or s3://bucket/prefix",
                         s.name

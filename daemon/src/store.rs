@@ -51,7 +51,8 @@ impl BaselineStore {
                 )
             })?;
             let fs = LocalFileSystem::new_with_prefix(path)
-                .with_context(|| format!("source {}: opening baseline_store {url}", source.name))?;
+                .with_context(|| format!("source {}: opening baseline_store {url}", source.name))?
+                .with_automatic_cleanup(true);
             (Arc::new(fs), String::new())
         } else if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -157,6 +158,7 @@ impl BaselineStore {
     }
 
     /// Downloads `file` of baseline `id` into `local`, streaming.
+    #[allow(dead_code, reason = "restores read baselines through it (next)")]
     pub async fn download(&self, id: &str, file: &str, local: &Path) -> anyhow::Result<u64> {
         let location = self.path(id, file);
         let what = format!("downloading {location}");

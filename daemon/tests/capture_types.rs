@@ -302,7 +302,10 @@ async fn matrix(server: Server) {
     let Some(db) = dbtrail_testkit::require(server).await else {
         return;
     };
-    let daemon = Daemon::start(server, "");
+    let daemon = Daemon::start(
+        server,
+        &format!("backup_databases = [\"{}\"]", db.db_name()),
+    );
     daemon.wait_streaming().await;
     let cols = columns(server);
     let defs: Vec<String> = cols.iter().map(|(c, t)| format!("`{c}` {t}")).collect();
@@ -415,6 +418,7 @@ async fn sql_round_trip(
     cols: &[(&str, &str)],
     before: &[Vec<Option<Vec<u8>>>],
 ) {
+    let baseline = daemon.backup().await;
     assert_eq!(daemon.stop(), Some(0), "clean SIGTERM exit");
     let log =
         dbtrail_storage::Log::open(&daemon.dir.join("data/sources/src/log")).expect("open log");
@@ -424,7 +428,7 @@ async fn sql_round_trip(
         .expect("events");
     assert_eq!(events.len(), 5);
     let id = log.table_id(&table).expect("id").expect("known");
-    snapshot_equals_log(db, &table, &events).await;
+    snapshot_equals_log(db, &table, &events, &baseline, &daemon.dir).await;
     let mut sql = dbtrail_replay::sql::DATA_FILE_HEADER.as_bytes().to_vec();
     let schema = log
         .schema(id, events[0].schema_version)
@@ -475,77 +479,66 @@ async fn snapshot_equals_log(
     db: &TestDb,
     table: &dbtrail_core::TableRef,
     events: &[dbtrail_core::ChangeEvent],
+    baseline: &dbtrail_core::baseline::BaselineManifest,
+    dir: &std::path::Path,
 ) {
     use dbtrail_core::RowChange;
+    // The live table through the snapshot reader.
     let mut conn = db.conn().await;
-    let info = dbtrail_binlog::checks::check_server(&mut conn)
+    conn.query_drop("SET SESSION character_set_results = binary, time_zone = '+00:00'")
         .await
-        .expect("checks");
-    let mut conns = vec![conn];
-    let snap = dbtrail_binlog::snapshot::consistent_start(&mut conns, &info)
-        .await
-        .expect("snapshot");
-    let position = snap.position;
-    assert!(!position.file.is_empty() && snap.lock_held < std::time::Duration::from_secs(5));
-    assert!(
-        snap.tables.contains(table),
-        "{table} not in {:?}",
-        snap.tables
-    );
-    let schema = dbtrail_binlog::snapshot::table_schema(&mut conns[0], table)
+        .expect("session");
+    let schema = dbtrail_binlog::snapshot::table_schema(&mut conn, table)
         .await
         .expect("schema");
     let mut rows = Vec::new();
-    dbtrail_binlog::snapshot::read_table(&mut conns[0], &schema, |r| {
+    dbtrail_binlog::snapshot::read_table(&mut conn, &schema, |r| {
         rows.push(r);
         Ok(())
     })
     .await
     .expect("read");
-    let after = |i: usize| match &events[i].change {
-        RowChange::Insert { after } | RowChange::Update { after, .. } => after.clone(),
-        RowChange::Delete { .. } => panic!("no after image"),
-    };
-    // Through a Parquet baseline file and back: nothing changes.
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("tm.parquet");
-    let mut w = dbtrail_replay::baseline::BaselineWriter::new(
-        std::fs::File::create(&path).expect("create"),
-        &schema,
-        vec![(
-            "dbtrail.gtid_set".into(),
-            position.gtid_set.to_compact_string(),
-        )],
-        1,
-    )
-    .expect("baseline writer");
-    for r in &rows {
-        w.push(r).expect("push");
-    }
-    assert_eq!(w.finish().expect("finish"), rows.len() as u64);
+    // The daemon's baseline of it: same schema, same values.
+    assert!(baseline.lock_held_us < 5_000_000 && !baseline.position.file.is_empty());
+    let entry = baseline
+        .table(table)
+        .expect("the matrix table is in the baseline");
+    assert_eq!(entry.rows, 2);
+    let path = dir
+        .join("data/baselines/src")
+        .join(&baseline.id)
+        .join(&entry.file);
     let mut back = Vec::new();
-    let (stored, _) =
+    let (stored, kv) =
         dbtrail_replay::baseline::read(std::fs::File::open(&path).expect("open"), |r| {
             back.push(r);
             Ok(())
         })
         .expect("read baseline");
     assert_eq!(stored, schema);
-    assert_eq!(back, rows, "Parquet baseline round trip");
+    assert!(
+        kv.iter().any(|(k, v)| k == "dbtrail.gtid_set"
+            && *v == baseline.position.gtid_set.to_compact_string())
+    );
+    assert_eq!(back, rows, "baseline == the server's values");
+    let after = |i: usize| match &events[i].change {
+        RowChange::Insert { after } | RowChange::Update { after, .. } => after.clone(),
+        RowChange::Delete { .. } => panic!("no after image"),
+    };
     // Now: row 1 as updated (event 3), row 3 as inserted (event 2); row 2 was deleted.
     let expected = [after(3), after(2)];
-    assert_eq!(rows.len(), 2);
-    for (got, want) in rows.iter().zip(&expected) {
+    assert_eq!(back.len(), 2);
+    for (got, want) in back.iter().zip(&expected) {
         let diffs: Vec<String> = schema
             .columns
             .iter()
             .zip(got.iter().zip(want))
             .filter(|(_, (g, w))| g != w)
-            .map(|(c, (g, w))| format!("{}: snapshot {g:?} vs binlog {w:?}", c.name))
+            .map(|(c, (g, w))| format!("{}: baseline {g:?} vs binlog {w:?}", c.name))
             .collect();
         assert!(
             diffs.is_empty(),
-            "snapshot differs from the binlog:\n{}",
+            "the baseline differs from the binlog:\n{}",
             diffs.join("\n")
         );
     }

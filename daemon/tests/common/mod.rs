@@ -171,6 +171,33 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// Starts a backup through the API and waits for it to end.
+    pub async fn backup(&self) -> dbtrail_core::baseline::BaselineManifest {
+        let client = self.client();
+        let started = client.start_backup(&self.source).await.expect("start");
+        assert_eq!(started.status, dbtrail_core::api::JobStatus::Running);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let j = client
+                .backup(&self.source, &started.backup_id)
+                .await
+                .expect("job");
+            match j.status {
+                dbtrail_core::api::JobStatus::Running => {}
+                dbtrail_core::api::JobStatus::Completed => {
+                    let b = j.baseline.expect("completed job has its baseline");
+                    assert!(j.lock_held_ms.is_some_and(|l| l < 5000.0));
+                    return b;
+                }
+                dbtrail_core::api::JobStatus::Failed => {
+                    panic!("backup failed: {:?}\n{}", j.error, self.log())
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "backup too slow");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Every captured event of `db`'s table `table` (up to 100000).
     pub async fn table_events(
         &self,
