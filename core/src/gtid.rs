@@ -676,6 +676,20 @@ impl GtidSet {
         }
     }
 
+    /// Whether every transaction of `self` is in `other` (MariaDB: per domain, `self`'s
+    /// sequence number is at or below `other`'s). The empty set is a subset of anything;
+    /// sets of different flavours are otherwise unrelated.
+    pub fn is_subset(&self, other: &GtidSet) -> bool {
+        match (self, other) {
+            _ if self.is_empty() => true,
+            (GtidSet::Mysql(a), GtidSet::Mysql(b)) => a.is_subset(b),
+            (GtidSet::Mariadb(a), GtidSet::Mariadb(b)) => a
+                .iter()
+                .all(|(domain, _, seq)| b.domain_seq(domain).is_some_and(|s| s >= seq)),
+            _ => false,
+        }
+    }
+
     /// Single-line form (MySQL uuid groups joined by `","`); the serde form.
     pub fn to_compact_string(&self) -> String {
         match self {

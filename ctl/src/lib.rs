@@ -138,6 +138,15 @@ impl Client {
         .await
     }
 
+    /// Starts importing a mydumper backup directory (on the daemon's host) as a baseline.
+    pub async fn import_baseline(&self, source: &str, dir: &str) -> anyhow::Result<BackupStarted> {
+        self.post(
+            &format!("/api/v1/servers/{}/baselines/import", encode(source)),
+            &serde_json::json!({ "dir": dir }),
+        )
+        .await
+    }
+
     /// One backup job.
     pub async fn backup(&self, source: &str, id: &str) -> anyhow::Result<BackupJobView> {
         self.get(&format!(

@@ -1,6 +1,6 @@
 //! dbtrailctl: talk to dbtraild over its unix socket.
 use clap::{Parser, Subcommand};
-use dbtrail_core::api::{BackupJobView, JobStatus, SourcesResponse};
+use dbtrail_core::api::{BackupJobView, BackupStarted, JobStatus, SourcesResponse};
 use dbtrail_core::render::rfc3339_micros;
 use dbtrail_ctl::{Client, DEFAULT_SOCKET};
 use std::path::PathBuf;
@@ -60,6 +60,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Baselines from elsewhere.
+    Baseline {
+        #[command(subcommand)]
+        cmd: BaselineCmd,
+    },
     /// List baselines and backup jobs.
     Backups {
         /// Source name (optional when only one is configured).
@@ -80,6 +85,25 @@ enum Cmd {
         /// Produce the script even if later transactions changed the same rows.
         #[arg(long)]
         force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BaselineCmd {
+    /// Import a mydumper backup directory (on the daemon's host) whose metadata file records
+    /// the binlog position, as a baseline.
+    Import {
+        /// The mydumper output directory (absolute path, readable by dbtraild).
+        dir: PathBuf,
+        /// Source name (optional when only one is configured).
+        #[arg(long)]
+        source: Option<String>,
+        /// Wait until it ends; exit non-zero if it fails.
+        #[arg(long)]
+        wait: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -179,54 +203,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Backup { source, wait, json } => {
             let source = pick_source(&client, source).await?;
             let started = client.start_backup(&source).await?;
-            if !wait {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&started)?);
-                } else {
-                    println!(
-                        "backup {} started; follow it with `dbtrailctl backups --source {source}`",
-                        started.backup_id
-                    );
-                }
-                return Ok(());
-            }
-            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let job = loop {
-                let j = client.backup(&source, &started.backup_id).await?;
-                if j.status != JobStatus::Running {
-                    break j;
-                }
-                if tty {
-                    eprint!(
-                        "\r{}: {} {}/{} tables, {} rows, {}      ",
-                        j.id,
-                        j.phase,
-                        j.tables_done,
-                        j.tables_total,
-                        j.rows,
-                        human_bytes(j.bytes)
-                    );
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            };
-            if tty {
-                eprintln!();
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&job)?);
-            }
-            match job.status {
-                JobStatus::Completed => {
-                    if !json {
-                        print_job(&job);
-                    }
-                }
-                _ => anyhow::bail!(
-                    "backup {} failed: {}",
-                    job.id,
-                    job.error.as_deref().unwrap_or("(no reason given)")
-                ),
-            }
+            follow(&client, &source, started, wait, json).await?;
+        }
+        Cmd::Baseline {
+            cmd:
+                BaselineCmd::Import {
+                    dir,
+                    source,
+                    wait,
+                    json,
+                },
+        } => {
+            let source = pick_source(&client, source).await?;
+            let dir = std::path::absolute(&dir)?;
+            let started = client
+                .import_baseline(&source, &dir.to_string_lossy())
+                .await?;
+            follow(&client, &source, started, wait, json).await?;
         }
         Cmd::Backups { source, json } => {
             let source = pick_source(&client, source).await?;
@@ -375,4 +368,63 @@ fn print_job(j: &BackupJobView) {
     if let Some(e) = &j.error {
         println!("  error: {e}");
     }
+}
+
+/// Prints a started job, or with `wait` polls it to the end; fails when it failed.
+async fn follow(
+    client: &Client,
+    source: &str,
+    started: BackupStarted,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    if !wait {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&started)?);
+        } else {
+            println!(
+                "backup {} started; follow it with `dbtrailctl backups --source {source}`",
+                started.backup_id
+            );
+        }
+        return Ok(());
+    }
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let job = loop {
+        let j = client.backup(source, &started.backup_id).await?;
+        if j.status != JobStatus::Running {
+            break j;
+        }
+        if tty {
+            eprint!(
+                "\r{}: {} {}/{} tables, {} rows, {}      ",
+                j.id,
+                j.phase,
+                j.tables_done,
+                j.tables_total,
+                j.rows,
+                human_bytes(j.bytes)
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    if tty {
+        eprintln!();
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&job)?);
+    }
+    match job.status {
+        JobStatus::Completed => {
+            if !json {
+                print_job(&job);
+            }
+        }
+        _ => anyhow::bail!(
+            "backup {} failed: {}",
+            job.id,
+            job.error.as_deref().unwrap_or("(no reason given)")
+        ),
+    }
+    Ok(())
 }

@@ -119,6 +119,10 @@ fn router(state: Arc<AppState>) -> Router {
             get(list_backups).post(start_backup),
         )
         .route("/api/v1/servers/{name}/backups/{id}", get(backup_job))
+        .route(
+            "/api/v1/servers/{name}/baselines/import",
+            axum::routing::post(import_baseline),
+        )
         .fallback(|| async { ApiError::not_found("no such API endpoint; see `dbtrailctl --help`") })
         .with_state(state)
 }
@@ -557,6 +561,50 @@ async fn start_backup(
         Err(crate::backup::StartError::Running(id)) => Err(ApiError::conflict(format!(
             "a backup of source {name} is already running ({id}); wait for it with \
              `dbtrailctl backups --source {name}`"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportRequest {
+    /// A mydumper backup directory on the daemon's host.
+    dir: String,
+}
+
+async fn import_baseline(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Result<Json<ImportRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let s = find(&state, &name)?;
+    let Json(req) = body.map_err(|e| {
+        ApiError::bad(format!(
+            "the body must be {{\"dir\": \"/path/to/mydumper/backup\"}}: {e}"
+        ))
+    })?;
+    let dir = std::path::PathBuf::from(&req.dir);
+    if !dir.is_absolute() || !dir.join("metadata").is_file() {
+        return Err(ApiError::bad(format!(
+            "{} is not a mydumper backup directory (an absolute path holding a `metadata` file, \
+             readable by dbtraild)",
+            req.dir
+        )));
+    }
+    match s
+        .backups
+        .start_import(s.clone(), state.metrics.clone(), state.cancel.clone(), dir)
+    {
+        Ok((id, _)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(BackupStarted {
+                backup_id: id,
+                status: JobStatus::Running,
+            }),
+        )
+            .into_response()),
+        Err(crate::backup::StartError::Running(id)) => Err(ApiError::conflict(format!(
+            "a backup of source {name} is running ({id}); import when it has ended"
         ))),
     }
 }

@@ -60,6 +60,11 @@ pub struct Backups {
     jobs: Mutex<VecDeque<Arc<Mutex<BackupJobView>>>>,
 }
 
+enum Work {
+    Snapshot,
+    Import(PathBuf),
+}
+
 /// Why a backup could not start.
 pub enum StartError {
     /// One is running already (its id).
@@ -105,6 +110,27 @@ impl Backups {
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
+        self.start_job(source, metrics, cancel, Work::Snapshot)
+    }
+
+    /// Starts importing the mydumper backup in `dir` as a baseline.
+    pub fn start_import(
+        self: &Arc<Self>,
+        source: Arc<Source>,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+        dir: PathBuf,
+    ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
+        self.start_job(source, metrics, cancel, Work::Import(dir))
+    }
+
+    fn start_job(
+        self: &Arc<Self>,
+        source: Arc<Source>,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+        work: Work,
+    ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
         let job = {
             let mut jobs = lock(&self.jobs);
             if let Some(id) = jobs
@@ -146,8 +172,16 @@ impl Backups {
         let handle = tokio::spawn(async move {
             let started = std::time::Instant::now();
             let labels = Metrics::source(&source.config.name);
+            let work = async {
+                match &work {
+                    Work::Snapshot => this.take(&source, &job).await,
+                    Work::Import(dir) => this.import(&source, &job, dir).await.with_context(|| {
+                        format!("importing the mydumper backup {}", dir.display())
+                    }),
+                }
+            };
             let result = tokio::select! {
-                r = this.take(&source, &job) => r,
+                r = work => r,
                 () = cancel.cancelled() => Err(anyhow::anyhow!("dbtraild is shutting down")),
             };
             let id = lock(&job).id.clone();
@@ -310,6 +344,159 @@ impl Backups {
         Ok(m)
     }
 
+    /// Imports a mydumper backup directory (on this host) as a baseline: its metadata must
+    /// carry the binlog position, the log must cover everything after it, and every table's
+    /// definition must still be the one dumped.
+    async fn import(
+        &self,
+        source: &Source,
+        job: &Arc<Mutex<BackupJobView>>,
+        dir: &Path,
+    ) -> anyhow::Result<BaselineManifest> {
+        use dbtrail_replay::mydumper;
+        let id = lock(job).id.clone();
+        let started_us = now_us();
+        lock(job).phase = "reading".into();
+        let d = dir.to_path_buf();
+        let (meta, tables) = tokio::task::spawn_blocking(move || {
+            Ok::<_, anyhow::Error>((mydumper::Metadata::read(&d)?, mydumper::tables(&d)?))
+        })
+        .await
+        .context("the reading thread died")??;
+        let Some(b) = meta.binlog else {
+            bail!(
+                "its metadata file has no binlog position (mydumper writes none for MySQL 8.4 \
+                 and later, where SHOW MASTER STATUS is gone), so it cannot be placed in the \
+                 log; take a baseline with `dbtrailctl backup` instead"
+            );
+        };
+        let Some(ckpt) = source.log.checkpoint()? else {
+            bail!("capture has not started yet; import once `dbtrailctl status` shows a position");
+        };
+        let position = dbtrail_core::Position {
+            gtid_set: b
+                .gtid_set
+                .unwrap_or_else(dbtrail_core::GtidSet::empty_mysql),
+            file: b.file,
+            pos: b.pos,
+            server_uuid: ckpt.position.server_uuid.clone(),
+        };
+        let origin = source.log.origin()?.unwrap_or(ckpt.position.clone());
+        let covered = if !origin.gtid_set.is_empty() && !position.gtid_set.is_empty() {
+            origin.gtid_set.is_subset(&position.gtid_set)
+        } else {
+            dbtrail_storage::baselines::cmp_binlog(
+                (&origin.file, origin.pos),
+                (&position.file, position.pos),
+            ) != std::cmp::Ordering::Greater
+        };
+        if !covered {
+            bail!(
+                "the dump was taken at {position}, before capture began at {origin}: the \
+                 changes in between are not in the log, so it cannot serve as a baseline"
+            );
+        }
+        lock(job).tables_total = tables.len() as u64;
+        let spec = spec_of(source).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut conn = stream::connect(&spec).await?;
+        let tmp = self.tmp_dir.join(&id);
+        tokio::fs::create_dir_all(&tmp)
+            .await
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        let kv = vec![
+            (
+                "dbtrail.gtid_set".into(),
+                position.gtid_set.to_compact_string(),
+            ),
+            ("dbtrail.binlog_file".into(), position.file.clone()),
+            ("dbtrail.binlog_pos".into(), position.pos.to_string()),
+            ("dbtrail.server_uuid".into(), position.server_uuid.clone()),
+            ("dbtrail.imported_from".into(), dir.display().to_string()),
+        ];
+        let mut out = Vec::new();
+        for t in tables {
+            let table = t.table_ref();
+            let schema = snapshot::table_schema(&mut conn, &table).await?;
+            let create = snapshot::show_create_table(&mut conn, &table).await?;
+            let dumped = std::fs::read_to_string(&t.schema_file)
+                .with_context(|| format!("reading {}", t.schema_file.display()))?;
+            let dumped = dumped_create(&dumped);
+            if normalise_create(&dumped) != normalise_create(&create) {
+                bail!(
+                    "{table} changed since the dump (dumped: {dumped}; now: {create}); an \
+                     import needs the definition the dump was taken with"
+                );
+            }
+            let local = tmp.join("import.parquet");
+            let (w_local, w_schema, mut w_kv) = (local.clone(), schema.clone(), kv.clone());
+            w_kv.push(("dbtrail.create_table".into(), create.clone()));
+            let files = t.data_files.clone();
+            let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+                let f = std::fs::File::create(&w_local)
+                    .with_context(|| format!("creating {}", w_local.display()))?;
+                let mut w = BaselineWriter::new(
+                    std::io::BufWriter::new(f),
+                    &w_schema,
+                    w_kv,
+                    ROW_GROUP_ROWS,
+                )?;
+                for file in &files {
+                    mydumper::for_each_row(file, &w_schema, |r| {
+                        w.push(&r).map_err(anyhow::Error::from)
+                    })?;
+                }
+                Ok(w.finish()?)
+            })
+            .await
+            .context("the import thread died")??;
+            let file = table_file_name(&table);
+            let bytes = self.store.upload(&id, &file, &local).await?;
+            {
+                let mut j = lock(job);
+                j.tables_done += 1;
+                j.rows += rows;
+                j.bytes += bytes;
+            }
+            out.push(BaselineTable {
+                table,
+                file,
+                rows,
+                bytes,
+                create_table: create,
+            });
+        }
+        out.sort_by(|a, b| a.table.cmp(&b.table));
+        // The state the dump holds is that after its last transaction in the log.
+        let mut snapshot_us = None;
+        source.log.scan_txns(0, |_, t| {
+            if dbtrail_storage::baselines::held_by(&position, &t) {
+                snapshot_us = Some(t.commit_us);
+                true
+            } else {
+                snapshot_us = snapshot_us.or(Some(t.commit_us - 1));
+                false
+            }
+        })?;
+        lock(job).phase = "manifest".into();
+        let m = BaselineManifest {
+            format_version: MANIFEST_VERSION,
+            id,
+            source: source.config.name.clone(),
+            origin: BaselineOrigin::MydumperImport,
+            position,
+            snapshot_us: snapshot_us.unwrap_or(started_us),
+            started_us,
+            finished_us: now_us(),
+            lock_held_us: 0,
+            lock_mode: format!("none (mydumper backup {})", dir.display()),
+            tables: out,
+            skipped: Vec::new(),
+        };
+        self.store.put_manifest(&m).await?;
+        source.log.put_baseline(&m)?;
+        Ok(m)
+    }
+
     /// Reads one table into a Parquet file and uploads it.
     async fn table(
         &self,
@@ -404,6 +591,25 @@ impl Backups {
         }
         Ok(())
     }
+}
+
+/// The `CREATE TABLE` statement of a mydumper schema file.
+fn dumped_create(text: &str) -> String {
+    let start = text.find("CREATE TABLE").unwrap_or(0);
+    text[start..]
+        .trim()
+        .trim_end_matches(';')
+        .trim()
+        .to_string()
+}
+
+/// A definition without what changes with the data (`AUTO_INCREMENT=N`).
+fn normalise_create(create: &str) -> String {
+    create
+        .split(' ')
+        .filter(|w| !w.starts_with("AUTO_INCREMENT="))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Whether `e` says the table was dropped or altered after the snapshot began (its read

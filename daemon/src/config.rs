@@ -167,12 +167,10 @@ impl Config {
             if let Some(url) = &s.baseline_store
                 && !(url.starts_with("file:///") || url.starts_with("s3://"))
             {
-                {
-                    bail!(
-                        "source {}: baseline_store {url:?} must be file:///absolute/path or s3://bucket/prefix",
-                        s.name
-                    );
-                }
+                bail!(
+                    "source {}: baseline_store {url:?} must be file:///absolute/path or s3://bucket/prefix",
+                    s.name
+                );
             }
         }
         Ok(())

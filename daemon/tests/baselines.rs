@@ -447,3 +447,123 @@ async fn scheduled_backups_and_retention() {
     let ids: Vec<String> = kept.iter().map(|b| b.id.clone()).collect();
     assert_eq!(dirs, ids, "the store holds exactly the kept baselines");
 }
+
+fn run_mydumper(db: &TestDb, dir: &Path) {
+    let opts = mysql_async::Opts::from_url(db.server_url()).expect("server url");
+    let out = std::process::Command::new("mydumper")
+        .args(["-h", opts.ip_or_hostname()])
+        .args(["-P", &opts.tcp_port().to_string()])
+        .args(["-u", opts.user().unwrap_or("root")])
+        .args(["-B", db.db_name()])
+        .arg("-o")
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("mydumper is required for this test (apt install mydumper): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "mydumper failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An existing mydumper backup, taken while a writer runs, imported as a baseline: its rows
+/// plus the logged changes after its metadata position equal the source.
+#[tokio::test(flavor = "multi_thread")]
+async fn mydumper_import_mariadb() {
+    let Some(db) = dbtrail_testkit::require(Server::MariaDb).await else {
+        return;
+    };
+    setup(&db).await;
+    let mut daemon = Daemon::start(Server::MariaDb, "");
+    daemon.wait_streaming().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let writer = spawn_writer(&db, stop.clone(), count.clone()).await;
+    while count.load(Ordering::Relaxed) < 50 {
+        assert!(!writer.is_finished(), "the writer stopped early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dump = tempfile::tempdir().expect("tmp");
+    let d = dump.path().to_path_buf();
+    let db_ref = &db;
+    tokio::task::block_in_place(|| run_mydumper(db_ref, &d));
+    let at_dump = count.load(Ordering::Relaxed);
+    while count.load(Ordering::Relaxed) < at_dump + 50 {
+        assert!(!writer.is_finished(), "the writer stopped early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.expect("writer");
+    daemon.wait_caught_up(&db).await;
+    // A relative path and a directory without metadata are refused at once.
+    let client = daemon.client();
+    let err = client
+        .import_baseline(&daemon.source, "relative/dir")
+        .await
+        .expect_err("relative path");
+    assert!(
+        err.to_string().contains("not a mydumper backup directory"),
+        "{err}"
+    );
+    let started = client
+        .import_baseline(&daemon.source, &dump.path().to_string_lossy())
+        .await
+        .expect("import");
+    let m = daemon
+        .wait_job(&started.backup_id)
+        .await
+        .unwrap_or_else(|e| panic!("import failed: {e}\n{}", daemon.log()));
+    assert_eq!(
+        m.origin,
+        dbtrail_core::baseline::BaselineOrigin::MydumperImport
+    );
+    assert_eq!(m.tables.len(), TABLES.len(), "{m:#?}");
+    let mut expected = Vec::new();
+    for t in TABLES {
+        expected.push(live_rows(&db, t).await);
+    }
+    assert_eq!(daemon.stop(), Some(0));
+    let files = Files::Local(daemon.dir.join("data/baselines"));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let log_dir = daemon.dir.join("data/sources/src/log");
+    for (t, want) in TABLES.iter().zip(expected) {
+        let table = TableRef::new(db.db_name(), *t);
+        let entry = m.table(&table).expect("table imported");
+        let local = files.fetch(&m, &entry.file, tmp.path()).await;
+        let got = reconstruct(&log_dir, &local, &m, &table);
+        assert!(
+            got == want,
+            "{table}: imported baseline + changes != source"
+        );
+    }
+}
+
+/// mydumper 0.10 writes no binlog position for MySQL 9.x: the import says so and what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn mydumper_import_without_position_is_refused() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let daemon = Daemon::start(Server::MysqlGtid, "");
+    daemon.wait_streaming().await;
+    let dump = tempfile::tempdir().expect("tmp");
+    run_mydumper(&db, dump.path());
+    let started = daemon
+        .client()
+        .import_baseline(&daemon.source, &dump.path().to_string_lossy())
+        .await
+        .expect("import starts");
+    let err = daemon
+        .wait_job(&started.backup_id)
+        .await
+        .expect_err("no position");
+    assert!(
+        err.contains("no binlog position") && err.contains("dbtrailctl backup"),
+        "{err}"
+    );
+    let listed = daemon.client().backups(&daemon.source).await.expect("list");
+    assert!(listed.baselines.is_empty());
+}

@@ -477,3 +477,15 @@ fn check_parsers(s: &str) -> Result<(), TestCaseError> {
     let _ = Tag::new(s);
     Ok(())
 }
+
+#[test]
+fn flavour_aware_subset() {
+    let m = |t: &str| t.parse::<GtidSet>().expect("set");
+    let a = m("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5");
+    let b = m("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-9");
+    assert!(a.is_subset(&b) && !b.is_subset(&a));
+    let x = m("0-1-5,1-2-7");
+    let y = m("0-3-9,1-2-7");
+    assert!(x.is_subset(&y) && !y.is_subset(&x) && !x.is_subset(&m("0-1-9")));
+    assert!(GtidSet::empty_mysql().is_subset(&y) && !a.is_subset(&y));
+}

@@ -173,27 +173,37 @@ impl Daemon {
 impl Daemon {
     /// Starts a backup through the API and waits for it to end.
     pub async fn backup(&self) -> dbtrail_core::baseline::BaselineManifest {
+        let started = self
+            .client()
+            .start_backup(&self.source)
+            .await
+            .expect("start");
+        let b = self
+            .wait_job(&started.backup_id)
+            .await
+            .unwrap_or_else(|e| panic!("backup failed: {e}\n{}", self.log()));
+        assert!(b.lock_held_us < 5_000_000);
+        b
+    }
+
+    /// Waits for the backup (or import) job `id` to end: its baseline, or its error.
+    pub async fn wait_job(
+        &self,
+        id: &str,
+    ) -> Result<dbtrail_core::baseline::BaselineManifest, String> {
+        use dbtrail_core::api::JobStatus;
         let client = self.client();
-        let started = client.start_backup(&self.source).await.expect("start");
-        assert_eq!(started.status, dbtrail_core::api::JobStatus::Running);
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         loop {
-            let j = client
-                .backup(&self.source, &started.backup_id)
-                .await
-                .expect("job");
+            let j = client.backup(&self.source, id).await.expect("job");
             match j.status {
-                dbtrail_core::api::JobStatus::Running => {}
-                dbtrail_core::api::JobStatus::Completed => {
-                    let b = j.baseline.expect("completed job has its baseline");
-                    assert!(j.lock_held_ms.is_some_and(|l| l < 5000.0));
-                    return b;
+                JobStatus::Running => {}
+                JobStatus::Completed => {
+                    return Ok(j.baseline.expect("completed job has its baseline"));
                 }
-                dbtrail_core::api::JobStatus::Failed => {
-                    panic!("backup failed: {:?}\n{}", j.error, self.log())
-                }
+                JobStatus::Failed => return Err(j.error.unwrap_or_default()),
             }
-            assert!(std::time::Instant::now() < deadline, "backup too slow");
+            assert!(std::time::Instant::now() < deadline, "job {id} too slow");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
