@@ -212,3 +212,146 @@ pub struct BackupsResponse {
     /// Jobs of this process, newest first (running and recently ended).
     pub jobs: Vec<BackupJobView>,
 }
+
+/// `POST /api/v1/servers/{name}/pitr` body. Exactly one of `target_time`, `target_gtid`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PitrRequest {
+    /// `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC) or RFC 3339. A transaction is included when its
+    /// commit time, truncated to the target's precision, is at or before the target.
+    #[serde(default)]
+    pub target_time: Option<String>,
+    /// The state right after these transactions (a GTID set).
+    #[serde(default)]
+    pub target_gtid: Option<String>,
+    /// `db.table` names; empty: every table of the baseline.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Restore across recorded gaps in the log (the result may miss their transactions).
+    #[serde(default)]
+    pub allow_gaps: bool,
+    /// A new or empty local directory, or `s3://bucket/prefix`; default under data_dir.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// Validate and return the plan without writing anything.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a restore will do (the dry run's answer; also part of every job).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PitrPlan {
+    /// The target as asked.
+    pub target: String,
+    /// The inclusion rule applied, in words.
+    pub rule: String,
+    /// The baseline it starts from.
+    pub baseline_id: String,
+    /// The baseline's snapshot time (RFC 3339).
+    pub baseline_time: String,
+    /// The baseline's position.
+    pub baseline_position: String,
+    /// Tables restored.
+    pub tables: Vec<String>,
+    /// Transactions replayed on top of the baseline.
+    pub transactions: u64,
+    /// Row events replayed (all tables of those transactions).
+    pub events: u64,
+    /// Approximate bytes of the logged events replayed (encoded size).
+    pub event_bytes: u64,
+    /// The last transaction included: its GTID, if any.
+    pub last_gtid: Option<String>,
+    /// Its commit time (RFC 3339); None when no transaction after the baseline is included.
+    pub last_commit_time: Option<String>,
+    /// Its end position in the binlog (`file:pos`).
+    pub last_position: Option<String>,
+    /// The GTID set the restored state reflects.
+    pub gtid_set_reached: String,
+    /// Gaps recorded in the replayed range (only with `allow_gaps`).
+    pub gaps: Vec<GapView>,
+    /// Tables of the source whose coverage is tainted (none of them may be restored).
+    pub tainted_tables: Vec<TaintView>,
+    /// Tables the log knows that the baseline does not hold (created after it).
+    pub not_in_baseline: Vec<String>,
+}
+
+/// `POST .../pitr` answer: the job (`pitr_id`, running) or, for a dry run, just the plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PitrStarted {
+    /// The job id (None for a dry run).
+    pub pitr_id: Option<String>,
+    /// `running`, or `completed` for a dry run.
+    pub status: JobStatus,
+    /// The plan.
+    pub plan: PitrPlan,
+}
+
+/// `GET /api/v1/servers/{name}/pitr/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PitrJobView {
+    /// Job id.
+    pub pitr_id: String,
+    /// Running, completed or failed.
+    pub status: JobStatus,
+    /// `preparing`, `reconstructing`, `uploading`, `complete`.
+    pub phase: String,
+    /// 0.0 to 1.0.
+    pub progress: f64,
+    /// Tables done / total.
+    pub tables_done: u64,
+    /// See `tables_done`.
+    pub tables_total: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// The output (directory or s3:// URL).
+    pub path: String,
+    /// Bytes written, once completed.
+    pub size_bytes: Option<u64>,
+    /// Files written, once completed.
+    pub file_count: Option<u64>,
+    /// How long it took (ms), once ended.
+    pub duration_ms: Option<u64>,
+    /// Why it failed and what to do.
+    pub error: Option<String>,
+    /// The plan.
+    pub plan: PitrPlan,
+}
+
+/// One baseline in a coverage report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoverageBaseline {
+    /// Id.
+    pub id: String,
+    /// Snapshot time (RFC 3339).
+    pub time: String,
+    /// Position.
+    pub position: String,
+}
+
+/// A range of restorable times (inclusive, RFC 3339).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimeRange {
+    /// From.
+    pub from: String,
+    /// To.
+    pub to: String,
+}
+
+/// `GET /api/v1/servers/{name}/coverage`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoverageView {
+    /// Oldest captured commit still in the log.
+    pub oldest_commit: Option<String>,
+    /// Newest captured commit.
+    pub newest_commit: Option<String>,
+    /// Baselines, oldest first.
+    pub baselines: Vec<CoverageBaseline>,
+    /// Recorded gaps.
+    pub gaps: Vec<GapView>,
+    /// Tainted tables.
+    pub tainted_tables: Vec<TaintView>,
+    /// Times a restore can target (from a baseline to the newest commit, split at gaps).
+    pub restorable: Vec<TimeRange>,
+}

@@ -147,6 +147,39 @@ impl Client {
         .await
     }
 
+    /// Plans (dry run) or starts a point-in-time restore.
+    pub async fn pitr(
+        &self,
+        source: &str,
+        req: &dbtrail_core::api::PitrRequest,
+    ) -> anyhow::Result<dbtrail_core::api::PitrStarted> {
+        self.post(
+            &format!("/api/v1/servers/{}/pitr", encode(source)),
+            &serde_json::to_value(req)?,
+        )
+        .await
+    }
+
+    /// One restore job.
+    pub async fn pitr_job(
+        &self,
+        source: &str,
+        id: &str,
+    ) -> anyhow::Result<dbtrail_core::api::PitrJobView> {
+        self.get(&format!(
+            "/api/v1/servers/{}/pitr/{}",
+            encode(source),
+            encode(id)
+        ))
+        .await
+    }
+
+    /// What can be restored.
+    pub async fn coverage(&self, source: &str) -> anyhow::Result<dbtrail_core::api::CoverageView> {
+        self.get(&format!("/api/v1/servers/{}/coverage", encode(source)))
+            .await
+    }
+
     /// One backup job.
     pub async fn backup(&self, source: &str, id: &str) -> anyhow::Result<BackupJobView> {
         self.get(&format!(

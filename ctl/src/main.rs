@@ -1,6 +1,8 @@
 //! dbtrailctl: talk to dbtraild over its unix socket.
 use clap::{Parser, Subcommand};
-use dbtrail_core::api::{BackupJobView, BackupStarted, JobStatus, SourcesResponse};
+use dbtrail_core::api::{
+    BackupJobView, BackupStarted, JobStatus, PitrPlan, PitrRequest, SourcesResponse,
+};
 use dbtrail_core::render::rfc3339_micros;
 use dbtrail_ctl::{Client, DEFAULT_SOCKET};
 use std::path::PathBuf;
@@ -64,6 +66,61 @@ enum Cmd {
     Baseline {
         #[command(subcommand)]
         cmd: BaselineCmd,
+    },
+    /// Rebuild tables as they were at a past moment, as a mydumper dump.
+    ///
+    /// A transaction is included when its commit time, truncated to the target's precision,
+    /// is at or before the target: `--at "2026-11-24 14:30:00"` includes everything committed
+    /// during that second; `--at "2026-11-24 14:30:00.250000"` cuts inside it. Times without
+    /// an offset are UTC.
+    Pitr {
+        /// Source name (optional when only one is configured).
+        #[arg(long)]
+        source: Option<String>,
+        /// Target time: YYYY-MM-DD HH:MM:SS[.ffffff] (UTC) or RFC 3339.
+        #[arg(long, conflicts_with = "gtid", required_unless_present = "gtid")]
+        at: Option<String>,
+        /// Target GTID set: the state right after these transactions.
+        #[arg(long)]
+        gtid: Option<String>,
+        /// Only these tables (db.t1,db.t2).
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        /// Restore across gaps recorded in the log.
+        #[arg(long)]
+        allow_gaps: bool,
+        /// A new or empty directory (absolute), or s3://bucket/prefix.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Validate and print the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait until it ends (progress on a terminal); exit non-zero if it fails.
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Status of a restore job.
+    PitrStatus {
+        /// The restore's id (pitr-...).
+        id: String,
+        /// Source name (optional when only one is configured).
+        #[arg(long)]
+        source: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What can be restored: captured range, baselines, gaps, tainted tables.
+    Coverage {
+        /// Source name (optional when only one is configured).
+        #[arg(long)]
+        source: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List baselines and backup jobs.
     Backups {
@@ -220,6 +277,160 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .import_baseline(&source, &dir.to_string_lossy())
                 .await?;
             follow(&client, &source, started, wait, json).await?;
+        }
+        Cmd::Pitr {
+            source,
+            at,
+            gtid,
+            tables,
+            allow_gaps,
+            output,
+            dry_run,
+            wait,
+            json,
+        } => {
+            let source = pick_source(&client, source).await?;
+            let output = match output {
+                Some(o) if o.to_string_lossy().starts_with("s3://") => {
+                    Some(o.to_string_lossy().into_owned())
+                }
+                Some(o) => Some(std::path::absolute(&o)?.to_string_lossy().into_owned()),
+                None => None,
+            };
+            let req = PitrRequest {
+                target_time: at,
+                target_gtid: gtid,
+                tables,
+                allow_gaps,
+                output,
+                dry_run,
+            };
+            let started = client.pitr(&source, &req).await?;
+            if json && (dry_run || !wait) {
+                println!("{}", serde_json::to_string_pretty(&started)?);
+            } else if !json {
+                print_plan(&started.plan);
+            }
+            let Some(id) = started.pitr_id else {
+                return Ok(());
+            };
+            if !wait {
+                if !json {
+                    println!("restore {id} started; follow it with `dbtrailctl pitr-status {id}`");
+                }
+                return Ok(());
+            }
+            let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                let b = indicatif::ProgressBar::new(1000);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} [{elapsed_precise}] {bar:40} {percent}% {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                Some(b)
+            } else {
+                None
+            };
+            let job = loop {
+                let j = client.pitr_job(&source, &id).await?;
+                if let Some(b) = &bar {
+                    b.set_position((j.progress * 1000.0) as u64);
+                    b.set_message(format!(
+                        "{}: {}/{} tables, {} rows",
+                        j.phase, j.tables_done, j.tables_total, j.rows
+                    ));
+                }
+                if j.status != JobStatus::Running {
+                    break j;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+            }
+            if job.status != JobStatus::Completed {
+                anyhow::bail!(
+                    "restore {id} failed: {}",
+                    job.error.as_deref().unwrap_or("(no reason given)")
+                );
+            }
+            if !json {
+                println!(
+                    "restored to {}: {} files, {}, {} rows in {:.1}s",
+                    job.path,
+                    job.file_count.unwrap_or(0),
+                    human_bytes(job.size_bytes.unwrap_or(0)),
+                    job.rows,
+                    job.duration_ms.unwrap_or(0) as f64 / 1000.0
+                );
+                println!(
+                    "import it with: myloader -d {} (or mysql < each file)",
+                    job.path
+                );
+            }
+        }
+        Cmd::PitrStatus { id, source, json } => {
+            let source = pick_source(&client, source).await?;
+            let j = client.pitr_job(&source, &id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&j)?);
+            } else {
+                let status = serde_json::to_value(j.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                println!(
+                    "restore {}: {status} ({}), {:.0}%, {}/{} tables, {} rows -> {}",
+                    j.pitr_id,
+                    j.phase,
+                    j.progress * 100.0,
+                    j.tables_done,
+                    j.tables_total,
+                    j.rows,
+                    j.path
+                );
+                if let Some(e) = &j.error {
+                    println!("  error: {e}");
+                }
+            }
+            if j.status == JobStatus::Failed {
+                std::process::exit(1);
+            }
+        }
+        Cmd::Coverage { source, json } => {
+            let source = pick_source(&client, source).await?;
+            let c = client.coverage(&source).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+                return Ok(());
+            }
+            println!(
+                "captured commits: {} .. {}",
+                c.oldest_commit.as_deref().unwrap_or("(none)"),
+                c.newest_commit.as_deref().unwrap_or("(none)")
+            );
+            if c.baselines.is_empty() {
+                println!("baselines: none (take one with `dbtrailctl backup`)");
+            }
+            for b in &c.baselines {
+                println!("baseline {} at {} ({})", b.id, b.time, b.position);
+            }
+            for r in &c.restorable {
+                println!("restorable: {} .. {}", r.from, r.to);
+            }
+            for g in &c.gaps {
+                println!(
+                    "GAP: {} ({}; recorded {})",
+                    g.missing, g.reason, g.recorded_at
+                );
+            }
+            for t in &c.tainted_tables {
+                println!("TAINTED: {} since {}: {}", t.table, t.since, t.reason);
+            }
         }
         Cmd::Backups { source, json } => {
             let source = pick_source(&client, source).await?;
@@ -427,4 +638,41 @@ async fn follow(
         ),
     }
     Ok(())
+}
+
+fn print_plan(p: &PitrPlan) {
+    println!("target:       {}", p.target);
+    println!("rule:         {}", p.rule);
+    println!(
+        "baseline:     {} taken {} ({})",
+        p.baseline_id, p.baseline_time, p.baseline_position
+    );
+    println!("tables:       {}", p.tables.join(", "));
+    println!(
+        "replay:       {} transactions, {} row events (~{})",
+        p.transactions,
+        p.events,
+        human_bytes(p.event_bytes)
+    );
+    match (&p.last_commit_time, &p.last_gtid) {
+        (Some(t), g) => println!(
+            "last included: {} committed {t} (ends at {})",
+            g.as_deref().unwrap_or("-"),
+            p.last_position.as_deref().unwrap_or("-")
+        ),
+        (None, _) => println!("last included: none after the baseline"),
+    }
+    println!("gtid set reached: {}", p.gtid_set_reached);
+    for g in &p.gaps {
+        println!("GAP (allowed): {} ({})", g.missing, g.reason);
+    }
+    for t in &p.tainted_tables {
+        println!("tainted: {} since {}: {}", t.table, t.since, t.reason);
+    }
+    if !p.not_in_baseline.is_empty() {
+        println!(
+            "not restorable from this baseline (created after it): {}",
+            p.not_in_baseline.join(", ")
+        );
+    }
 }

@@ -120,6 +120,12 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/servers/{name}/backups/{id}", get(backup_job))
         .route(
+            "/api/v1/servers/{name}/pitr",
+            axum::routing::post(start_pitr),
+        )
+        .route("/api/v1/servers/{name}/pitr/{id}", get(pitr_job))
+        .route("/api/v1/servers/{name}/coverage", get(coverage))
+        .route(
             "/api/v1/servers/{name}/baselines/import",
             axum::routing::post(import_baseline),
         )
@@ -644,4 +650,148 @@ async fn backup_job(
         error: None,
         baseline: Some(b),
     }))
+}
+
+async fn start_pitr(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Result<Json<dbtrail_core::api::PitrRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let s = find(&state, &name)?;
+    let Json(req) = body.map_err(|e| {
+        ApiError::bad(format!(
+            "bad restore request: {e}; expected {{\"target_time\" | \"target_gtid\", \"tables\", \
+             \"allow_gaps\", \"output\", \"dry_run\"}}"
+        ))
+    })?;
+    if let Some(out) = &req.output {
+        crate::pitr::check_output(out).map_err(|r| ApiError::bad(r.0))?;
+    }
+    let source = s.clone();
+    let req2 = req.clone();
+    let plan = tokio::task::spawn_blocking(move || crate::pitr::plan(&source, &req2))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|r| ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "not_restorable",
+            message: r.0,
+        })?;
+    if req.dry_run {
+        return Ok(Json(dbtrail_core::api::PitrStarted {
+            pitr_id: None,
+            status: JobStatus::Completed,
+            plan: plan.view,
+        })
+        .into_response());
+    }
+    let view = plan.view.clone();
+    let id = s
+        .restores
+        .start(s.clone(), plan, req.output.clone(), state.cancel.clone());
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(dbtrail_core::api::PitrStarted {
+            pitr_id: Some(id),
+            status: JobStatus::Running,
+            plan: view,
+        }),
+    )
+        .into_response())
+}
+
+async fn pitr_job(
+    State(state): State<Arc<AppState>>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<dbtrail_core::api::PitrJobView>, ApiError> {
+    let s = find(&state, &name)?;
+    s.restores
+        .job(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no restore {id:?} of source {name}")))
+}
+
+async fn coverage(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<dbtrail_core::api::CoverageView>, ApiError> {
+    use dbtrail_core::api::{CoverageBaseline, CoverageView, GapView, TaintView, TimeRange};
+    let s = find(&state, &name)?;
+    let log = s.log.clone();
+    let view = tokio::task::spawn_blocking(move || -> anyhow::Result<CoverageView> {
+        let mut oldest = None;
+        log.scan_txns(0, |_, t| {
+            oldest = Some(t.commit_us);
+            false
+        })?;
+        let newest = log
+            .checkpoint()?
+            .map(|c| c.last_commit_us)
+            .filter(|c| *c > 0);
+        let baselines = log.baselines()?;
+        let gaps = log.gaps()?;
+        let mut restorable = Vec::new();
+        if let (Some(first), Some(newest)) = (baselines.first(), newest) {
+            let mut from = first.snapshot_us;
+            let mut cuts: Vec<i64> = gaps.iter().map(|g| g.after_commit_us).collect();
+            cuts.sort();
+            for c in cuts {
+                if c < from {
+                    continue;
+                }
+                restorable.push(TimeRange {
+                    from: rfc3339_micros(from),
+                    to: rfc3339_micros(c),
+                });
+                // After a gap, restores need a baseline taken after it.
+                match baselines.iter().find(|b| b.snapshot_us > c) {
+                    Some(b) => from = b.snapshot_us,
+                    None => {
+                        from = i64::MAX;
+                        break;
+                    }
+                }
+            }
+            if from <= newest {
+                restorable.push(TimeRange {
+                    from: rfc3339_micros(from),
+                    to: rfc3339_micros(newest),
+                });
+            }
+        }
+        Ok(CoverageView {
+            oldest_commit: oldest.map(rfc3339_micros),
+            newest_commit: newest.map(rfc3339_micros),
+            baselines: baselines
+                .iter()
+                .map(|b| CoverageBaseline {
+                    id: b.id.clone(),
+                    time: rfc3339_micros(b.snapshot_us),
+                    position: b.position.to_string(),
+                })
+                .collect(),
+            gaps: gaps
+                .into_iter()
+                .map(|g| GapView {
+                    missing: g.missing,
+                    recorded_at: rfc3339_micros(g.recorded_us),
+                    reason: g.reason,
+                })
+                .collect(),
+            tainted_tables: log
+                .taints()?
+                .into_iter()
+                .map(|t| TaintView {
+                    table: t.table.to_string(),
+                    reason: t.reason,
+                    since: rfc3339_micros(t.since_us),
+                })
+                .collect(),
+            restorable,
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(Json(view))
 }

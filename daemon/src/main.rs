@@ -7,6 +7,7 @@ mod api;
 mod backup;
 mod config;
 mod metrics;
+mod pitr;
 mod source;
 mod store;
 
@@ -147,7 +148,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             config: sc.clone(),
             log: Arc::new(log),
             shared: Arc::new(Mutex::new(source::Shared::default())),
-            backups: Arc::new(backup::Backups::new(store, tmp)),
+            backups: Arc::new(backup::Backups::new(store, tmp.clone())),
+            restores: Arc::new(pitr::Restores::open(
+                cfg.data_dir.join("sources").join(&sc.name).join("pitr"),
+                tmp,
+                cfg.data_dir.join("restores").join(&sc.name),
+            )?),
         }));
     }
     let cancel = CancellationToken::new();

@@ -54,6 +54,8 @@ pub struct Source {
     pub shared: Arc<Mutex<Shared>>,
     /// Its baselines and backup jobs.
     pub backups: Arc<crate::backup::Backups>,
+    /// Its restore jobs.
+    pub restores: Arc<crate::pitr::Restores>,
 }
 
 fn lock(s: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {

@@ -108,8 +108,29 @@ impl BaselineStore {
         Ok(BaselineStore { store, root, url })
     }
 
+    /// A store for a restore's output URL (`s3://bucket/prefix`), with the source's S3
+    /// settings; objects go directly under the prefix.
+    pub fn open_output(source: &crate::source::Source, url: &str) -> anyhow::Result<BaselineStore> {
+        let mut sc = source.config.clone();
+        sc.baseline_store = Some(url.to_string());
+        let cfg = Config {
+            data_dir: std::path::PathBuf::from("/nonexistent"),
+            socket: std::path::PathBuf::new(),
+            metrics_addr: String::new(),
+            sources: Vec::new(),
+        };
+        let mut s = BaselineStore::open(&cfg, &sc)?;
+        let rest = url.trim_start_matches("s3://");
+        let prefix = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
+        s.root = ObjPath::from(prefix.trim_matches('/'));
+        Ok(s)
+    }
+
     fn path(&self, id: &str, file: &str) -> ObjPath {
-        let mut p = self.root.clone().join(id);
+        let mut p = self.root.clone();
+        if !id.is_empty() {
+            p = p.join(id);
+        }
         for part in file.split('/') {
             p = p.join(part);
         }
@@ -158,7 +179,6 @@ impl BaselineStore {
     }
 
     /// Downloads `file` of baseline `id` into `local`, streaming.
-    #[allow(dead_code, reason = "restores read baselines through it (next)")]
     pub async fn download(&self, id: &str, file: &str, local: &Path) -> anyhow::Result<u64> {
         let location = self.path(id, file);
         let what = format!("downloading {location}");

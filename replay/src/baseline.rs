@@ -447,6 +447,24 @@ fn value_at(c: &ColumnDef, a: &dyn Array, i: usize) -> Result<Value, String> {
     })
 }
 
+/// The table schema of a baseline file, from its footer (no rows read).
+pub fn schema_of(file: &std::fs::File) -> Result<TableSchema, BaselineError> {
+    let fmt = |e: String| BaselineError::Format {
+        table: "(unknown)".into(),
+        detail: e,
+    };
+    let f = file.try_clone().map_err(|e| fmt(e.to_string()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| fmt(e.to_string()))?;
+    let json = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == SCHEMA_KEY))
+        .and_then(|k| k.value.clone())
+        .ok_or_else(|| fmt(format!("no {SCHEMA_KEY} metadata: not a dbtrail baseline")))?;
+    serde_json::from_str(&json).map_err(|e| fmt(e.to_string()))
+}
+
 /// Reads a baseline file: its table schema, its key-value metadata, and every row (in file
 /// order) passed to `visit`, one batch in memory at a time.
 pub fn read(

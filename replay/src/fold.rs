@@ -121,15 +121,61 @@ impl Fold {
         baseline: impl IntoIterator<Item = Row>,
         mut emit: impl FnMut(Row),
     ) -> Result<(), FoldError> {
+        let mut a = self.applier();
+        for row in baseline {
+            a.feed(row, &mut emit);
+        }
+        a.finish(emit)
+    }
+
+    /// Keys (or distinct rows) the fold holds: its memory is proportional to this.
+    pub fn len(&self) -> usize {
         match self {
-            Fold::Keyed { pk, mut net } => {
-                for row in baseline {
-                    match net.remove(&key_bytes(&pk, &row)) {
-                        None => emit(row),
-                        Some(Net::Upsert(r)) => emit(r),
-                        Some(Net::Delete) => {}
-                    }
+            Fold::Keyed { net, .. } => net.len(),
+            Fold::Multiset { net } => net.len(),
+        }
+    }
+
+    /// True when no change was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies the fold to a baseline streamed one row at a time.
+    pub fn applier(self) -> Applier {
+        Applier { fold: self }
+    }
+}
+
+/// A fold being applied to baseline rows as they stream by: [`Applier::feed`] each baseline
+/// row, then [`Applier::finish`] emits what the baseline did not have.
+pub struct Applier {
+    fold: Fold,
+}
+
+impl Applier {
+    /// One baseline row: emits it, its replacement, or nothing (deleted).
+    pub fn feed(&mut self, row: Row, emit: &mut impl FnMut(Row)) {
+        match &mut self.fold {
+            Fold::Keyed { pk, net } => match net.remove(&key_bytes(pk, &row)) {
+                None => emit(row),
+                Some(Net::Upsert(r)) => emit(r),
+                Some(Net::Delete) => {}
+            },
+            Fold::Multiset { net } => {
+                let k = codec::encode(&row);
+                match net.get_mut(&k) {
+                    Some((_, n)) if *n < 0 => *n += 1, // one copy removed
+                    _ => emit(row),
                 }
+            }
+        }
+    }
+
+    /// Emits the rows the changes added; fails if changes removed rows the baseline lacked.
+    pub fn finish(self, mut emit: impl FnMut(Row)) -> Result<(), FoldError> {
+        match self.fold {
+            Fold::Keyed { net, .. } => {
                 for (_, n) in net {
                     if let Net::Upsert(r) = n {
                         emit(r);
@@ -137,14 +183,7 @@ impl Fold {
                 }
                 Ok(())
             }
-            Fold::Multiset { mut net } => {
-                for row in baseline {
-                    let k = codec::encode(&row);
-                    match net.get_mut(&k) {
-                        Some((_, n)) if *n < 0 => *n += 1, // one copy removed
-                        _ => emit(row),
-                    }
-                }
+            Fold::Multiset { net } => {
                 for (_, (row, n)) in net {
                     if n < 0 {
                         return Err(FoldError::MissingRow {

@@ -2,12 +2,14 @@
 //! No tokio, no MySQL, no RocksDB: it works on [`dbtrail_core`] values only.
 //!
 //! - [`baseline`]: baseline tables as Parquet, losslessly (every value type), streamed.
+//! - [`dump`]: the mydumper layout a restore writes (schema, chunked data files, metadata).
 //! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
 //!   for tables without one) and applied to a baseline.
 //! - [`mydumper`]: mydumper 0.10 backups read back as exact values (metadata, layout, rows).
 //! - [`reverse`]: statements that undo one transaction.
 //! - [`sql`]: byte-exact SQL literals and INSERT statements for dump files.
 pub mod baseline;
+pub mod dump;
 pub mod fold;
 pub mod mydumper;
 pub mod reverse;
