@@ -1,0 +1,405 @@
+//! Point-in-time restores against the real servers, checked by an oracle: a workload in
+//! phases separated by whole seconds, the exact table contents recorded after each phase,
+//! then a restore to each phase (by second, by microsecond inside a second, by GTID set,
+//! and for a subset of tables), imported with `myloader` into another database and compared
+//! row for row. Plus every validation failure, each with its message and nothing written.
+mod common;
+
+use common::Daemon;
+use dbtrail_core::api::{JobStatus, PitrRequest};
+use dbtrail_core::{Row, TableRef, codec};
+use dbtrail_testkit::{Server, TestDb};
+use mysql_async::prelude::Queryable;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// The tables of the workload and their definitions.
+fn tables(server: Server) -> Vec<(&'static str, String)> {
+    let json = if server.is_mariadb() {
+        "LONGTEXT"
+    } else {
+        "JSON"
+    };
+    let wide: Vec<String> = (1..=118).map(|i| format!("c{i} INT")).collect();
+    vec![
+        (
+            "orders",
+            "(id BIGINT AUTO_INCREMENT PRIMARY KEY, customer INT NOT NULL, \
+             amount DECIMAL(12,2), note VARCHAR(100))"
+                .into(),
+        ),
+        (
+            "pairs",
+            "(a INT NOT NULL, b VARCHAR(20) NOT NULL, v BIGINT, PRIMARY KEY (a, b))".into(),
+        ),
+        ("bag", "(x INT, y VARBINARY(20))".into()),
+        (
+            "types",
+            format!(
+                "(id INT PRIMARY KEY, d65 DECIMAL(65,30), u BIGINT UNSIGNED, dt DATETIME(6), \
+                 ts TIMESTAMP(6) NULL, tm TIME(6), vb VARBINARY(32), l1 VARCHAR(20) CHARACTER SET \
+                 latin1, j {json}, bits BIT(64), e ENUM('a','b','c'), s SET('x','y','z'), \
+                 yr YEAR, dz DATE)"
+            ),
+        ),
+        ("wide", format!("(id INT PRIMARY KEY, {})", wide.join(", "))),
+    ]
+}
+
+async fn exec_all(conn: &mut mysql_async::Conn, sqls: &[String]) {
+    for s in sqls {
+        conn.query_drop(s)
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+}
+
+/// Contents of every workload table of `db_name`, as the snapshot reader sees them.
+async fn contents(db: &TestDb, db_name: &str, names: &[&str]) -> BTreeMap<String, Vec<Row>> {
+    let mut conn = db.conn().await;
+    conn.query_drop("SET SESSION character_set_results = binary, time_zone = '+00:00'")
+        .await
+        .expect("session");
+    let mut out = BTreeMap::new();
+    for t in names {
+        let table = TableRef::new(db_name, *t);
+        let schema = dbtrail_binlog::snapshot::table_schema(&mut conn, &table)
+            .await
+            .unwrap_or_else(|e| panic!("schema of {table}: {e}"));
+        let mut rows = Vec::new();
+        dbtrail_binlog::snapshot::read_table(&mut conn, &schema, |r| {
+            rows.push(r);
+            Ok(())
+        })
+        .await
+        .expect("read");
+        rows.sort_by_cached_key(codec::encode);
+        out.insert(t.to_string(), rows);
+    }
+    out
+}
+
+/// The server's clock, µs.
+async fn server_now(conn: &mut mysql_async::Conn) -> i64 {
+    let v: Option<String> = conn
+        .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
+        .await
+        .expect("now");
+    v.expect("now").parse().expect("int")
+}
+
+/// Sleeps until the server clock is in a later whole second than `t_us`.
+async fn next_second(conn: &mut mysql_async::Conn, t_us: i64) {
+    let boundary = (t_us.div_euclid(1_000_000) + 1) * 1_000_000;
+    loop {
+        let now = server_now(conn).await;
+        if now >= boundary + 5_000 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_micros((boundary + 5_000 - now) as u64)).await;
+    }
+}
+
+fn utc_second(us: i64) -> String {
+    dbtrail_core::value::utc_datetime(us.div_euclid(1_000_000) * 1_000_000).to_mysql_string(0)
+}
+
+fn utc_micros(us: i64) -> String {
+    dbtrail_core::value::utc_datetime(us).to_mysql_string(6)
+}
+
+/// Starts a restore and waits for it; returns the output directory.
+async fn restore(daemon: &Daemon, req: PitrRequest, out: &Path) -> Result<(), String> {
+    let mut req = req;
+    req.output = Some(out.display().to_string());
+    let client = daemon.client();
+    let started = client
+        .pitr(&daemon.source, &req)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let id = started.pitr_id.expect("a job id");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let j = client.pitr_job(&daemon.source, &id).await.expect("job");
+        match j.status {
+            JobStatus::Running => {}
+            JobStatus::Completed => {
+                assert!(j.size_bytes.unwrap_or(0) > 0 && j.file_count.unwrap_or(0) > 0);
+                return Ok(());
+            }
+            JobStatus::Failed => return Err(j.error.unwrap_or_default()),
+        }
+        assert!(std::time::Instant::now() < deadline, "restore too slow");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `myloader -d dir -B into -o`.
+fn myloader(db: &TestDb, dir: &Path, into: &str) {
+    let opts = mysql_async::Opts::from_url(db.server_url()).expect("url");
+    let out = std::process::Command::new("myloader")
+        .args(["-h", opts.ip_or_hostname()])
+        .args(["-P", &opts.tcp_port().to_string()])
+        .args(["-u", opts.user().unwrap_or("root")])
+        .args(["-B", into, "-o", "-d"])
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("myloader is required (apt install mydumper): {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("CRITICAL"),
+        "myloader failed: {stderr}"
+    );
+}
+
+fn req_at(at: String) -> PitrRequest {
+    PitrRequest {
+        target_time: Some(at),
+        ..Default::default()
+    }
+}
+
+async fn oracle(server: Server) {
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    let defs = tables(server);
+    let names: Vec<&str> = defs.iter().map(|(n, _)| *n).collect();
+    let mut conn = db.conn().await;
+    exec_all(
+        &mut conn,
+        &[
+            "SET SESSION sql_mode = ''".into(),
+            "SET SESSION time_zone = '+00:00'".into(),
+            if server.is_mariadb() {
+                "SET SESSION max_recursive_iterations = 100000".into()
+            } else {
+                "SET SESSION cte_max_recursion_depth = 100000".into()
+            },
+        ],
+    )
+    .await;
+    for (n, d) in &defs {
+        conn.query_drop(format!("CREATE TABLE {n} {d}"))
+            .await
+            .expect("create");
+    }
+    let extra = format!("backup_databases = [\"{}\"]\n", db.db_name());
+    let mut daemon = Daemon::start(server, &extra);
+    daemon.wait_streaming().await;
+    let wide_cols: Vec<String> = (1..=118).map(|i| format!("c{i}")).collect();
+    let wide_row = |id: i64, k: i64| {
+        let vals: Vec<String> = (1..=118).map(|i| (id * 1000 + i + k).to_string()).collect();
+        format!(
+            "INSERT INTO wide (id, {}) VALUES ({id}, {}) ON DUPLICATE KEY UPDATE c1 = c1 + {k}",
+            wide_cols.join(","),
+            vals.join(",")
+        )
+    };
+    // Phase 0: seed, then the first baseline.
+    exec_all(
+        &mut conn,
+        &[
+            "INSERT INTO orders (customer, amount, note) VALUES (1, 10.50, 'first'), (2, 0, NULL)"
+                .into(),
+            "INSERT INTO pairs VALUES (1, 'a', 1), (1, 'b', 2), (2, 'a', 3)".into(),
+            "INSERT INTO bag VALUES (1, 'dup'), (1, 'dup'), (2, NULL)".into(),
+            "INSERT INTO types VALUES (1, '-12345678901234567890123456789012345.123456789012345678901234567891', \
+             18446744073709551615, '0000-00-00 00:00:00.000000', '2038-01-19 03:14:07.999999', \
+             '-838:59:59.000000', X'00275C2200FF', X'E9E8', '{\"k\": [1, \"é\"]}', \
+             b'1000000000000000000000000000000000000000000000000000000000000001', 'b', 'x,z', \
+             0, '0000-00-00')"
+                .into(),
+            wide_row(1, 0),
+        ],
+    )
+    .await;
+    daemon.backup().await;
+    let mut phases: Vec<(String, BTreeMap<String, Vec<Row>>, Option<String>)> = Vec::new();
+    let t = server_now(&mut conn).await;
+    next_second(&mut conn, t).await;
+    // Phase 1: updates, deletes, a rolled-back transaction, a primary-key change.
+    exec_all(
+        &mut conn,
+        &[
+            "UPDATE orders SET amount = amount + 1, note = 'upd' WHERE id = 1".into(),
+            "DELETE FROM orders WHERE id = 2".into(),
+            "UPDATE pairs SET a = 10 WHERE a = 1 AND b = 'a'".into(),
+            "DELETE FROM bag WHERE x = 1 LIMIT 1".into(),
+            "INSERT INTO bag VALUES (3, 'dup'), (3, 'dup')".into(),
+            "BEGIN".into(),
+            "INSERT INTO orders (customer, amount) VALUES (99, 99)".into(),
+            "DELETE FROM pairs".into(),
+            "ROLLBACK".into(),
+            "UPDATE types SET ts = '1970-01-01 00:00:01.000001', tm = '00:00:00.000001', \
+             e = 'c', s = '', bits = b'0', yr = 2155 WHERE id = 1"
+                .into(),
+            wide_row(1, 5),
+            wide_row(2, 0),
+        ],
+    )
+    .await;
+    let end = server_now(&mut conn).await;
+    phases.push((
+        utc_second(end),
+        contents(&db, db.db_name(), &names).await,
+        gtid_now(&db).await,
+    ));
+    next_second(&mut conn, end).await;
+    // Phase 2: a large transaction.
+    exec_all(
+        &mut conn,
+        &[
+            "INSERT INTO orders (customer, amount, note) WITH RECURSIVE n(i) AS (SELECT 1 \
+             UNION ALL SELECT i + 1 FROM n WHERE i < 20000) SELECT i, i / 100, \
+             CONCAT('bulk ', i) FROM n"
+                .into(),
+            "UPDATE pairs SET v = v * 10".into(),
+        ],
+    )
+    .await;
+    let end = server_now(&mut conn).await;
+    phases.push((
+        utc_second(end),
+        contents(&db, db.db_name(), &names).await,
+        gtid_now(&db).await,
+    ));
+    next_second(&mut conn, end).await;
+    // The second baseline, midway.
+    daemon.backup().await;
+    let t = server_now(&mut conn).await;
+    next_second(&mut conn, t).await;
+    // Phase 3: two commits inside one second, cut between them by a µs target.
+    exec_all(&mut conn, &["DELETE FROM orders WHERE id % 3 = 0".into()]).await;
+    let inside = server_now(&mut conn).await;
+    let after_a = contents(&db, db.db_name(), &names).await;
+    exec_all(
+        &mut conn,
+        &[
+            "UPDATE orders SET note = 'late' WHERE id < 100".into(),
+            "INSERT INTO pairs VALUES (7, 'z', NULL)".into(),
+        ],
+    )
+    .await;
+    let end = server_now(&mut conn).await;
+    phases.push((
+        utc_second(end),
+        contents(&db, db.db_name(), &names).await,
+        gtid_now(&db).await,
+    ));
+    next_second(&mut conn, end).await;
+    // Phase 4: more after the target, which restores must leave out.
+    exec_all(
+        &mut conn,
+        &[
+            "DELETE FROM orders".into(),
+            "DELETE FROM bag".into(),
+            "UPDATE types SET u = 0".into(),
+        ],
+    )
+    .await;
+    daemon.wait_caught_up(&db).await;
+    // Every target below must tell its state from its neighbours'.
+    for w in phases.windows(2) {
+        assert_ne!(w[0].1, w[1].1, "phases must differ");
+    }
+    assert_ne!(after_a, phases[2].1);
+    assert_ne!(after_a, phases[1].1);
+    assert_ne!(contents(&db, db.db_name(), &names).await, phases[2].1);
+    let out = tempfile::tempdir().expect("tmp");
+    let mut n = 0;
+    let mut check = async |req: PitrRequest, want: &BTreeMap<String, Vec<Row>>, what: &str| {
+        n += 1;
+        let dir = out.path().join(format!("r{n}"));
+        restore(&daemon, req, &dir)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: restore failed: {e}\n{}", daemon.log()));
+        let into = format!("{}_r{n}", db.db_name());
+        let d2 = dir.clone();
+        let db2 = &db;
+        let into2 = into.clone();
+        tokio::task::block_in_place(|| myloader(db2, &d2, &into2));
+        let wanted: Vec<&str> = want.keys().map(String::as_str).collect();
+        let got = contents(&db, &into, &wanted).await;
+        for (t, rows) in want {
+            assert_eq!(got[t].len(), rows.len(), "{what}: {t}: row count");
+            assert!(got[t] == *rows, "{what}: {t}: rows differ");
+        }
+        let mut conn = db.conn().await;
+        conn.query_drop(format!("DROP DATABASE `{into}`"))
+            .await
+            .expect("drop");
+    };
+    for (k, (second, want, _)) in phases.iter().enumerate() {
+        check(
+            req_at(second.clone()),
+            want,
+            &format!("phase {} at {second}", k + 1),
+        )
+        .await;
+    }
+    if !server.is_mariadb() {
+        // MariaDB's binlog carries commit times in whole seconds only.
+        check(
+            req_at(utc_micros(inside)),
+            &after_a,
+            "µs target inside phase 3",
+        )
+        .await;
+    }
+    if let Some(g) = &phases[1].2 {
+        let req = PitrRequest {
+            target_gtid: Some(g.clone()),
+            ..Default::default()
+        };
+        check(req, &phases[1].1, "GTID target after phase 2").await;
+    }
+    let mut only: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    only.insert("orders".into(), phases[2].1["orders"].clone());
+    only.insert("types".into(), phases[2].1["types"].clone());
+    let req = PitrRequest {
+        target_time: Some(phases[2].0.clone()),
+        tables: vec![
+            format!("{}.orders", db.db_name()),
+            format!("{}.types", db.db_name()),
+        ],
+        ..Default::default()
+    };
+    check(req, &only, "--tables subset at phase 3").await;
+    // The subset restore wrote only those tables.
+    let files: Vec<String> = std::fs::read_dir(out.path().join(format!("r{n}")))
+        .expect("dir")
+        .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.contains(".pairs") && !f.contains(".bag")),
+        "{files:?}"
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+async fn gtid_now(db: &TestDb) -> Option<String> {
+    match db.server() {
+        Server::MariaDb => db.query_value("SELECT @@GLOBAL.gtid_binlog_pos").await,
+        s if s.has_gtids() => Some(db.gtid_executed().await),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oracle_mysql_gtid() {
+    oracle(Server::MysqlGtid).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oracle_mysql_nogtid() {
+    oracle(Server::MysqlNoGtid).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oracle_mariadb() {
+    oracle(Server::MariaDb).await;
+}
