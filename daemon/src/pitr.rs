@@ -215,11 +215,11 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
         Target::Time(tp) => {
             let newest = ckpt.as_ref().map(|c| c.last_commit_us).unwrap_or(0);
             if tp.end_inclusive() > newest {
-                let streaming = source.status().is_ok_and(|s| {
-                    s.state == dbtrail_core::api::SourceState::Streaming
-                        && s.lag_seconds.unwrap_or(0.0) < 5.0
-                });
-                if !streaming || tp.end_inclusive() > now_us() - 2_000_000 {
+                // Past the newest captured commit: fine only if nothing committed on the
+                // source up to the target can still be missing, i.e. capture is streaming and
+                // its durable view (last checkpoint minus lag) is past the target.
+                let covered_until = source.covered_until_us();
+                if covered_until.is_none_or(|c| tp.end_inclusive() > c) {
                     refuse!(
                         "the target {target_text} is after the newest captured transaction \
                          ({}) and capture is not known to be caught up to it; wait for capture \

@@ -38,6 +38,9 @@ pub struct Shared {
     pub lag_seconds: Option<f64>,
     /// When the checkpoint was last written.
     pub last_flush: Option<Instant>,
+    /// Wall clock (µs) of the last heartbeat that found capture idle with everything durable:
+    /// every transaction the source committed before it is in the log.
+    pub idle_at_us: Option<i64>,
     /// Row events in the log.
     pub events_total: u64,
     /// Transactions in the log.
@@ -70,6 +73,21 @@ fn now_us() -> i64 {
 }
 
 impl Source {
+    /// Until when (µs) the log holds every transaction the source committed: the later of the
+    /// last checkpoint minus the lag at that flush and the last idle heartbeat. None unless
+    /// capture is streaming.
+    pub fn covered_until_us(&self) -> Option<i64> {
+        let s = lock(&self.shared);
+        if s.state != Some(SourceState::Streaming) {
+            return None;
+        }
+        let flushed = s.last_flush.map(|t| {
+            let lag = s.lag_seconds.unwrap_or(0.0).max(0.0);
+            now_us() - ((t.elapsed().as_secs_f64() + lag) * 1e6) as i64
+        });
+        flushed.max(s.idle_at_us)
+    }
+
     /// Seconds since the checkpoint was last written by this process.
     pub fn checkpoint_age(&self) -> Option<f64> {
         lock(&self.shared)
@@ -436,7 +454,10 @@ fn writer_thread(
                 }
                 if idle_beat && !w.in_transaction() && pending_commit.is_none() {
                     // Caught up and idle: nothing is waiting to become durable.
-                    lock(&shared).lag_seconds = Some(0.0);
+                    let mut s = lock(&shared);
+                    s.lag_seconds = Some(0.0);
+                    s.idle_at_us = Some(now_us());
+                    drop(s);
                     metrics.durable_lag.get_or_create(&labels).set(0.0);
                 }
             }

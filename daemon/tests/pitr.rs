@@ -403,3 +403,236 @@ async fn oracle_mysql_nogtid() {
 async fn oracle_mariadb() {
     oracle(Server::MariaDb).await;
 }
+
+/// Each validation failure gives its clear error before any work, and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn validation_failures() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
+    db.exec("CREATE TABLE u (id INT PRIMARY KEY)").await;
+    db.exec("INSERT INTO t VALUES (1, 1)").await;
+    let extra = format!("backup_databases = [\"{}\"]\n", db.db_name());
+    let daemon = Daemon::start(Server::MysqlGtid, &extra);
+    daemon.wait_streaming().await;
+    let client = daemon.client();
+    let out = tempfile::tempdir().expect("tmp");
+    let target = out.path().join("restore");
+    let ask = async |req: PitrRequest| -> String {
+        let mut req = req;
+        if req.output.is_none() {
+            req.output = Some(target.display().to_string());
+        }
+        match client.pitr(&daemon.source, &req).await {
+            Ok(s) => panic!("accepted: {s:?}"),
+            Err(e) => format!("{e:#}"),
+        }
+    };
+    let now = |offset_s: i64| {
+        let us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_micros() as i64;
+        utc_second(us + offset_s * 1_000_000)
+    };
+    // No baseline at all.
+    let e = ask(req_at(now(-1))).await;
+    assert!(
+        e.contains("no baseline snapshot found") && e.contains("dbtrailctl backup"),
+        "{e}"
+    );
+    let b = daemon.backup().await;
+    // Before the oldest baseline: names it and its time.
+    let e = ask(req_at("2020-01-01 00:00:00".into())).await;
+    assert!(
+        e.contains("no baseline snapshot found at or before") && e.contains(&b.id),
+        "{e}"
+    );
+    // Malformed, missing or double targets; bad table names; unknown tables.
+    let e = ask(req_at("yesterday at noon".into())).await;
+    assert!(e.contains("invalid time"), "{e}");
+    let e = ask(PitrRequest::default()).await;
+    assert!(e.contains("exactly one of target_time"), "{e}");
+    let e = ask(PitrRequest {
+        target_time: Some(now(-1)),
+        target_gtid: Some("x".into()),
+        ..Default::default()
+    })
+    .await;
+    assert!(e.contains("exactly one"), "{e}");
+    let e = ask(PitrRequest {
+        target_gtid: Some("not-a-gtid".into()),
+        ..Default::default()
+    })
+    .await;
+    assert!(e.contains("not a GTID set"), "{e}");
+    // A second that capture has certainly covered, after the writes above.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let at = now(-3);
+    let mut r = req_at(at.clone());
+    r.tables = vec!["nodot".into()];
+    let e = ask(r).await;
+    assert!(e.contains("is not db.table"), "{e}");
+    let mut r = req_at(at.clone());
+    r.tables = vec![format!("{}.missing", db.db_name())];
+    let e = ask(r).await;
+    assert!(e.contains("is not in baseline") && e.contains(".t"), "{e}");
+    // The future, and targets past what capture has.
+    let e = ask(req_at(now(3600))).await;
+    assert!(e.contains("in the future"), "{e}");
+    // A GTID target beyond the log.
+    let e = ask(PitrRequest {
+        target_gtid: Some(format!(
+            "{}:1-999999999",
+            db.server_uuid().await.expect("uuid")
+        )),
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        e.contains("holds transactions the log does not have"),
+        "{e}"
+    );
+    // Outputs: relative, not empty, a symlink.
+    let mut r = req_at(at.clone());
+    r.output = Some("relative/dir".into());
+    let e = ask(r).await;
+    assert!(e.contains("absolute"), "{e}");
+    let full = out.path().join("full");
+    std::fs::create_dir(&full).expect("mkdir");
+    std::fs::write(full.join("keep.sql"), "precious").expect("write");
+    let mut r = req_at(at.clone());
+    r.output = Some(full.display().to_string());
+    let e = ask(r).await;
+    assert!(
+        e.contains("not empty") && e.contains("never overwrites"),
+        "{e}"
+    );
+    let link = out.path().join("link");
+    std::os::unix::fs::symlink(&full, &link).expect("symlink");
+    let mut r = req_at(at.clone());
+    r.output = Some(link.display().to_string());
+    let e = ask(r).await;
+    assert!(e.contains("symlink"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(full.join("keep.sql")).expect("kept"),
+        "precious"
+    );
+    // DDL on a requested table between the baseline and the target.
+    db.exec("INSERT INTO t VALUES (2, 2)").await;
+    db.exec("ALTER TABLE t ADD COLUMN w INT").await;
+    db.exec("INSERT INTO u VALUES (1)").await;
+    daemon.wait_caught_up(&db).await;
+    // A second that capture has certainly covered, after the writes above.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let at = now(-3);
+    let e = ask(req_at(at.clone())).await;
+    assert!(
+        e.contains("DDL on") && e.contains(".t") && e.contains("ALTER TABLE"),
+        "{e}"
+    );
+    // Nothing was written by any refused request.
+    assert!(!target.exists(), "a refused restore created its output");
+    // Leaving the altered table out works; so does a dry run, which writes nothing.
+    let mut r = req_at(at.clone());
+    r.tables = vec![format!("{}.u", db.db_name())];
+    r.dry_run = true;
+    r.output = Some(target.display().to_string());
+    let plan = client.pitr(&daemon.source, &r).await.expect("dry run");
+    assert!(
+        plan.pitr_id.is_none() && plan.plan.transactions >= 3,
+        "{plan:?}"
+    );
+    assert_eq!(plan.plan.baseline_id, b.id);
+    assert!(plan.plan.last_gtid.is_some() && plan.plan.last_commit_time.is_some());
+    assert!(!target.exists(), "a dry run wrote its output");
+    r.dry_run = false;
+    restore(&daemon, r, &target).await.expect("restore of u");
+    let mut names: Vec<String> = std::fs::read_dir(&target)
+        .expect("out")
+        .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let d = db.db_name();
+    assert_eq!(
+        names,
+        vec![
+            format!("{d}-schema-create.sql"),
+            format!("{d}.u-schema.sql"),
+            format!("{d}.u.00000.sql"),
+            "metadata".to_string()
+        ]
+    );
+    let md = std::fs::read_to_string(target.join("metadata")).expect("metadata");
+    assert!(
+        md.contains("SHOW MASTER STATUS:") && md.contains(&b.id) && md.contains("Target: "),
+        "{md}"
+    );
+}
+
+/// The dump imports with the plain `mysql` client too, file by file (MariaDB's client).
+#[tokio::test(flavor = "multi_thread")]
+async fn imports_with_the_mysql_client() {
+    let Some(db) = dbtrail_testkit::require(Server::MariaDb).await else {
+        return;
+    };
+    db.exec("CREATE TABLE q (id INT PRIMARY KEY, b VARBINARY(10), s VARCHAR(10), d DATETIME(6))")
+        .await;
+    db.exec("INSERT INTO q VALUES (1, X'00275C0A22', 'it''s', '2001-02-03 04:05:06.000007'), (2, NULL, '', '0000-00-00 00:00:00')")
+        .await;
+    let extra = format!("backup_databases = [\"{}\"]\n", db.db_name());
+    let daemon = Daemon::start(Server::MariaDb, &extra);
+    daemon.wait_streaming().await;
+    daemon.backup().await;
+    db.exec("UPDATE q SET s = 'x\\\\y' WHERE id = 2").await;
+    daemon.wait_caught_up(&db).await;
+    let want = contents(&db, db.db_name(), &["q"]).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as i64;
+    let out = tempfile::tempdir().expect("tmp");
+    let dir = out.path().join("r");
+    restore(&daemon, req_at(utc_second(us - 3_000_000)), &dir)
+        .await
+        .expect("restore");
+    let into = format!("{}_m", db.db_name());
+    db.exec(&format!("CREATE DATABASE `{into}`")).await;
+    let opts = mysql_async::Opts::from_url(db.server_url()).expect("url");
+    let d = db.db_name();
+    let mut files = vec![dir.join(format!("{d}.q-schema.sql"))];
+    let mut data: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("e").path())
+        .filter(|p| {
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            n.starts_with(&format!("{d}.q.")) && n.ends_with(".sql")
+        })
+        .collect();
+    data.sort();
+    files.extend(data);
+    for f in files {
+        let out = std::process::Command::new("mysql")
+            .args(["-h", opts.ip_or_hostname()])
+            .args(["-P", &opts.tcp_port().to_string()])
+            .args(["-u", opts.user().unwrap_or("root")])
+            .arg(&into)
+            .stdin(std::fs::File::open(&f).expect("file"))
+            .output()
+            .expect("mysql client (apt mariadb-client)");
+        assert!(
+            out.status.success(),
+            "mysql < {}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let got = contents(&db, &into, &["q"]).await;
+    assert_eq!(got, want);
+    db.exec(&format!("DROP DATABASE `{into}`")).await;
+}
