@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+/// A phase's target second, the tables' contents after it, and the GTID set then.
+type Phase = (String, BTreeMap<String, Vec<Row>>, Option<String>);
+
 /// The tables of the workload and their definitions.
 fn tables(server: Server) -> Vec<(&'static str, String)> {
     let json = if server.is_mariadb() {
@@ -216,7 +219,7 @@ async fn oracle(server: Server) {
     )
     .await;
     daemon.backup().await;
-    let mut phases: Vec<(String, BTreeMap<String, Vec<Row>>, Option<String>)> = Vec::new();
+    let mut phases: Vec<Phase> = Vec::new();
     let t = server_now(&mut conn).await;
     next_second(&mut conn, t).await;
     // Phase 1: updates, deletes, a rolled-back transaction, a primary-key change.
