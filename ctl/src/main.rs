@@ -649,10 +649,14 @@ fn print_plan(p: &PitrPlan) {
     );
     println!("tables:       {}", p.tables.join(", "));
     println!(
-        "replay:       {} transactions, {} row events (~{})",
+        "replay:       {} transactions, {} row events{}",
         p.transactions,
         p.events,
-        human_bytes(p.event_bytes)
+        if p.event_bytes > 0 {
+            format!(" (~{} in the log)", human_bytes(p.event_bytes))
+        } else {
+            String::new()
+        }
     );
     match (&p.last_commit_time, &p.last_gtid) {
         (Some(t), g) => println!(

@@ -103,7 +103,7 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
     let rule = match &target {
         Target::Time(tp) => format!(
             "transactions whose commit time, truncated to {} fractional digit(s), is at or \
-             before the target, i.e. committed at or before {} UTC",
+             before the target, i.e. committed at or before {}",
             tp.digits,
             rfc3339_micros(tp.end_inclusive())
         ),
