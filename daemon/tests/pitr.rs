@@ -639,3 +639,173 @@ async fn imports_with_the_mysql_client() {
     assert_eq!(got, want);
     db.exec(&format!("DROP DATABASE `{into}`")).await;
 }
+
+/// Baselines on S3 and a restore written to S3 (a real S3-compatible server): download,
+/// replay, upload; the uploaded dump imports to the source's state.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_baseline_and_s3_output() {
+    use object_store::ObjectStoreExt;
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    let Some(s3) = dbtrail_testkit::s3() else {
+        return;
+    };
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARBINARY(20))")
+        .await;
+    db.exec("INSERT INTO t VALUES (1, X'00FF'), (2, 'two'), (3, NULL)")
+        .await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let secret = tmp.path().join("s3-secret");
+    std::fs::write(&secret, &s3.secret_key).expect("secret");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // Short: s3s-fs names a multipart upload's temp file after the whole key (255 bytes max).
+    let prefix = format!("p{}", std::process::id());
+    let extra = format!(
+        "backup_databases = [\"{}\"]\nbaseline_store = \"s3://{}/{prefix}/b\"\n\
+         s3_endpoint = \"{}\"\ns3_region = \"{}\"\ns3_access_key_id = \"{}\"\n\
+         s3_secret_access_key_file = \"{}\"\n",
+        db.db_name(),
+        s3.bucket,
+        s3.endpoint,
+        s3.region,
+        s3.access_key,
+        secret.display()
+    );
+    let mut daemon = Daemon::start(Server::MysqlGtid, &extra);
+    daemon.wait_streaming().await;
+    daemon.backup().await;
+    db.exec("UPDATE t SET v = 'changed' WHERE id = 2").await;
+    db.exec("DELETE FROM t WHERE id = 3").await;
+    daemon.wait_caught_up(&db).await;
+    let want = contents(&db, db.db_name(), &["t"]).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as i64;
+    let out_url = format!("s3://{}/{prefix}/restore", s3.bucket);
+    let client = daemon.client();
+    let started = client
+        .pitr(
+            &daemon.source,
+            &PitrRequest {
+                target_time: Some(utc_second(us - 3_000_000)),
+                output: Some(out_url.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start");
+    let id = started.pitr_id.expect("id");
+    let job = loop {
+        let j = client.pitr_job(&daemon.source, &id).await.expect("job");
+        if j.status != JobStatus::Running {
+            break j;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        job.status,
+        JobStatus::Completed,
+        "{job:?}\n{}",
+        daemon.log()
+    );
+    assert_eq!(job.path, out_url);
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(&s3.bucket)
+        .with_endpoint(&s3.endpoint)
+        .with_allow_http(true)
+        .with_region(&s3.region)
+        .with_access_key_id(&s3.access_key)
+        .with_secret_access_key(&s3.secret_key)
+        .build()
+        .expect("s3 client");
+    let local = tmp.path().join("dump");
+    std::fs::create_dir(&local).expect("mkdir");
+    let d = db.db_name();
+    let mut n = 0;
+    for name in [
+        format!("{d}-schema-create.sql"),
+        format!("{d}.t-schema.sql"),
+        format!("{d}.t.00000.sql"),
+        "metadata".to_string(),
+    ] {
+        let key = object_store::path::Path::from(format!("{prefix}/restore/{name}"));
+        let bytes = store
+            .get(&key)
+            .await
+            .unwrap_or_else(|e| panic!("{key} in S3: {e}"))
+            .bytes()
+            .await
+            .expect("body");
+        std::fs::write(local.join(&name), &bytes).expect("write");
+        n += 1;
+    }
+    assert_eq!(job.file_count, Some(n));
+    let into = format!("{d}_s3");
+    let l = local.clone();
+    let dbr = &db;
+    let into2 = into.clone();
+    tokio::task::block_in_place(|| myloader(dbr, &l, &into2));
+    let got = contents(&db, &into, &["t"]).await;
+    assert_eq!(got, want);
+    db.exec(&format!("DROP DATABASE `{into}`")).await;
+    assert_eq!(daemon.stop(), Some(0));
+}
+
+/// Restore jobs are records: after a restart, a finished job is still there, and one that
+/// was running when the daemon died is failed with that reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_survive_a_restart() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    db.exec("SET SESSION cte_max_recursion_depth = 1000000")
+        .await;
+    db.exec("CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(100))")
+        .await;
+    db.exec(
+        "INSERT INTO big WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+         WHERE i < 300000) SELECT i, REPEAT('p', 100) FROM n",
+    )
+    .await;
+    let extra = format!("backup_databases = [\"{}\"]\n", db.db_name());
+    let mut daemon = Daemon::start(Server::MysqlGtid, &extra);
+    daemon.wait_streaming().await;
+    daemon.backup().await;
+    db.exec("UPDATE big SET pad = 'q' WHERE id < 100").await;
+    daemon.wait_caught_up(&db).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as i64;
+    let at = utc_second(us - 3_000_000);
+    let out = tempfile::tempdir().expect("tmp");
+    restore(&daemon, req_at(at.clone()), &out.path().join("done"))
+        .await
+        .expect("first restore");
+    let client = daemon.client();
+    let mut r = req_at(at);
+    r.output = Some(out.path().join("killed").display().to_string());
+    let started = client.pitr(&daemon.source, &r).await.expect("start");
+    let killed = started.pitr_id.expect("id");
+    daemon.kill9();
+    daemon.spawn();
+    daemon.wait_streaming().await;
+    let j = daemon
+        .client()
+        .pitr_job(&daemon.source, &killed)
+        .await
+        .expect("record");
+    assert_eq!(j.status, JobStatus::Failed, "{j:?}");
+    assert!(
+        j.error
+            .as_deref()
+            .is_some_and(|e| e.contains("interrupted by a restart")),
+        "{j:?}"
+    );
+    assert_eq!(daemon.stop(), Some(0));
+}
