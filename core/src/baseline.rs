@@ -132,7 +132,7 @@ mod tests {
         assert_eq!(baseline_id(0), "19700101T000000.000000Z");
         assert_eq!(
             baseline_id(1_795_000_000_123_456),
-            "20261109T074640.123456Z"
+            "20261118T110640.123456Z"
         );
         assert!(baseline_id(1_795_000_000_123_456) < baseline_id(1_795_000_001_000_000));
         let t = TableRef::new("my db", "t/../x`é");
