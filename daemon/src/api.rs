@@ -552,10 +552,19 @@ async fn start_backup(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let s = find(&state, &name)?;
-    match s
-        .backups
-        .start(s.clone(), state.metrics.clone(), state.cancel.clone())
-    {
+    backup_started(
+        &name,
+        s.backups
+            .start(s.clone(), state.metrics.clone(), state.cancel.clone()),
+    )
+}
+
+/// 202 with the job id, or 409 naming the job that is running.
+fn backup_started(
+    name: &str,
+    started: Result<(String, tokio::task::JoinHandle<()>), crate::backup::StartError>,
+) -> Result<Response, ApiError> {
+    match started {
         Ok((id, _)) => Ok((
             StatusCode::ACCEPTED,
             Json(BackupStarted {
@@ -565,8 +574,8 @@ async fn start_backup(
         )
             .into_response()),
         Err(crate::backup::StartError::Running(id)) => Err(ApiError::conflict(format!(
-            "a backup of source {name} is already running ({id}); wait for it with \
-             `dbtrailctl backups --source {name}`"
+            "a backup of source {name} is already running ({id}); wait for it to end \
+             (`dbtrailctl backups --source {name}`)"
         ))),
     }
 }
@@ -597,22 +606,11 @@ async fn import_baseline(
             req.dir
         )));
     }
-    match s
-        .backups
-        .start_import(s.clone(), state.metrics.clone(), state.cancel.clone(), dir)
-    {
-        Ok((id, _)) => Ok((
-            StatusCode::ACCEPTED,
-            Json(BackupStarted {
-                backup_id: id,
-                status: JobStatus::Running,
-            }),
-        )
-            .into_response()),
-        Err(crate::backup::StartError::Running(id)) => Err(ApiError::conflict(format!(
-            "a backup of source {name} is running ({id}); import when it has ended"
-        ))),
-    }
+    backup_started(
+        &name,
+        s.backups
+            .start_import(s.clone(), state.metrics.clone(), state.cancel.clone(), dir),
+    )
 }
 
 async fn backup_job(
@@ -715,7 +713,7 @@ async fn coverage(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Json<dbtrail_core::api::CoverageView>, ApiError> {
-    use dbtrail_core::api::{CoverageBaseline, CoverageView, GapView, TaintView, TimeRange};
+    use dbtrail_core::api::{CoverageBaseline, CoverageView, TimeRange};
     let s = find(&state, &name)?;
     let log = s.log.clone();
     let view = tokio::task::spawn_blocking(move || -> anyhow::Result<CoverageView> {
@@ -770,22 +768,11 @@ async fn coverage(
                     position: b.position.to_string(),
                 })
                 .collect(),
-            gaps: gaps
-                .into_iter()
-                .map(|g| GapView {
-                    missing: g.missing,
-                    recorded_at: rfc3339_micros(g.recorded_us),
-                    reason: g.reason,
-                })
-                .collect(),
+            gaps: gaps.into_iter().map(crate::source::gap_view).collect(),
             tainted_tables: log
                 .taints()?
                 .into_iter()
-                .map(|t| TaintView {
-                    table: t.table.to_string(),
-                    reason: t.reason,
-                    since: rfc3339_micros(t.since_us),
-                })
+                .map(crate::source::taint_view)
                 .collect(),
             restorable,
         })

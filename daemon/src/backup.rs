@@ -13,7 +13,7 @@
 //! A backup that fails or is killed leaves no manifest, so nothing in the catalog; its
 //! objects are deleted on failure, or at the next start ([`reconcile`]).
 use crate::metrics::Metrics;
-use crate::source::{Source, spec_of};
+use crate::source::{Source, lock, now_us, spec_of};
 use crate::store::BaselineStore;
 use anyhow::{Context, bail};
 use dbtrail_binlog::{checks, snapshot, stream};
@@ -38,17 +38,6 @@ const BATCH_ROWS: usize = 1024;
 const BATCHES_IN_FLIGHT: usize = 8;
 /// Jobs remembered for the API.
 const KEEP_JOBS: usize = 50;
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// One source's backups: its store and the jobs of this process.
 pub struct Backups {

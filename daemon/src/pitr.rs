@@ -13,7 +13,7 @@
 //! snapshot is at or before the target. The log splits at one transaction into "held by B" and
 //! "not held" (`dbtrail_storage::baselines`), so the changes replayed are exactly the events
 //! with `cut <= event_id < end`.
-use crate::source::Source;
+use crate::source::{Source, lock, now_us};
 use crate::store::BaselineStore;
 use anyhow::{Context, anyhow};
 use dbtrail_core::api::{GapView, JobStatus, PitrJobView, PitrPlan, PitrRequest, TaintView};
@@ -33,17 +33,6 @@ use std::sync::{Arc, Mutex};
 const CHUNK_BYTES: u64 = 256 * 1024 * 1024;
 /// INSERT statements hold about this many bytes.
 const STATEMENT_BYTES: usize = 1024 * 1024;
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Why a request cannot be planned: always the caller's to fix (HTTP 4xx).
 #[derive(Debug)]
@@ -280,11 +269,7 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
         .taints()
         .map_err(internal)?
         .into_iter()
-        .map(|t| TaintView {
-            table: t.table.to_string(),
-            reason: t.reason,
-            since: rfc3339_micros(t.since_us),
-        })
+        .map(crate::source::taint_view)
         .collect();
     for t in log.taints().map_err(internal)? {
         if requested.contains(&t.table) && t.since_us <= until_us {
@@ -302,11 +287,7 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
         .map_err(internal)?
         .into_iter()
         .filter(|g| g.after_commit_us >= held_commit && g.after_commit_us < until_us)
-        .map(|g| GapView {
-            missing: g.missing,
-            recorded_at: rfc3339_micros(g.recorded_us),
-            reason: g.reason,
-        })
+        .map(crate::source::gap_view)
         .collect();
     if let Some(g) = gaps.first()
         && !req.allow_gaps

@@ -61,11 +61,31 @@ pub struct Source {
     pub restores: Arc<crate::pitr::Restores>,
 }
 
-fn lock(s: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+/// Locks a mutex, also after a panic elsewhere (the data are plain status fields).
+pub(crate) fn lock<T>(s: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn now_us() -> i64 {
+/// A recorded gap as the API shows it.
+pub(crate) fn gap_view(g: Gap) -> GapView {
+    GapView {
+        missing: g.missing,
+        recorded_at: rfc3339_micros(g.recorded_us),
+        reason: g.reason,
+    }
+}
+
+/// A tainted table as the API shows it.
+pub(crate) fn taint_view(t: Taint) -> TaintView {
+    TaintView {
+        table: t.table.to_string(),
+        reason: t.reason,
+        since: rfc3339_micros(t.since_us),
+    }
+}
+
+/// Wall clock, µs since the epoch.
+pub(crate) fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
@@ -103,26 +123,8 @@ impl Source {
             .position
             .clone()
             .or_else(|| ckpt.as_ref().map(|c| c.position.clone()));
-        let gaps = self
-            .log
-            .gaps()?
-            .into_iter()
-            .map(|g| GapView {
-                missing: g.missing,
-                recorded_at: rfc3339_micros(g.recorded_us),
-                reason: g.reason,
-            })
-            .collect();
-        let tainted_tables = self
-            .log
-            .taints()?
-            .into_iter()
-            .map(|t| TaintView {
-                table: t.table.to_string(),
-                reason: t.reason,
-                since: rfc3339_micros(t.since_us),
-            })
-            .collect();
+        let gaps = self.log.gaps()?.into_iter().map(gap_view).collect();
+        let tainted_tables = self.log.taints()?.into_iter().map(taint_view).collect();
         let last_commit = s
             .last_commit_us
             .or_else(|| ckpt.as_ref().map(|c| c.last_commit_us).filter(|c| *c > 0));

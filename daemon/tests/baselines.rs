@@ -455,6 +455,7 @@ fn run_mydumper(db: &TestDb, dir: &Path) {
         .args(["-P", &opts.tcp_port().to_string()])
         .args(["-u", opts.user().unwrap_or("root")])
         .args(["-B", db.db_name()])
+        .args(["--long-query-guard", "86400"])
         .arg("-o")
         .arg(dir)
         .output()

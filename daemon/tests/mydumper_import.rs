@@ -8,6 +8,8 @@
 //! `--hex-blob`). On MySQL 9.x, `-r` chunking additionally needs the session setting
 //! `explain_format=TRADITIONAL` (mydumper 0.10 reads row estimates from EXPLAIN's table
 //! format), given through `--defaults-file`.
+mod common;
+
 use dbtrail_core::{Row, TableRef, TableSchema, Value};
 use dbtrail_replay::mydumper::{self, DumpTable, Metadata, MydumperError};
 use dbtrail_testkit::{Server, TestDb};
@@ -17,171 +19,12 @@ use std::process::Command;
 
 /// The type matrix of `capture_types.rs`, in a table of this test's own database.
 fn columns(server: Server) -> Vec<(&'static str, &'static str)> {
-    let mut cols = vec![
-        ("ti", "TINYINT"),
-        ("tiu", "TINYINT UNSIGNED"),
-        ("si", "SMALLINT"),
-        ("siu", "SMALLINT UNSIGNED"),
-        ("mi", "MEDIUMINT"),
-        ("miu", "MEDIUMINT UNSIGNED"),
-        ("i", "INT"),
-        ("iu", "INT UNSIGNED"),
-        ("bi", "BIGINT"),
-        ("biu", "BIGINT UNSIGNED"),
-        ("f", "FLOAT"),
-        ("d", "DOUBLE"),
-        ("dec1", "DECIMAL(65,30)"),
-        ("dec2", "DECIMAL(10,2) UNSIGNED"),
-        ("dec3", "DECIMAL(5,0)"),
-        ("dec4", "DECIMAL(20,10)"),
-        ("b1", "BIT(1)"),
-        ("b13", "BIT(13)"),
-        ("b64", "BIT(64)"),
-        ("y", "YEAR"),
-        ("dt", "DATE"),
-        ("dt0", "DATETIME"),
-        ("dt3", "DATETIME(3)"),
-        ("dt6", "DATETIME(6)"),
-        ("ts0", "TIMESTAMP NULL"),
-        ("ts2", "TIMESTAMP(2) NULL"),
-        ("ts6", "TIMESTAMP(6) NULL"),
-        ("t0", "TIME"),
-        ("t1", "TIME(1)"),
-        ("t2", "TIME(2)"),
-        ("t3", "TIME(3)"),
-        ("t4", "TIME(4)"),
-        ("t5", "TIME(5)"),
-        ("t6", "TIME(6)"),
-        ("c", "CHAR(10)"),
-        ("vc", "VARCHAR(300)"),
-        ("vcl", "VARCHAR(20) CHARACTER SET latin1"),
-        ("bn", "BINARY(4)"),
-        ("vb", "VARBINARY(10)"),
-        ("tx", "TEXT"),
-        ("bl", "BLOB"),
-        ("mt", "MEDIUMTEXT CHARACTER SET utf8mb4"),
-        ("lb", "LONGBLOB"),
-        ("e", "ENUM('a','b','c')"),
-        ("s", "SET('x','y','z')"),
-        ("j", "JSON"),
-        ("g", "GEOMETRY"),
-    ];
-    if !server.is_mariadb() {
-        cols.push(("gen", "BIGINT AS (i + 1) VIRTUAL"));
-    }
-    cols
+    common::matrix_columns(server)
 }
 
-/// Edge rows (column -> SQL literal); ids 1.. in order. FLOATs have at most 6 significant
-/// digits: the server prints FLOAT with 6 (see `float_is_dumped_with_six_digits`).
+/// The matrix's edge rows plus one of every byte the dump must escape.
 fn rows() -> Vec<Vec<(&'static str, &'static str)>> {
-    let max = vec![
-        ("ti", "127"),
-        ("tiu", "255"),
-        ("si", "32767"),
-        ("siu", "65535"),
-        ("mi", "8388607"),
-        ("miu", "16777215"),
-        ("i", "2147483647"),
-        ("iu", "4294967295"),
-        ("bi", "9223372036854775807"),
-        ("biu", "18446744073709551615"),
-        ("f", "3.40282e38"),
-        ("d", "1.7976931348623157e308"),
-        (
-            "dec1",
-            "99999999999999999999999999999999999.999999999999999999999999999999",
-        ),
-        ("dec2", "99999999.99"),
-        ("dec3", "-99999"),
-        ("dec4", "-1234567890.0123456789"),
-        ("b1", "b'1'"),
-        ("b13", "b'1010101010101'"),
-        ("b64", "0xFFFFFFFFFFFFFFFF"),
-        ("y", "2155"),
-        ("dt", "'9999-12-31'"),
-        ("dt0", "'9999-12-31 23:59:59'"),
-        ("dt3", "'9999-12-31 23:59:59.999'"),
-        ("dt6", "'9999-12-31 23:59:59.999999'"),
-        ("ts0", "'2038-01-19 03:14:07'"),
-        ("ts2", "'2038-01-19 03:14:07.99'"),
-        ("ts6", "'2038-01-19 03:14:07.999999'"),
-        ("t0", "'838:59:59'"),
-        ("t1", "'-838:59:58.9'"),
-        ("t2", "'-00:00:00.01'"),
-        ("t3", "'-12:34:56.789'"),
-        ("t4", "'100:00:00.0001'"),
-        ("t5", "'-00:00:00.00001'"),
-        ("t6", "'-838:59:59.000000'"),
-        ("c", "'abc'"),
-        ("vc", "REPEAT('é', 300)"),
-        ("vcl", "_latin1 X'E9FF41'"),
-        ("bn", "X'00010000'"),
-        ("vb", "X'FF00'"),
-        ("tx", "'line1\\nline2 \\' \" \\\\'"),
-        ("bl", "X'00FF7F80'"),
-        ("mt", "'😀 ünï'"),
-        ("lb", "REPEAT(X'AB00', 40000)"),
-        ("e", "'c'"),
-        ("s", "'x,z'"),
-        (
-            "j",
-            "'{\"a\": [1, 2.5, \"x\", null, true], \"b\": {\"c\": 18446744073709551615, \"d\": -3}}'",
-        ),
-        ("g", "ST_GeomFromText('POINT(1 2)')"),
-    ];
-    let min = vec![
-        ("ti", "-128"),
-        ("tiu", "0"),
-        ("si", "-32768"),
-        ("siu", "0"),
-        ("mi", "-8388608"),
-        ("miu", "0"),
-        ("i", "-2147483648"),
-        ("iu", "0"),
-        ("bi", "-9223372036854775808"),
-        ("biu", "0"),
-        ("f", "-1.17549e-38"),
-        ("d", "-2.2250738585072014e-308"),
-        (
-            "dec1",
-            "-99999999999999999999999999999999999.999999999999999999999999999999",
-        ),
-        ("dec2", "0.00"),
-        ("dec3", "0"),
-        ("dec4", "0.0000000001"),
-        ("b1", "b'0'"),
-        ("b13", "0"),
-        ("b64", "0"),
-        ("y", "0"),
-        ("dt", "'0000-00-00'"),
-        ("dt0", "'0000-00-00 00:00:00'"),
-        ("dt3", "'1000-01-01 00:00:00.001'"),
-        ("dt6", "'2000-02-29 12:00:00.000001'"),
-        ("ts0", "'1970-01-01 00:00:01'"),
-        ("ts2", "'0000-00-00 00:00:00'"),
-        ("ts6", "'1970-01-01 00:00:01.000001'"),
-        ("t0", "'-838:59:59'"),
-        ("t1", "'-00:00:00.1'"),
-        ("t2", "'-01:00:00.99'"),
-        ("t3", "'00:00:00.001'"),
-        ("t4", "'-23:59:59.9999'"),
-        ("t5", "'24:00:00.00001'"),
-        ("t6", "'838:59:59.000000'"),
-        ("c", "''"),
-        ("vc", "''"),
-        ("vcl", "''"),
-        ("bn", "X''"),
-        ("vb", "X''"),
-        ("tx", "''"),
-        ("bl", "X''"),
-        ("mt", "''"),
-        ("lb", "X''"),
-        ("e", "''"),
-        ("s", "''"),
-        ("j", "'[]'"),
-        ("g", "ST_GeomFromText('LINESTRING(0 0, 1 1.5)')"),
-    ];
+    let mut rows = common::matrix_rows();
     // Every byte mysql_real_escape_string escapes, and the ones it leaves raw.
     let escapes = vec![
         ("f", "0.1"),
@@ -205,7 +48,8 @@ fn rows() -> Vec<Vec<(&'static str, &'static str)>> {
             "ST_GeomFromText('POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))')",
         ),
     ];
-    vec![max, min, Vec::new(), escapes]
+    rows.push(escapes);
+    rows
 }
 
 /// Creates the type-matrix table `tm` with the edge rows.
@@ -263,6 +107,9 @@ async fn dump(db: &TestDb, dir: &Path, extra: &[&str]) {
         .args(["-P", &opts.tcp_port().to_string()])
         .args(["-u", opts.user().unwrap_or("root")])
         .args(["-B", db.db_name()])
+        // Other tests' (and benchmarks') long statements on the shared server are not ours
+        // to wait for or kill.
+        .args(["--long-query-guard", "86400"])
         .arg("-o")
         .arg(dir)
         .args(extra);
