@@ -136,7 +136,10 @@ mod tests {
         );
         assert!(baseline_id(1_795_000_000_123_456) < baseline_id(1_795_000_001_000_000));
         let t = TableRef::new("my db", "t/../x`é");
-        assert_eq!(table_file_name(&t), "my%20db/t%2F%2E%2E%2Fx%60%C3%A9.parquet");
+        assert_eq!(
+            table_file_name(&t),
+            "my%20db/t%2F%2E%2E%2Fx%60%C3%A9.parquet"
+        );
         assert_ne!(
             table_file_name(&TableRef::new("a", "b%2F")),
             table_file_name(&TableRef::new("a", "b/"))
