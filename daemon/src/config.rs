@@ -62,6 +62,10 @@ pub struct SourceConfig {
     pub backup_max_age: Option<String>,
     /// Databases a backup snapshots; unset: every database except the server's own.
     pub backup_databases: Option<Vec<String>>,
+    /// Keys a restore holds in memory per table and pass; a table whose changes touch more
+    /// is replayed in several passes over hash partitions of its keys.
+    #[serde(default = "default_restore_keys")]
+    pub restore_keys_in_memory: u64,
     /// Connections (tables read in parallel) per backup.
     #[serde(default = "default_backup_connections")]
     pub backup_connections: usize,
@@ -78,6 +82,9 @@ fn default_heartbeat() -> u64 {
 }
 fn default_flush_ms() -> u64 {
     1000
+}
+fn default_restore_keys() -> u64 {
+    1_000_000
 }
 fn default_backup_connections() -> usize {
     4
@@ -155,6 +162,12 @@ impl Config {
             if s.backup_keep == Some(0) {
                 bail!(
                     "source {}: backup_keep must be at least 1 (the newest baseline is always kept)",
+                    s.name
+                );
+            }
+            if s.restore_keys_in_memory == 0 {
+                bail!(
+                    "source {}: restore_keys_in_memory must be at least 1",
                     s.name
                 );
             }

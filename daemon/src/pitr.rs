@@ -57,6 +57,8 @@ pub struct Plan {
     /// ... to this one (inclusive).
     until_us: i64,
     last: Option<TxnRecord>,
+    /// The source's `restore_keys_in_memory`.
+    keys_in_memory: u64,
 }
 
 enum Target {
@@ -377,6 +379,7 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
         end,
         until_us,
         last,
+        keys_in_memory: source.config.restore_keys_in_memory.max(1),
     })
 }
 
@@ -705,7 +708,43 @@ fn reconstruct_table(
     let file = std::fs::File::open(local)
         .with_context(|| format!("opening the baseline file {}", local.display()))?;
     let schema = dbtrail_replay::baseline::schema_of(&file)?;
-    let mut fold = Fold::new(&schema.primary_key);
+    drop(file);
+    // Memory: the fold holds one entry per key the changes touch (at most two per event).
+    // Over the bound, the table is replayed in hash partitions of the keys, one pass each.
+    let events = match table_id {
+        Some(id) if plan.cut < plan.end => {
+            log.count_table_events(id, plan.since_us, plan.until_us, plan.cut..plan.end)?
+        }
+        _ => 0,
+    };
+    let parts = (events * 2).div_ceil(plan.keys_in_memory).max(1);
+    if parts > 1 {
+        tracing::info!(table = %entry.table, events, passes = parts,
+            "replaying in several passes to bound memory (restore_keys_in_memory)");
+    }
+    dump::write_schema(out, &entry.table, &entry.create_table)?;
+    let mut w = TableWriter::new(out, &schema, CHUNK_BYTES, STATEMENT_BYTES)?;
+    for index in 0..parts {
+        let fold = fold_partition(log, plan, entry, table_id, &schema, parts, index)?;
+        let file = std::fs::File::open(local)
+            .with_context(|| format!("opening the baseline file {}", local.display()))?;
+        merge(file, fold, &mut w, job)?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+/// The table's replayed changes, folded, for keys of partition `index` of `parts`.
+fn fold_partition(
+    log: &dbtrail_storage::Log,
+    plan: &Plan,
+    entry: &BaselineTable,
+    table_id: Option<u32>,
+    schema: &TableSchema,
+    parts: u64,
+    index: u64,
+) -> anyhow::Result<Fold> {
+    let mut fold = Fold::partition(&schema.primary_key, parts, index);
     if let Some(id) = table_id
         && plan.cut < plan.end
     {
@@ -721,7 +760,7 @@ fn reconstruct_table(
                 }
                 let problem = layouts.entry(ev.schema_version).or_insert_with(|| {
                     match log.schema(id, ev.schema_version) {
-                        Ok(Some(s)) => layout_problem(&schema, &s),
+                        Ok(Some(s)) => layout_problem(schema, &s),
                         Ok(None) => {
                             Some(format!("schema version {} is missing", ev.schema_version))
                         }
@@ -745,8 +784,16 @@ fn reconstruct_table(
             return Err(e);
         }
     }
-    dump::write_schema(out, &entry.table, &entry.create_table)?;
-    let mut w = TableWriter::new(out, &schema, CHUNK_BYTES, STATEMENT_BYTES)?;
+    Ok(fold)
+}
+
+/// Streams the baseline `file` through `fold` into `w`.
+fn merge(
+    file: std::fs::File,
+    fold: Fold,
+    w: &mut TableWriter,
+    job: &Arc<Mutex<PitrJobView>>,
+) -> anyhow::Result<()> {
     let mut applier = fold.applier();
     let mut err: Option<dbtrail_replay::dump::DumpError> = None;
     let mut rows = 0u64;
@@ -772,7 +819,6 @@ fn reconstruct_table(
     if let Some(e) = err {
         return Err(e.into());
     }
-    w.finish()?;
     Ok(())
 }
 

@@ -188,7 +188,11 @@ async fn oracle(server: Server) {
             .await
             .expect("create");
     }
-    let extra = format!("backup_databases = [\"{}\"]\n", db.db_name());
+    // A small fold bound, so the large transaction's table is replayed in several passes.
+    let extra = format!(
+        "backup_databases = [\"{}\"]\nrestore_keys_in_memory = 5000\n",
+        db.db_name()
+    );
     let mut daemon = Daemon::start(server, &extra);
     daemon.wait_streaming().await;
     let wide_cols: Vec<String> = (1..=118).map(|i| format!("c{i}")).collect();

@@ -39,8 +39,15 @@ pub enum Net {
     Delete,
 }
 
-/// The net effect of a sequence of changes on one table.
-pub enum Fold {
+/// The net effect of a sequence of changes on one table, or on one hash partition of its
+/// keys (see [`Fold::partition`]).
+pub struct Fold {
+    kind: Kind,
+    /// (partitions, this one): only keys whose hash falls in this partition are held.
+    part: (u64, u64),
+}
+
+enum Kind {
     /// A table with a primary key: key bytes -> net effect.
     Keyed {
         /// Indexes of the key columns.
@@ -55,6 +62,20 @@ pub enum Fold {
     },
 }
 
+/// Whether `key` belongs to partition `part.1` of `part.0` (a stable hash of its bytes).
+fn mine(part: (u64, u64), key: &[u8]) -> bool {
+    if part.0 <= 1 {
+        return true;
+    }
+    // FNV-1a: stable across runs and builds.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h % part.0 == part.1
+}
+
 fn key_bytes(pk: &[usize], row: &[Value]) -> Vec<u8> {
     let key: Vec<&Value> = pk
         .iter()
@@ -66,40 +87,65 @@ fn key_bytes(pk: &[usize], row: &[Value]) -> Vec<u8> {
 impl Fold {
     /// An empty fold for a table whose primary key is `pk` (empty: no key).
     pub fn new(pk: &[usize]) -> Fold {
-        if pk.is_empty() {
-            Fold::Multiset {
+        Fold::partition(pk, 1, 0)
+    }
+
+    /// An empty fold holding only the keys of hash partition `index` of `parts`. Replaying a
+    /// table in `parts` passes, one per partition, each over all its changes and all its
+    /// baseline rows, gives the same rows as one pass, with a `parts`-th of the memory:
+    /// a key's changes and its baseline row land in the same partition, and every other
+    /// row is left to its own pass.
+    pub fn partition(pk: &[usize], parts: u64, index: u64) -> Fold {
+        let kind = if pk.is_empty() {
+            Kind::Multiset {
                 net: HashMap::new(),
             }
         } else {
-            Fold::Keyed {
+            Kind::Keyed {
                 pk: pk.to_vec(),
                 net: HashMap::new(),
             }
+        };
+        Fold {
+            kind,
+            part: (parts.max(1), index),
         }
     }
 
     /// Adds the next change in log order.
     pub fn push(&mut self, change: RowChange) {
-        match self {
-            Fold::Keyed { pk, net } => match change {
+        let part = self.part;
+        match &mut self.kind {
+            Kind::Keyed { pk, net } => match change {
                 RowChange::Insert { after } => {
-                    net.insert(key_bytes(pk, &after), Net::Upsert(after));
+                    let ka = key_bytes(pk, &after);
+                    if mine(part, &ka) {
+                        net.insert(ka, Net::Upsert(after));
+                    }
                 }
                 RowChange::Update { before, after } => {
                     let kb = key_bytes(pk, &before);
                     let ka = key_bytes(pk, &after);
-                    if kb != ka {
+                    if kb != ka && mine(part, &kb) {
                         net.insert(kb, Net::Delete);
                     }
-                    net.insert(ka, Net::Upsert(after));
+                    if mine(part, &ka) {
+                        net.insert(ka, Net::Upsert(after));
+                    }
                 }
                 RowChange::Delete { before } => {
-                    net.insert(key_bytes(pk, &before), Net::Delete);
+                    let kb = key_bytes(pk, &before);
+                    if mine(part, &kb) {
+                        net.insert(kb, Net::Delete);
+                    }
                 }
             },
-            Fold::Multiset { net } => {
+            Kind::Multiset { net } => {
                 let mut add = |row: Row, n: i64| {
                     let k = codec::encode(&row);
+                    if !mine(part, &k) {
+                        return;
+                    }
                     let e = net.entry(k).or_insert((row, 0));
                     e.1 += n;
                 };
@@ -130,9 +176,9 @@ impl Fold {
 
     /// Keys (or distinct rows) the fold holds: its memory is proportional to this.
     pub fn len(&self) -> usize {
-        match self {
-            Fold::Keyed { net, .. } => net.len(),
-            Fold::Multiset { net } => net.len(),
+        match &self.kind {
+            Kind::Keyed { net, .. } => net.len(),
+            Kind::Multiset { net } => net.len(),
         }
     }
 
@@ -156,14 +202,24 @@ pub struct Applier {
 impl Applier {
     /// One baseline row: emits it, its replacement, or nothing (deleted).
     pub fn feed(&mut self, row: Row, emit: &mut impl FnMut(Row)) {
-        match &mut self.fold {
-            Fold::Keyed { pk, net } => match net.remove(&key_bytes(pk, &row)) {
-                None => emit(row),
-                Some(Net::Upsert(r)) => emit(r),
-                Some(Net::Delete) => {}
-            },
-            Fold::Multiset { net } => {
+        let part = self.fold.part;
+        match &mut self.fold.kind {
+            Kind::Keyed { pk, net } => {
+                let k = key_bytes(pk, &row);
+                if !mine(part, &k) {
+                    return;
+                }
+                match net.remove(&k) {
+                    None => emit(row),
+                    Some(Net::Upsert(r)) => emit(r),
+                    Some(Net::Delete) => {}
+                }
+            }
+            Kind::Multiset { net } => {
                 let k = codec::encode(&row);
+                if !mine(part, &k) {
+                    return;
+                }
                 match net.get_mut(&k) {
                     Some((_, n)) if *n < 0 => *n += 1, // one copy removed
                     _ => emit(row),
@@ -174,8 +230,8 @@ impl Applier {
 
     /// Emits the rows the changes added; fails if changes removed rows the baseline lacked.
     pub fn finish(self, mut emit: impl FnMut(Row)) -> Result<(), FoldError> {
-        match self.fold {
-            Fold::Keyed { net, .. } => {
+        match self.fold.kind {
+            Kind::Keyed { net, .. } => {
                 for (_, n) in net {
                     if let Net::Upsert(r) = n {
                         emit(r);
@@ -183,7 +239,7 @@ impl Applier {
                 }
                 Ok(())
             }
-            Fold::Multiset { net } => {
+            Kind::Multiset { net } => {
                 for (_, (row, n)) in net {
                     if n < 0 {
                         return Err(FoldError::MissingRow {
@@ -265,6 +321,54 @@ mod tests {
             }).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert!(!twice, "a key was emitted twice");
             prop_assert_eq!(got, state);
+        }
+
+        /// Replaying in hash partitions gives exactly the rows of one pass.
+        #[test]
+        fn partitions_add_up(base in prop::collection::btree_map(0i64..20, any::<i64>(), 0..10), ops in ops(), parts in 1u64..5, keyless in any::<bool>()) {
+            let pk: &[usize] = if keyless { &[] } else { &[0] };
+            let mut changes = Vec::new();
+            let mut state: BTreeMap<i64, i64> = base.clone();
+            for op in ops {
+                let keys: Vec<i64> = state.keys().copied().collect();
+                match op {
+                    Op::Insert(k, v) if !state.contains_key(&k) => {
+                        state.insert(k, v);
+                        changes.push(RowChange::Insert { after: row(k, v) });
+                    }
+                    Op::Update(i, k, v) if !keys.is_empty() => {
+                        let old = keys[i % keys.len()];
+                        if old == k || !state.contains_key(&k) {
+                            let ov = state.remove(&old).unwrap_or_default();
+                            state.insert(k, v);
+                            changes.push(RowChange::Update { before: row(old, ov), after: row(k, v) });
+                        }
+                    }
+                    Op::Delete(i) if !keys.is_empty() => {
+                        let old = keys[i % keys.len()];
+                        let ov = state.remove(&old).unwrap_or_default();
+                        changes.push(RowChange::Delete { before: row(old, ov) });
+                    }
+                    _ => {}
+                }
+            }
+            let run = |parts: u64, index: u64| -> Result<Vec<Row>, FoldError> {
+                let mut f = Fold::partition(pk, parts, index);
+                for c in &changes {
+                    f.push(c.clone());
+                }
+                let mut out = Vec::new();
+                f.apply(base.iter().map(|(k, v)| row(*k, *v)), |r| out.push(r))?;
+                Ok(out)
+            };
+            let mut one = run(1, 0).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut split = Vec::new();
+            for i in 0..parts {
+                split.extend(run(parts, i).map_err(|e| TestCaseError::fail(e.to_string()))?);
+            }
+            one.sort_by_key(codec::encode);
+            split.sort_by_key(codec::encode);
+            prop_assert_eq!(one, split);
         }
 
         /// Same for a table without a key, with duplicate rows (a multiset).

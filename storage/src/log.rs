@@ -289,6 +289,36 @@ impl Log {
         Ok(())
     }
 
+    /// Counts the visible events of one table with `since_us <= commit_us <= until_us` and
+    /// an event id in `ids`, reading keys only.
+    pub fn count_table_events(
+        &self,
+        table_id: u32,
+        since_us: i64,
+        until_us: i64,
+        ids: std::ops::Range<u64>,
+    ) -> Result<u64, StorageError> {
+        let horizon = self.checkpoint()?.map(|c| c.next_event_id).unwrap_or(0);
+        let cfh = self.cf(CF_EVENTS)?;
+        let start = keys::event_key(table_id, since_us, 0);
+        let end = keys::event_key(table_id, until_us, u64::MAX);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(end.to_vec());
+        let mut it = self.db.raw_iterator_cf_opt(cfh, ro);
+        it.seek(start);
+        let mut n = 0;
+        while let Some(k) = it.key() {
+            let (_, _, event_id) = keys::parse_event_key(k)
+                .ok_or_else(|| self.corrupt("event key is not 20 bytes"))?;
+            if event_id < horizon && ids.contains(&event_id) {
+                n += 1;
+            }
+            it.next();
+        }
+        it.status().map_err(self.rocks("counting events"))?;
+        Ok(n)
+    }
+
     /// Convenience: the visible events of a table as [`ChangeEvent`]s, up to `limit`.
     pub fn table_events(
         &self,
