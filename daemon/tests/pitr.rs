@@ -168,7 +168,8 @@ async fn oracle(server: Server) {
         return;
     };
     let defs = tables(server);
-    let names: Vec<&str> = defs.iter().map(|(n, _)| *n).collect();
+    let mut names: Vec<&str> = defs.iter().map(|(n, _)| *n).collect();
+    names.push("tm");
     let mut conn = db.conn().await;
     exec_all(
         &mut conn,
@@ -188,6 +189,29 @@ async fn oracle(server: Server) {
             .await
             .expect("create");
     }
+    // The type matrix of the capture tests: every column type at its edge values.
+    let cols = common::matrix_columns(server);
+    let tm_defs: Vec<String> = cols.iter().map(|(c, t)| format!("`{c}` {t}")).collect();
+    conn.query_drop(format!(
+        "CREATE TABLE tm (id INT NOT NULL PRIMARY KEY, {}) DEFAULT CHARSET=utf8mb4",
+        tm_defs.join(", ")
+    ))
+    .await
+    .expect("create tm");
+    let tm_insert = |id: usize, row: &[(&str, &str)]| {
+        let names: Vec<String> = std::iter::once("id".to_string())
+            .chain(row.iter().map(|(c, _)| format!("`{c}`")))
+            .collect();
+        let vals: Vec<String> = std::iter::once(id.to_string())
+            .chain(row.iter().map(|(_, v)| v.to_string()))
+            .collect();
+        format!(
+            "INSERT INTO tm ({}) VALUES ({})",
+            names.join(", "),
+            vals.join(", ")
+        )
+    };
+    let matrix = common::matrix_rows();
     // A small fold bound, so the large transaction's table is replayed in several passes.
     let extra = format!(
         "backup_databases = [\"{}\"]\nrestore_keys_in_memory = 5000\n",
@@ -219,6 +243,7 @@ async fn oracle(server: Server) {
              0, '0000-00-00')"
                 .into(),
             wide_row(1, 0),
+            tm_insert(1, &matrix[0]),
         ],
     )
     .await;
@@ -244,6 +269,9 @@ async fn oracle(server: Server) {
                 .into(),
             wide_row(1, 5),
             wide_row(2, 0),
+            tm_insert(2, &matrix[1]),
+            tm_insert(3, &matrix[2]),
+            "DELETE FROM tm WHERE id = 1".into(),
         ],
     )
     .await;
@@ -303,6 +331,7 @@ async fn oracle(server: Server) {
             "DELETE FROM orders".into(),
             "DELETE FROM bag".into(),
             "UPDATE types SET u = 0".into(),
+            "DELETE FROM tm".into(),
         ],
     )
     .await;
