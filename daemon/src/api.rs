@@ -108,6 +108,25 @@ pub fn bind_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixLis
     Ok(l)
 }
 
+/// Request bodies larger than this are refused (413): every request body is a few fields.
+const MAX_BODY: usize = 64 * 1024;
+
+/// A JSON body, or the error that says what was expected.
+fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    match body {
+        Ok(Json(v)) => Ok(v),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "too_large",
+            message: format!("the request body is larger than {MAX_BODY} bytes"),
+        }),
+        Err(e) => Err(ApiError::bad(format!("{e}; expected {expected}"))),
+    }
+}
+
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/servers", get(list_servers))
@@ -130,6 +149,7 @@ fn router(state: Arc<AppState>) -> Router {
             axum::routing::post(import_baseline),
         )
         .fallback(|| async { ApiError::not_found("no such API endpoint; see `dbtrailctl --help`") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
@@ -593,11 +613,7 @@ async fn import_baseline(
     body: Result<Json<ImportRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let s = find(&state, &name)?;
-    let Json(req) = body.map_err(|e| {
-        ApiError::bad(format!(
-            "the body must be {{\"dir\": \"/path/to/mydumper/backup\"}}: {e}"
-        ))
-    })?;
+    let req = json_body(body, "{\"dir\": \"/path/to/mydumper/backup\"}")?;
     let dir = std::path::PathBuf::from(&req.dir);
     if !dir.is_absolute() || !dir.join("metadata").is_file() {
         return Err(ApiError::bad(format!(
@@ -656,12 +672,10 @@ async fn start_pitr(
     body: Result<Json<dbtrail_core::api::PitrRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let s = find(&state, &name)?;
-    let Json(req) = body.map_err(|e| {
-        ApiError::bad(format!(
-            "bad restore request: {e}; expected {{\"target_time\" | \"target_gtid\", \"tables\", \
-             \"allow_gaps\", \"output\", \"dry_run\"}}"
-        ))
-    })?;
+    let req = json_body(
+        body,
+        "{\"target_time\" | \"target_gtid\", \"tables\", \"allow_gaps\", \"output\", \"dry_run\"}",
+    )?;
     if let Some(out) = &req.output {
         crate::pitr::check_output(out).map_err(|r| ApiError::bad(r.0))?;
     }
