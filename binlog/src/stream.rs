@@ -48,6 +48,22 @@ pub struct SourceSpec {
     pub replica_server_id: u32,
     /// Heartbeat period asked of the server.
     pub heartbeat: Duration,
+    /// TLS to the server.
+    pub tls: Tls,
+}
+
+/// TLS to the source, as MySQL's `--ssl-mode` names the choices.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain TCP.
+    #[default]
+    Disabled,
+    /// Encrypted; the server's certificate is not checked (protects against eavesdropping
+    /// only).
+    Required,
+    /// Encrypted; the certificate must chain to this CA (or the system roots when None) and
+    /// name the host dbtrail connects to.
+    VerifyIdentity(Option<std::path::PathBuf>),
 }
 
 impl std::fmt::Debug for SourceSpec {
@@ -57,9 +73,35 @@ impl std::fmt::Debug for SourceSpec {
     }
 }
 
+/// Whether a connection error is about TLS (a certificate or handshake problem that
+/// retrying cannot fix).
+fn is_tls_failure(e: &mysql_async::Error) -> bool {
+    let m = e.to_string().to_ascii_lowercase();
+    matches!(e, mysql_async::Error::Io(_))
+        && (m.contains("certificate")
+            || m.contains("tls")
+            || m.contains("ssl")
+            || m.contains("handshake"))
+}
+
 /// Opens a connection with the options capture needs (1 GiB packets for large events).
 pub async fn connect(spec: &SourceSpec) -> Result<Conn, BinlogError> {
+    let ssl = match &spec.tls {
+        Tls::Disabled => None,
+        Tls::Required => Some(
+            mysql_async::SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        Tls::VerifyIdentity(ca) => Some(match ca {
+            Some(ca) => mysql_async::SslOpts::default()
+                .with_root_certs(vec![ca.clone().into()])
+                .with_disable_built_in_roots(true),
+            None => mysql_async::SslOpts::default(),
+        }),
+    };
     let opts = OptsBuilder::default()
+        .ssl_opts(ssl)
         .ip_or_hostname(spec.host.clone())
         .tcp_port(spec.port)
         .user(Some(spec.user.clone()))
@@ -85,6 +127,14 @@ pub async fn connect(spec: &SourceSpec) -> Result<Conn, BinlogError> {
             Err(BinlogError::Config(format!(
                 "{what}: access denied ({}); check the user and password",
                 e.message
+            )))
+        }
+        Ok(Err(e)) if spec.tls != Tls::Disabled && is_tls_failure(&e) => {
+            Err(BinlogError::Config(format!(
+                "{what}: TLS failed ({e}); with ssl_mode = \"verify_identity\" the server's \
+                 certificate must chain to ssl_ca (or a system root) and name the url's host in \
+                 its subjectAltName (MySQL's auto-generated certificates name none: install \
+                 your own, or use ssl_mode = \"required\", which encrypts without checking)"
             )))
         }
         Ok(r) => r.map_err(BinlogError::driver(what)),

@@ -60,6 +60,12 @@ pub struct SourceConfig {
     pub backup_keep: Option<usize>,
     /// Remove baselines older than this (humantime, e.g. `"14d"`); the newest is always kept.
     pub backup_max_age: Option<String>,
+    /// TLS to the source: `disabled` (default), `required` (encrypted, certificate not
+    /// checked), `verify_identity` (certificate chains to `ssl_ca`, or the system roots
+    /// without it, and names the url's host).
+    pub ssl_mode: Option<String>,
+    /// PEM file of the CA that signed the source's certificate.
+    pub ssl_ca: Option<PathBuf>,
     /// Databases a backup snapshots; unset: every database except the server's own.
     pub backup_databases: Option<Vec<String>>,
     /// Keys a restore holds in memory per table and pass; a table whose changes touch more
@@ -165,6 +171,7 @@ impl Config {
                     s.name
                 );
             }
+            s.tls()?;
             if s.restore_keys_in_memory == 0 {
                 bail!(
                     "source {}: restore_keys_in_memory must be at least 1",
@@ -242,6 +249,39 @@ impl SourceConfig {
         })
     }
 
+    /// The TLS choice of `ssl_mode` / `ssl_ca`.
+    pub fn tls(&self) -> anyhow::Result<dbtrail_binlog::stream::Tls> {
+        use dbtrail_binlog::stream::Tls;
+        let mode = self.ssl_mode.as_deref().unwrap_or("disabled");
+        Ok(match (mode, &self.ssl_ca) {
+            ("disabled", None) => Tls::Disabled,
+            ("required", None) => Tls::Required,
+            ("verify_identity", ca) => Tls::VerifyIdentity(ca.clone()),
+            ("disabled" | "required", Some(_)) => bail!(
+                "source {}: ssl_ca is only used with ssl_mode = \"verify_identity\"",
+                self.name
+            ),
+            (other, _) => bail!(
+                "source {}: ssl_mode {other:?} is not one of disabled, required, verify_identity",
+                self.name
+            ),
+        })
+    }
+
+    /// How to connect to this source.
+    pub fn spec(&self) -> anyhow::Result<dbtrail_binlog::stream::SourceSpec> {
+        let url = self.parsed_url()?;
+        Ok(dbtrail_binlog::stream::SourceSpec {
+            host: url.host,
+            port: url.port,
+            user: url.user,
+            password: self.password()?,
+            replica_server_id: self.replica_server_id,
+            heartbeat: Duration::from_secs(self.heartbeat_seconds.max(1)),
+            tls: self.tls()?,
+        })
+    }
+
     /// `backup_interval` parsed.
     pub fn backup_interval(&self) -> anyhow::Result<Option<Duration>> {
         duration(&self.name, "backup_interval", &self.backup_interval)
@@ -315,6 +355,23 @@ mod tests {
         let err =
             Config::parse("data_dir = \"/x\"\nmetrics_addr = \"0.0.0.0:9477\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("loopback"));
+    }
+
+    #[test]
+    fn tls_settings_are_checked() {
+        let base = "data_dir = \"/x\"\n[[sources]]\nname = \"a\"\nurl = \"mysql://u@h:1\"\nreplica_server_id = 5\n";
+        let err = Config::parse(&format!("{base}ssl_mode = \"sometimes\"\n")).unwrap_err();
+        assert!(format!("{err:#}").contains("not one of disabled, required, verify_identity"));
+        let err = Config::parse(&format!(
+            "{base}ssl_mode = \"required\"\nssl_ca = \"/ca.pem\"\n"
+        ))
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("only used with"));
+        let c = Config::parse(&format!("{base}ssl_mode = \"verify_identity\"\n")).expect("valid");
+        assert_eq!(
+            c.sources[0].tls().expect("tls"),
+            dbtrail_binlog::stream::Tls::VerifyIdentity(None)
+        );
     }
 
     #[test]

@@ -33,10 +33,49 @@ struct Args {
     /// Log format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Packaging: write the man page (man) or bash, zsh and fish completions (completions)
+    /// into DIR, and exit.
+    #[arg(long, hide = true, num_args = 2, value_names = ["man|completions", "DIR"])]
+    generate: Option<Vec<String>>,
+}
+
+/// `dbtraild --generate man|completions DIR` (hidden; for packaging).
+fn generate(what: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Args::command();
+    match what {
+        "man" => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd).section("8").render(&mut out)?;
+            std::fs::write(dir.join("dbtraild.8"), out)?;
+        }
+        "completions" => {
+            // Without the hidden options, which completions would offer.
+            let mut cmd = clap::Command::new("dbtraild")
+                .version(env!("CARGO_PKG_VERSION"))
+                .args(cmd.get_arguments().filter(|a| !a.is_hide_set()).cloned());
+            use clap_complete::Shell;
+            for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+                clap_complete::generate_to(shell, &mut cmd, "dbtraild", dir)?;
+            }
+        }
+        _ => anyhow::bail!("--generate takes man or completions, not {what:?}"),
+    }
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some([what, dir]) = args.generate.as_deref() {
+        return match generate(what, std::path::Path::new(dir)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dbtraild: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("DBTRAIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -83,15 +122,7 @@ async fn check(path: &std::path::Path) -> anyhow::Result<bool> {
     let cfg = Config::load(path)?;
     let mut all_ok = true;
     for s in &cfg.sources {
-        let url = s.parsed_url()?;
-        let spec = dbtrail_binlog::stream::SourceSpec {
-            host: url.host,
-            port: url.port,
-            user: url.user,
-            password: s.password()?,
-            replica_server_id: s.replica_server_id,
-            heartbeat: std::time::Duration::from_secs(s.heartbeat_seconds.max(1)),
-        };
+        let spec = s.spec()?;
         let result = async {
             let mut conn = dbtrail_binlog::stream::connect(&spec).await?;
             dbtrail_binlog::checks::check_server(&mut conn).await

@@ -240,18 +240,10 @@ fn set_failed(source: &Source, msg: &str) {
 }
 
 pub(crate) fn spec_of(source: &Source) -> Result<SourceSpec, BinlogError> {
-    let cfg = &source.config;
-    let bad = |e: anyhow::Error| BinlogError::Config(format!("{e:#}"));
-    let url = cfg.parsed_url().map_err(bad)?;
-    let password = cfg.password().map_err(bad)?;
-    Ok(SourceSpec {
-        host: url.host,
-        port: url.port,
-        user: url.user,
-        password,
-        replica_server_id: cfg.replica_server_id,
-        heartbeat: Duration::from_secs(cfg.heartbeat_seconds.max(1)),
-    })
+    source
+        .config
+        .spec()
+        .map_err(|e| BinlogError::Config(format!("{e:#}")))
 }
 
 async fn capture_once(
@@ -263,6 +255,8 @@ async fn capture_once(
     let spec = spec_of(source)?;
     let mut conn = stream::connect(&spec).await?;
     let info: ServerInfo = checks::check_server(&mut conn).await?;
+    let expire = i64::try_from(info.binlog_expire_seconds.unwrap_or(0)).unwrap_or(i64::MAX);
+    metrics.binlog_retention.get_or_create(&labels).set(expire);
     for w in &info.warnings {
         tracing::warn!(source = %source.config.name, "{w}");
     }
@@ -347,6 +341,7 @@ fn writer_thread(
     flush_every: Duration,
 ) {
     let labels = Metrics::source(&name);
+    let mut catalog = crate::metrics::CatalogGauges::new(labels.clone());
     let fail = |msg: String| {
         tracing::error!(source = %name, "{msg}");
         let mut s = lock(&shared);
@@ -461,6 +456,8 @@ fn writer_thread(
                     s.idle_at_us = Some(now_us());
                     drop(s);
                     metrics.durable_lag.get_or_create(&labels).set(0.0);
+                    let last = w.checkpoint().last_commit_us;
+                    catalog.durable(&metrics, &log, last, now_us());
                 }
             }
         }
@@ -496,6 +493,8 @@ fn writer_thread(
                 metrics.durable_lag.get_or_create(&labels).set(lag);
                 let mut s = lock(&shared);
                 s.lag_seconds = Some(lag);
+                drop(s);
+                catalog.durable(&metrics, &log, c, c);
             }
             first_unflushed = None;
             let ck = w.checkpoint();

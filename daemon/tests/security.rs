@@ -278,3 +278,83 @@ async fn secrets_never_printed() {
         assert!(!all.contains(s), "{s:?} was printed:\n{all}");
     }
 }
+
+/// TLS to the source against the test MySQL's auto-generated certificates: a user that
+/// REQUIRES SSL streams with `required`; plain TCP is refused by the server; `verify_identity`
+/// against its CA fails with the fix (the auto-generated certificate names no host), and so
+/// does a wrong CA.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_to_the_source() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    let Some(root) = dbtrail_testkit::sid_root() else {
+        panic!("the sid root is not configured (scripts/testdb up)");
+    };
+    let ca = root.join("var/lib/mysql-gtid/ca.pem");
+    assert!(ca.exists(), "{} missing", ca.display());
+    let user = format!("dbtrail_tls{}", std::process::id());
+    db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'")).await;
+    db.exec(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY '{PASSWORD}' REQUIRE SSL"
+    ))
+    .await;
+    db.exec(&format!(
+        "GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT, RELOAD ON *.* TO '{user}'@'%'"
+    ))
+    .await;
+    let run = async |extra: &str| {
+        let mut d = Daemon::start(Server::MysqlGtid, extra);
+        d.kill9();
+        let cfg = std::fs::read_to_string(&d.config).expect("config");
+        std::fs::write(
+            &d.config,
+            cfg.replace("mysql://dbtrail@", &format!("mysql://{user}@")),
+        )
+        .expect("config");
+        d.spawn();
+        d
+    };
+    let ok = run("ssl_mode = \"required\"\n").await;
+    ok.wait_streaming().await;
+    let plain = run("").await;
+    let s = plain
+        .wait_status("failed", Duration::from_secs(30), |s| {
+            s.state == dbtrail_core::api::SourceState::Failed
+        })
+        .await;
+    assert!(
+        s.error
+            .as_deref()
+            .is_some_and(|e| e.contains("access denied")),
+        "{s:?}"
+    );
+    let identity = run(&format!(
+        "ssl_mode = \"verify_identity\"\nssl_ca = \"{}\"\n",
+        ca.display()
+    ))
+    .await;
+    let s = identity
+        .wait_status("failed", Duration::from_secs(30), |s| {
+            s.state == dbtrail_core::api::SourceState::Failed
+        })
+        .await;
+    let e = s.error.unwrap_or_default();
+    assert!(
+        e.contains("TLS failed") && e.contains("not valid for") && e.contains("required"),
+        "{e}"
+    );
+    let wrong_ca =
+        run("ssl_mode = \"verify_identity\"\nssl_ca = \"/etc/ssl/certs/ca-certificates.crt\"\n")
+            .await;
+    let s = wrong_ca
+        .wait_status("failed", Duration::from_secs(30), |s| {
+            s.state == dbtrail_core::api::SourceState::Failed
+        })
+        .await;
+    assert!(
+        s.error.as_deref().is_some_and(|e| e.contains("TLS failed")),
+        "{s:?}"
+    );
+    db.exec(&format!("DROP USER '{user}'@'%'")).await;
+}

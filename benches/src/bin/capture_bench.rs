@@ -89,6 +89,7 @@ fn spec_from_url(url: &str) -> Result<SourceSpec> {
         password: opts.pass().map(str::to_string),
         replica_server_id: REPLICA_SERVER_ID,
         heartbeat: Duration::from_secs(5),
+        tls: Default::default(),
     })
 }
 
