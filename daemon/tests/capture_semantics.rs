@@ -310,6 +310,13 @@ async fn metrics_count_captured_events() {
     assert!(value("dbtrail_capture_transactions_total") >= 2.0);
     assert_eq!(value("dbtrail_capture_up"), 1.0);
     assert!(body.contains("dbtrail_capture_batch_write_seconds_bucket"));
+    // The series the alert rules in monitoring/ need.
+    assert!(value("dbtrail_source_binlog_retention_seconds") >= 0.0);
+    assert!(value("dbtrail_capture_last_commit_timestamp_seconds") > 1.6e9);
+    assert!(value("dbtrail_capture_last_durable_timestamp_seconds") > 1.6e9);
+    // No baseline yet: nothing is restorable.
+    assert_eq!(value("dbtrail_backup_baselines"), 0.0);
+    assert_eq!(value("dbtrail_restore_window_seconds"), 0.0);
 }
 
 /// XA: rows are logged at XA PREPARE; until PITR counts them at XA COMMIT (PITFALLS #13) the
