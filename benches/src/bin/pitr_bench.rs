@@ -1,0 +1,1389 @@
+//! pitr_bench: dbtrail's point-in-time restore beside the classic procedure and beside a
+//! plain mydumper of the same state, same table, same machine, same run.
+//!
+//! On the MySQL test server with GTIDs:
+//! 1. fills `bench_pitr.sbtest1` (sysbench-like, default 2M rows, not binlogged), starts the
+//!    real `dbtraild` (release build next to this executable; one source, `backup_connections
+//!    = 4`, `backup_databases = ["bench_pitr"]`), takes a baseline through the API and, right
+//!    after it, `mydumper -B bench_pitr` (the classic procedure's starting dump; nothing writes
+//!    to bench_pitr in between), and records the baseline's binlog position;
+//! 2. makes `--changes` row changes (UPDATE `k = k + 1` and a new `c` of random ids, DELETE
+//!    of random ids, INSERT of new ids; 1000 rows per transaction), then picks the target
+//!    second T: the first whole second after the last change committed, and waits until it
+//!    is past; records the final state's row count and checksum;
+//! 3. restarts `dbtraild` (so its peak RSS is the restore's, not the backup's), waits until
+//!    capture holds every change, then times `POST .../pitr` with `target_time = T` and an
+//!    output directory, polled every 50 ms until the job completes; reads the daemon's
+//!    VmHWM; stops the daemon;
+//! 4. times the classic procedure: `myloader` of the starting dump into
+//!    `bench_pitr_classic`, `mysqlbinlog --read-from-remote-server --start-position=POS
+//!    --stop-datetime=T+1s --rewrite-db=... --database=... --skip-gtids --disable-log-bin
+//!    FILES | mysql`, then `mydumper -B bench_pitr_classic`;
+//! 5. times `mydumper -B bench_pitr` of the final state alone;
+//! 6. imports dbtrail's output with myloader into `bench_pitr_dbtrail` (not timed) and
+//!    compares `COUNT(*)` and `BIT_XOR(CRC32(CONCAT_WS('#', id, k, c, pad)))` of the three.
+//!
+//! Goals (acceptance): classic / dbtrail >= 20, dbtrail / mydumper-of-state <= 1. Run from
+//! the workspace root: `cargo build --release -p dbtraild -p dbtrail-benches` then
+//! `cargo run --release -p dbtrail-benches --bin pitr_bench`.
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+use dbtrail_core::api::{JobStatus, PitrJobView, PitrRequest, SourceState};
+use dbtrail_core::gtid::MysqlGtidSet;
+use dbtrail_core::value::timestamp_to_utc_string;
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Where `scripts/testdb up` writes the test servers' connection settings.
+const TESTDB_ENV: &str = "/var/tmp/dbtrail-testdb/env";
+/// The database the table lives in (the live final state).
+const DB: &str = "bench_pitr";
+/// Where the classic procedure restores to.
+const DB_CLASSIC: &str = "bench_pitr_classic";
+/// Where dbtrail's output is imported for the check.
+const DB_DBTRAIL: &str = "bench_pitr_dbtrail";
+/// The daemon's source name.
+const SOURCE: &str = "bench";
+/// server_id the daemon's capture registers with (capture_bench: 4_242_001, backup_bench:
+/// 4_242_002).
+const REPLICA_SERVER_ID: u32 = 4_242_003;
+/// Rows per generating INSERT ... SELECT.
+const GEN_CHUNK: u64 = 100_000;
+
+#[derive(Parser, Debug)]
+#[command(about = "PITR: dbtraild's restore vs myloader + mysqlbinlog | mysql + mydumper")]
+struct Args {
+    /// MySQL server with GTIDs [default: $DBTRAIL_TEST_MYSQL_GTID_URL, else the testdb env file]
+    #[arg(long)]
+    url: Option<String>,
+    /// Rows in bench_pitr.sbtest1 at the baseline.
+    #[arg(long, default_value_t = 2_000_000)]
+    rows: u64,
+    /// Row changes after the baseline (80% updates, 10% deletes, 10% inserts).
+    #[arg(long, default_value_t = 300_000)]
+    changes: u64,
+    /// Rows per change transaction.
+    #[arg(long, default_value_t = 1000)]
+    rows_per_txn: u64,
+    /// Threads of mydumper/myloader (-t) and backup_connections of dbtraild.
+    #[arg(long, default_value_t = 4)]
+    threads: usize,
+    /// Seed of the random ids the changes touch.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Root of the chroot that holds mysqlbinlog and mysql 9.x [default:
+    /// $DBTRAIL_TEST_SID_ROOT, else the testdb env file]; an empty string runs them from PATH.
+    #[arg(long)]
+    sid_root: Option<PathBuf>,
+    /// mydumper binary.
+    #[arg(long, default_value = "/usr/bin/mydumper")]
+    mydumper: PathBuf,
+    /// myloader binary.
+    #[arg(long, default_value = "/usr/bin/myloader")]
+    myloader: PathBuf,
+    /// dbtraild binary [default: next to this executable].
+    #[arg(long)]
+    dbtraild: Option<PathBuf>,
+    /// Keep the databases (bench_pitr, bench_pitr_classic, bench_pitr_dbtrail) and the
+    /// work directory afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// A setting from the environment, else from the testdb env file.
+fn testdb_setting(key: &str) -> Option<String> {
+    if let Ok(v) = std::env::var(key)
+        && !v.is_empty()
+    {
+        return Some(v);
+    }
+    let text = std::fs::read_to_string(TESTDB_ENV).ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// The server's address and account.
+struct Server {
+    host: String,
+    port: u16,
+    user: String,
+    password: Option<String>,
+    opts: mysql_async::Opts,
+}
+
+impl Server {
+    fn from_url(url: &str) -> Result<Server> {
+        let opts =
+            mysql_async::Opts::from_url(url).with_context(|| format!("parsing the url {url}"))?;
+        Ok(Server {
+            host: opts.ip_or_hostname().to_string(),
+            port: opts.tcp_port(),
+            user: opts.user().unwrap_or("root").to_string(),
+            password: opts.pass().map(str::to_string),
+            opts,
+        })
+    }
+
+    async fn connect(&self) -> Result<Conn> {
+        Conn::new(self.opts.clone())
+            .await
+            .with_context(|| format!("connecting to {}:{}", self.host, self.port))
+    }
+
+    /// `-h HOST -P PORT -u USER [-p PW]` for mydumper and myloader.
+    fn my_args(&self, cmd: &mut Command) {
+        cmd.args(["-h", &self.host])
+            .args(["-P", &self.port.to_string()])
+            .args(["-u", &self.user]);
+        if let Some(p) = &self.password {
+            cmd.args(["-p", p]);
+        }
+    }
+}
+
+/// Runs `sql` and returns its affected rows.
+async fn exec(conn: &mut Conn, sql: &str) -> Result<u64> {
+    conn.query_drop(sql)
+        .await
+        .with_context(|| format!("running {}", sql.chars().take(100).collect::<String>()))?;
+    Ok(conn.affected_rows())
+}
+
+/// `c`/`pad` values as sysbench makes them: groups of 11 random digits joined by '-'.
+fn digit_groups(groups: usize) -> String {
+    let g = "LPAD(CAST(FLOOR(RAND() * 99999999999) AS UNSIGNED), 11, '0')";
+    format!("CONCAT_WS('-', {})", vec![g; groups].join(", "))
+}
+
+/// xorshift64*: reproducible random ids without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform-ish in 1..=n.
+    fn id(&mut self, n: u64) -> u64 {
+        1 + self.next() % n
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The 1-minute load average (other work on the machine skews every figure).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// user + system CPU seconds of a process so far.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks())
+}
+
+/// Peak resident set size (VmHWM) of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The server's process on this host, for its CPU time (the testdb servers run in a chroot:
+/// the pid file is looked up there too).
+async fn server_pid(server: &Server) -> Option<u32> {
+    let mut conn = server.connect().await.ok()?;
+    let file: Option<String> = conn.query_first("SELECT @@pid_file").await.ok()?;
+    let _ = conn.disconnect().await;
+    let file = PathBuf::from(file?);
+    let mut candidates = vec![file.clone()];
+    if let Some(root) = testdb_setting("DBTRAIL_TEST_SID_ROOT") {
+        candidates.push(Path::new(&root).join(file.strip_prefix("/").unwrap_or(&file)));
+    }
+    candidates.into_iter().find_map(|p| {
+        let pid: u32 = std::fs::read_to_string(p).ok()?.trim().parse().ok()?;
+        cpu_secs(pid).map(|_| pid)
+    })
+}
+
+/// CPU seconds of mysqld between two readings.
+struct ServerCpu(Option<u32>);
+
+impl ServerCpu {
+    fn now(&self) -> Option<f64> {
+        self.0.and_then(cpu_secs)
+    }
+}
+
+fn delta(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(b? - a?)
+}
+
+/// What one timed step measured.
+#[derive(Clone, Debug, Default)]
+struct Step {
+    label: String,
+    secs: f64,
+    /// Rows the step handled (for rows/s).
+    rows: u64,
+    peak_rss_kib: Option<u64>,
+    cpu_secs: Option<f64>,
+    server_cpu_secs: Option<f64>,
+    out_bytes: Option<u64>,
+}
+
+/// The fields GNU time -v wrote to `file`.
+fn time_fields(file: &Path) -> (Option<u64>, Option<f64>) {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let field = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let rss = field("Maximum resident set size (kbytes):").map(|k| k as u64);
+    let cpu = match (
+        field("User time (seconds):"),
+        field("System time (seconds):"),
+    ) {
+        (Some(u), Some(s)) => Some(u + s),
+        _ => None,
+    };
+    (rss, cpu)
+}
+
+/// `/usr/bin/time -v -o TIMEFILE program`.
+fn timed_command(program: impl AsRef<std::ffi::OsStr>, time_file: &Path) -> Command {
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.arg("-v").arg("-o").arg(time_file).arg(program);
+    cmd
+}
+
+/// Runs `cmd` (built by [`timed_command`]) to completion; fails with its stderr.
+fn run_timed(
+    label: &str,
+    mut cmd: Command,
+    time_file: &Path,
+    mysqld: &ServerCpu,
+    rows: u64,
+) -> Result<Step> {
+    eprintln!("{label}");
+    let server_before = mysqld.now();
+    let started = Instant::now();
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {label} (apt install time mydumper)"))?;
+    let secs = started.elapsed().as_secs_f64();
+    let server_cpu_secs = delta(server_before, mysqld.now());
+    ensure!(
+        output.status.success(),
+        "{label} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (peak_rss_kib, cpu_secs) = time_fields(time_file);
+    Ok(Step {
+        label: label.to_string(),
+        secs,
+        rows,
+        peak_rss_kib,
+        cpu_secs,
+        server_cpu_secs,
+        out_bytes: None,
+    })
+}
+
+/// The init-command mydumper needs on MySQL 9.x: it defaults explain_format to TREE, and
+/// mydumper 0.10 reads row estimates from a TRADITIONAL EXPLAIN (only used with -r, which
+/// this bench does not pass; kept so every mydumper run here is the same as backup_bench's).
+fn mydumper_defaults(work: &Path) -> Result<PathBuf> {
+    let defaults = work.join("mydumper.cnf");
+    std::fs::write(
+        &defaults,
+        "[mydumper]\ninit-command=SET SESSION explain_format=TRADITIONAL\n",
+    )?;
+    Ok(defaults)
+}
+
+/// What the mydumper and myloader runs share.
+struct Tools<'a> {
+    args: &'a Args,
+    server: &'a Server,
+    mysqld: &'a ServerCpu,
+    work: &'a Path,
+}
+
+impl Tools<'_> {
+    /// `mydumper -B db -t N -o out` under GNU time.
+    fn mydumper(&self, db: &str, out: &Path, label: &str, rows: u64) -> Result<Step> {
+        let tf = self.work.join(format!("time.{db}.mydumper"));
+        let mut cmd = timed_command(&self.args.mydumper, &tf);
+        cmd.arg("--defaults-file")
+            .arg(mydumper_defaults(self.work)?);
+        self.server.my_args(&mut cmd);
+        cmd.args(["-B", db])
+            .args(["-t", &self.args.threads.to_string()])
+            .arg("-o")
+            .arg(out);
+        let mut step = run_timed(label, cmd, &tf, self.mysqld, rows)?;
+        step.out_bytes = Some(dir_bytes(out));
+        Ok(step)
+    }
+
+    /// `myloader -d dir -B db -o -t N` under GNU time.
+    fn myloader(&self, dir: &Path, db: &str, label: &str, rows: u64) -> Result<Step> {
+        let tf = self.work.join(format!("time.{db}.myloader"));
+        let mut cmd = timed_command(&self.args.myloader, &tf);
+        self.server.my_args(&mut cmd);
+        cmd.arg("-d")
+            .arg(dir)
+            .args(["-B", db, "-o"])
+            .args(["-t", &self.args.threads.to_string()]);
+        run_timed(label, cmd, &tf, self.mysqld, rows)
+    }
+}
+
+/// A client program of the sid chroot (or of PATH) under GNU time.
+fn chroot_tool(root: Option<&Path>, tool: &str, time_file: &Path) -> Command {
+    match root {
+        Some(r) => {
+            let mut c = timed_command("chroot", time_file);
+            c.arg(r).arg(format!("/usr/bin/{tool}"));
+            c
+        }
+        None => timed_command(tool, time_file),
+    }
+}
+
+/// The classic replay: `mysqlbinlog ... FILES | mysql`, both under GNU time. Returns the
+/// step (peak RSS: the larger of the two; CPU: both).
+#[allow(clippy::too_many_arguments)]
+fn binlog_replay(
+    root: Option<&Path>,
+    server: &Server,
+    mysqld: &ServerCpu,
+    work: &Path,
+    start_pos: u64,
+    files: &[String],
+    stop_datetime: &str,
+    rows: u64,
+) -> Result<(Step, String)> {
+    let tf_binlog = work.join("time.mysqlbinlog");
+    let tf_mysql = work.join("time.mysql");
+    let mut binlog_args = vec![
+        "--no-defaults".to_string(),
+        "--read-from-remote-server".into(),
+        format!("--host={}", server.host),
+        format!("--port={}", server.port),
+        format!("--user={}", server.user),
+        // dbtrail's connection is plain TCP too.
+        "--ssl-mode=DISABLED".into(),
+        "--get-server-public-key".into(),
+        format!("--start-position={start_pos}"),
+        // In the local time zone of mysqlbinlog: TZ=UTC below.
+        format!("--stop-datetime={stop_datetime}"),
+        // Apply bench_pitr's row events to the restored copy, and only those (the shared
+        // server's binlog holds other clients' transactions).
+        format!("--rewrite-db={DB}->{DB_CLASSIC}"),
+        format!("--database={DB_CLASSIC}"),
+        // The transactions are already in @@gtid_executed: applied with their GTIDs they would
+        // be skipped.
+        "--skip-gtids".into(),
+        // As myloader (which does not binlog the restore by default).
+        "--disable-log-bin".into(),
+    ];
+    binlog_args.extend(files.iter().cloned());
+    let quoted: Vec<String> = binlog_args[1..]
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if v.contains([' ', '>']) => format!("{k}='{v}'"),
+            _ => a.clone(),
+        })
+        .collect();
+    let shown = format!("TZ=UTC mysqlbinlog {} | mysql", quoted.join(" "));
+    eprintln!("{shown}");
+    let mut binlog_cmd = chroot_tool(root, "mysqlbinlog", &tf_binlog);
+    binlog_cmd
+        .args(&binlog_args)
+        .env("TZ", "UTC")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut mysql_cmd = chroot_tool(root, "mysql", &tf_mysql);
+    mysql_cmd
+        .args([
+            "--no-defaults",
+            &format!("--host={}", server.host),
+            &format!("--port={}", server.port),
+            &format!("--user={}", server.user),
+            "--ssl-mode=DISABLED",
+            "--get-server-public-key",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = &server.password {
+        binlog_cmd.env("MYSQL_PWD", p);
+        mysql_cmd.env("MYSQL_PWD", p);
+    }
+    let server_before = mysqld.now();
+    let started = Instant::now();
+    let mut binlog = binlog_cmd.spawn().context("starting mysqlbinlog")?;
+    let pipe = binlog.stdout.take().context("mysqlbinlog's stdout")?;
+    let mysql = mysql_cmd
+        .stdin(Stdio::from(pipe))
+        .spawn()
+        .context("starting mysql")?;
+    let mysql_out = mysql.wait_with_output()?;
+    let binlog_out = binlog.wait_with_output()?;
+    let secs = started.elapsed().as_secs_f64();
+    let server_cpu_secs = delta(server_before, mysqld.now());
+    ensure!(
+        binlog_out.status.success(),
+        "mysqlbinlog failed ({}):\n{}",
+        binlog_out.status,
+        String::from_utf8_lossy(&binlog_out.stderr)
+    );
+    ensure!(
+        mysql_out.status.success(),
+        "mysql failed ({}):\n{}\n{}",
+        mysql_out.status,
+        String::from_utf8_lossy(&mysql_out.stdout),
+        String::from_utf8_lossy(&mysql_out.stderr)
+    );
+    let (rss_a, cpu_a) = time_fields(&tf_binlog);
+    let (rss_b, cpu_b) = time_fields(&tf_mysql);
+    Ok((
+        Step {
+            label: "mysqlbinlog | mysql".into(),
+            secs,
+            rows,
+            peak_rss_kib: rss_a.max(rss_b),
+            cpu_secs: match (cpu_a, cpu_b) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            },
+            server_cpu_secs,
+            out_bytes: None,
+        },
+        shown,
+    ))
+}
+
+/// The daemon, stopped with SIGTERM (then SIGKILL) when dropped.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(binary: &Path, config: &Path, log: &Path, server: &Server) -> Result<Daemon> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        if let Some(p) = &server.password {
+            cmd.env("DBTRAIL_PASSWORD_BENCH", p);
+        }
+        eprintln!(
+            "dbtrail: {} --config {}",
+            binary.display(),
+            config.display()
+        );
+        Ok(Daemon {
+            child: cmd
+                .spawn()
+                .with_context(|| format!("starting {}", binary.display()))?,
+            log: log.to_path_buf(),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// SIGTERM, then wait up to 30 s; returns the exit status.
+    fn stop(&mut self) -> Result<std::process::ExitStatus> {
+        if let Some(s) = self.child.try_wait()? {
+            return Ok(s);
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait()? {
+                return Ok(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill()?;
+        Ok(self.child.wait()?)
+    }
+
+    /// Waits until the source streams.
+    async fn wait_streaming(&mut self, client: &dbtrail_ctl::Client) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait()? {
+                bail!(
+                    "dbtraild exited ({s}) before streaming:\n{}",
+                    self.log_tail()
+                );
+            }
+            if let Ok(st) = client.status(SOURCE).await {
+                match st.state {
+                    SourceState::Streaming => return Ok(()),
+                    SourceState::Failed => bail!(
+                        "dbtraild's source failed: {}\n{}",
+                        st.error.unwrap_or_default(),
+                        self.log_tail()
+                    ),
+                    _ => {}
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("dbtraild is not streaming after 60s:\n{}", self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until capture holds `want` and reports itself caught up (lag < 1 s).
+    async fn wait_captured(
+        &mut self,
+        client: &dbtrail_ctl::Client,
+        want: &MysqlGtidSet,
+    ) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if let Some(s) = self.child.try_wait()? {
+                bail!("dbtraild exited ({s}):\n{}", self.log_tail());
+            }
+            let st = client.status(SOURCE).await?;
+            if st.state == SourceState::Failed {
+                bail!(
+                    "dbtraild's source failed: {}\n{}",
+                    st.error.unwrap_or_default(),
+                    self.log_tail()
+                );
+            }
+            let have: MysqlGtidSet = st
+                .captured_gtid_set
+                .parse()
+                .with_context(|| format!("parsing {:?}", st.captured_gtid_set))?;
+            if st.state == SourceState::Streaming
+                && want.is_subset(&have)
+                && st.lag_seconds.is_some_and(|l| l < 1.0)
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "capture does not hold the changes after 300s (captured {}, want {want}, \
+                     lag {:?})",
+                    st.captured_gtid_set,
+                    st.lag_seconds
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn dbtraild_path(args: &Args) -> Result<PathBuf> {
+    let path = match &args.dbtraild {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this executable has no directory")?
+            .join("dbtraild"),
+    };
+    if !path.is_file() {
+        bail!(
+            "{} not found: build it first with \
+             `CARGO_TARGET_DIR=/var/cache/dbtrail-target cargo build --release -p dbtraild` \
+             (the same target directory and profile as this bench), or pass --dbtraild",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// `COUNT(*)` and `BIT_XOR(CRC32(CONCAT_WS('#', id, k, c, pad)))` of `db.sbtest1`.
+async fn checksum(conn: &mut Conn, db: &str) -> Result<(u64, u64)> {
+    conn.query_first(format!(
+        "SELECT COUNT(*), BIT_XOR(CRC32(CONCAT_WS('#', id, k, c, pad))) FROM {db}.sbtest1"
+    ))
+    .await
+    .with_context(|| format!("checksumming {db}.sbtest1"))?
+    .context("no checksum row")
+}
+
+async fn gtid_executed(conn: &mut Conn) -> Result<MysqlGtidSet> {
+    let s: String = conn
+        .query_first("SELECT @@GLOBAL.gtid_executed")
+        .await?
+        .context("reading @@gtid_executed")?;
+    s.parse::<MysqlGtidSet>()
+        .with_context(|| format!("parsing @@gtid_executed {s:?}"))
+}
+
+/// Drops the bench's databases without binlogging it.
+async fn drop_databases(server: &Server) -> Result<()> {
+    let mut conn = server.connect().await?;
+    exec(&mut conn, "SET SESSION sql_log_bin = 0").await?;
+    for db in [DB, DB_CLASSIC, DB_DBTRAIL] {
+        exec(&mut conn, &format!("DROP DATABASE IF EXISTS {db}")).await?;
+    }
+    conn.disconnect().await?;
+    Ok(())
+}
+
+/// Creates and fills bench_pitr.sbtest1 (not binlogged: the baseline holds it). Returns
+/// the server version and the generation time.
+async fn prepare(server: &Server, rows: u64) -> Result<(String, f64)> {
+    drop_databases(server).await?;
+    let mut conn = server.connect().await?;
+    let version: String = conn
+        .query_first("SELECT @@version")
+        .await?
+        .context("reading the version")?;
+    eprintln!("generating {rows} rows in {DB}.sbtest1 ({GEN_CHUNK} rows per INSERT)");
+    let started = Instant::now();
+    exec(&mut conn, "SET SESSION sql_log_bin = 0").await?;
+    exec(
+        &mut conn,
+        &format!("SET SESSION cte_max_recursion_depth = {}", GEN_CHUNK + 1),
+    )
+    .await?;
+    exec(&mut conn, &format!("CREATE DATABASE {DB}")).await?;
+    exec(
+        &mut conn,
+        &format!(
+            "CREATE TABLE {DB}.sbtest1 (id INT PRIMARY KEY, k INT NOT NULL, \
+             c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL)"
+        ),
+    )
+    .await?;
+    let (c, pad) = (digit_groups(10), digit_groups(5));
+    let mut a = 1;
+    while a <= rows {
+        let b = (a + GEN_CHUNK - 1).min(rows);
+        exec(
+            &mut conn,
+            &format!(
+                "INSERT INTO {DB}.sbtest1 (id, k, c, pad) \
+                 WITH RECURSIVE seq(n) AS (SELECT {a} UNION ALL SELECT n + 1 FROM seq WHERE n < {b}) \
+                 SELECT n, FLOOR(1 + RAND() * {rows}), {c}, {pad} FROM seq"
+            ),
+        )
+        .await?;
+        a = b + 1;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("  generated in {secs:.1}s");
+    conn.disconnect().await?;
+    Ok((version, secs))
+}
+
+/// What the changes after the baseline did.
+struct Changes {
+    updated: u64,
+    deleted: u64,
+    inserted: u64,
+    transactions: u64,
+    secs: f64,
+    /// `@@gtid_executed` after the last change.
+    end: MysqlGtidSet,
+    /// The server's clock right after the last change committed (µs, UTC).
+    last_us: i64,
+}
+
+impl Changes {
+    fn rows(&self) -> u64 {
+        self.updated + self.deleted + self.inserted
+    }
+}
+
+/// Row changes of random ids, `per_txn` rows per transaction, until `total` rows changed:
+/// of every 10 transactions, 8 UPDATE, 1 DELETE, 1 INSERT.
+async fn make_changes(
+    server: &Server,
+    baseline_rows: u64,
+    total: u64,
+    per_txn: u64,
+    seed: u64,
+) -> Result<Changes> {
+    let mut conn = server.connect().await?;
+    exec(
+        &mut conn,
+        &format!(
+            "SET SESSION cte_max_recursion_depth = {}",
+            per_txn.max(1000)
+        ),
+    )
+    .await?;
+    let mut rng = Rng(seed.max(1) ^ 0x9E37_79B9_7F4A_7C15);
+    let (c, pad) = (digit_groups(10), digit_groups(5));
+    let (mut updated, mut deleted, mut inserted, mut txns) = (0, 0, 0, 0);
+    let mut max_id = baseline_rows;
+    eprintln!(
+        "changing {total} rows of {DB}.sbtest1 ({per_txn} rows per transaction: 80% UPDATE, \
+         10% DELETE, 10% INSERT)"
+    );
+    let started = Instant::now();
+    let mut i = 0u64;
+    while updated + deleted + inserted < total {
+        let n = per_txn.min(total - (updated + deleted + inserted));
+        match i % 10 {
+            4 => {
+                let list: Vec<String> = (0..n).map(|_| rng.id(max_id).to_string()).collect();
+                deleted += exec(
+                    &mut conn,
+                    &format!("DELETE FROM {DB}.sbtest1 WHERE id IN ({})", list.join(",")),
+                )
+                .await?;
+            }
+            9 => {
+                let (a, b) = (max_id + 1, max_id + n);
+                inserted += exec(
+                    &mut conn,
+                    &format!(
+                        "INSERT INTO {DB}.sbtest1 (id, k, c, pad) \
+                         WITH RECURSIVE seq(n) AS (SELECT {a} UNION ALL SELECT n + 1 FROM seq WHERE n < {b}) \
+                         SELECT n, FLOOR(1 + RAND() * {baseline_rows}), {c}, {pad} FROM seq"
+                    ),
+                )
+                .await?;
+                max_id = b;
+            }
+            _ => {
+                let list: Vec<String> = (0..n).map(|_| rng.id(max_id).to_string()).collect();
+                updated += exec(
+                    &mut conn,
+                    &format!(
+                        "UPDATE {DB}.sbtest1 SET k = k + 1, c = {c} WHERE id IN ({})",
+                        list.join(",")
+                    ),
+                )
+                .await?;
+            }
+        }
+        txns += 1;
+        i += 1;
+    }
+    let last_us: i64 = {
+        let v: f64 = conn
+            .query_first("SELECT UNIX_TIMESTAMP(NOW(6))")
+            .await?
+            .context("reading the server's clock")?;
+        (v * 1e6).ceil() as i64
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let end = gtid_executed(&mut conn).await?;
+    conn.disconnect().await?;
+    Ok(Changes {
+        updated,
+        deleted,
+        inserted,
+        transactions: txns,
+        secs,
+        end,
+        last_us,
+    })
+}
+
+/// What dbtrail's restore measured.
+struct DbtrailRun {
+    step: Step,
+    job: PitrJobView,
+    /// (phase, seconds since the request) at each phase change the 50 ms poll saw.
+    phases: Vec<(String, f64)>,
+    /// Refused requests before the accepted one (capture not yet known caught up).
+    refused: Vec<String>,
+    rss_before_kib: Option<u64>,
+}
+
+/// Times one restore through the API, polling every 50 ms.
+async fn dbtrail_pitr(
+    daemon: &mut Daemon,
+    client: &dbtrail_ctl::Client,
+    mysqld: &ServerCpu,
+    target: &str,
+    output: &Path,
+) -> Result<DbtrailRun> {
+    let pid = daemon.pid();
+    let req = PitrRequest {
+        target_time: Some(target.to_string()),
+        output: Some(output.display().to_string()),
+        ..Default::default()
+    };
+    let mut refused = Vec::new();
+    let rss_before_kib = peak_rss_kib(pid);
+    loop {
+        let cpu_before = cpu_secs(pid);
+        let server_before = mysqld.now();
+        let started = Instant::now();
+        let job = match client.pitr(SOURCE, &req).await {
+            Ok(j) => j,
+            Err(e) if format!("{e:#}").contains("caught up") && refused.len() < 60 => {
+                refused.push(format!("{e:#}"));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(e.context("POST .../pitr")),
+        };
+        let id = job.pitr_id.context("no pitr_id: was it a dry run?")?;
+        // The plan (validation) is made before the answer.
+        let mut phases = vec![("accepted".to_string(), started.elapsed().as_secs_f64())];
+        let view = loop {
+            let v = client.pitr_job(SOURCE, &id).await?;
+            if phases
+                .last()
+                .is_none_or(|(p, _): &(String, f64)| *p != v.phase)
+            {
+                phases.push((v.phase.clone(), started.elapsed().as_secs_f64()));
+            }
+            if v.status != JobStatus::Running {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let secs = started.elapsed().as_secs_f64();
+        let peak = peak_rss_kib(pid);
+        let cpu = delta(cpu_before, cpu_secs(pid));
+        let server_cpu_secs = delta(server_before, mysqld.now());
+        if view.status == JobStatus::Failed {
+            bail!(
+                "dbtrail's restore FAILED: {}\n{}",
+                view.error.unwrap_or_default(),
+                daemon.log_tail()
+            );
+        }
+        return Ok(DbtrailRun {
+            step: Step {
+                label: "dbtrail pitr".into(),
+                secs,
+                rows: view.rows,
+                peak_rss_kib: peak,
+                cpu_secs: cpu,
+                server_cpu_secs,
+                out_bytes: view.size_bytes,
+            },
+            job: view,
+            phases,
+            refused,
+            rss_before_kib,
+        });
+    }
+}
+
+fn kib_mib(k: Option<u64>) -> String {
+    k.map_or("?".into(), |k| format!("{}", k / 1024))
+}
+
+fn opt1(v: Option<f64>) -> String {
+    v.map_or("?".into(), |v| format!("{v:.1}"))
+}
+
+fn print_row(s: &Step, indent: &str) {
+    println!(
+        "  {:<32} {:>8.2} {:>10} {:>10} {:>5} MiB {:>8} {:>8} {:>11}",
+        format!("{indent}{}", s.label),
+        s.secs,
+        if s.rows == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.0}", s.rows as f64 / s.secs)
+        },
+        s.rows,
+        kib_mib(s.peak_rss_kib),
+        opt1(s.cpu_secs),
+        opt1(s.server_cpu_secs),
+        s.out_bytes.map_or("".into(), |b| format!("{:.1}", mib(b))),
+    );
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    ensure!(
+        args.rows >= 1000 && args.changes >= 10 && args.rows_per_txn >= 1 && args.threads >= 1,
+        "--rows must be >= 1000, --changes >= 10, --rows-per-txn and --threads >= 1"
+    );
+    let url = args
+        .url
+        .clone()
+        .or_else(|| testdb_setting("DBTRAIL_TEST_MYSQL_GTID_URL"))
+        .context("no --url, no $DBTRAIL_TEST_MYSQL_GTID_URL and no testdb env file")?;
+    let server = Server::from_url(&url)?;
+    let root = match &args.sid_root {
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) => Some(p.clone()),
+        None => testdb_setting("DBTRAIL_TEST_SID_ROOT").map(PathBuf::from),
+    };
+    // Fail before the slow generation when the daemon is missing.
+    let binary = dbtraild_path(&args)?;
+    if cfg!(debug_assertions) {
+        eprintln!("WARNING: a debug build of pitr_bench; dbtraild next to it is one too");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (version, gen_secs) = rt.block_on(prepare(&server, args.rows))?;
+    let mysqld = ServerCpu(rt.block_on(server_pid(&server)));
+    let work = tempfile::Builder::new().prefix("pitr_bench.").tempdir()?;
+    let w = work.path();
+    let tools = Tools {
+        args: &args,
+        server: &server,
+        mysqld: &mysqld,
+        work: w,
+    };
+    let (basedump, classicdump, statedump, pitr_out) = (
+        w.join("basedump"),
+        w.join("classicdump"),
+        w.join("statedump"),
+        w.join("pitr-out"),
+    );
+
+    // 1. The daemon and its baseline.
+    let data_dir = w.join("dbtraild");
+    let socket = w.join("dbtrail.sock");
+    let config = w.join("dbtrail.toml");
+    let daemon_log = w.join("dbtraild.log");
+    let daemon_url = format!("mysql://{}@{}:{}", server.user, server.host, server.port);
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nsocket = {:?}\nmetrics_addr = \"\"\n\n[[sources]]\n\
+             name = \"{SOURCE}\"\nurl = {daemon_url:?}\nreplica_server_id = {REPLICA_SERVER_ID}\n\
+             backup_connections = {}\nbackup_databases = [\"{DB}\"]\n",
+            data_dir.display().to_string(),
+            socket.display().to_string(),
+            args.threads
+        ),
+    )?;
+    let client = dbtrail_ctl::Client::new(&socket);
+    let mut daemon = Daemon::start(&binary, &config, &daemon_log, &server)?;
+    let baseline = rt.block_on(async {
+        daemon.wait_streaming(&client).await?;
+        eprintln!("dbtrail: baseline");
+        let started = Instant::now();
+        let job = client.start_backup(SOURCE).await?;
+        let view = loop {
+            let v = client.backup(SOURCE, &job.backup_id).await?;
+            if v.status != JobStatus::Running {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if view.status == JobStatus::Failed {
+            bail!(
+                "the baseline failed: {}\n{}",
+                view.error.unwrap_or_default(),
+                daemon.log_tail()
+            );
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let manifest = view
+            .baseline
+            .context("a completed backup job without its baseline")?;
+        anyhow::Ok((manifest, secs, view.bytes))
+    })?;
+    let (manifest, baseline_secs, baseline_bytes) = baseline;
+    let baseline_rss = peak_rss_kib(daemon.pid());
+    eprintln!(
+        "  baseline {} in {baseline_secs:.1}s: {} rows at {}:{}",
+        manifest.id,
+        manifest.rows(),
+        manifest.position.file,
+        manifest.position.pos
+    );
+    ensure!(
+        manifest.rows() == args.rows,
+        "the baseline holds {} rows, the table {}",
+        manifest.rows(),
+        args.rows
+    );
+    // The classic procedure's starting dump: the same state (nothing writes bench_pitr yet).
+    let basedump_step = tools.mydumper(DB, &basedump, "mydumper (starting dump)", args.rows)?;
+
+    // The baseline state's checksum, to show that the changes changed it.
+    let baseline_sum = rt.block_on(async {
+        let mut conn = server.connect().await?;
+        let r = checksum(&mut conn, DB).await?;
+        conn.disconnect().await?;
+        anyhow::Ok(r)
+    })?;
+
+    // 2. Changes after the baseline, and the target second.
+    let changes = rt.block_on(make_changes(
+        &server,
+        args.rows,
+        args.changes,
+        args.rows_per_txn,
+        args.seed,
+    ))?;
+    // The first whole second after the last commit: everything committed is at or before it.
+    let t_secs = changes.last_us.div_euclid(1_000_000) + 1;
+    let target = timestamp_to_utc_string(t_secs * 1_000_000, 0);
+    let stop_datetime = timestamp_to_utc_string((t_secs + 1) * 1_000_000, 0);
+    // Wait until the target second is over (and a little more).
+    let past = (t_secs + 1) * 1_000_000 + 200_000;
+    let wait = past - now_us();
+    if wait > 0 {
+        std::thread::sleep(Duration::from_micros(wait as u64));
+    }
+    eprintln!(
+        "  {} rows changed ({} updated, {} deleted, {} inserted) in {} transactions, {:.1}s; \
+         target {target}",
+        changes.rows(),
+        changes.updated,
+        changes.deleted,
+        changes.inserted,
+        changes.transactions,
+        changes.secs
+    );
+    let (final_rows, final_sum) = rt.block_on(async {
+        let mut conn = server.connect().await?;
+        let r = checksum(&mut conn, DB).await?;
+        conn.disconnect().await?;
+        anyhow::Ok(r)
+    })?;
+
+    // 3. dbtrail's restore, on a restarted daemon (its VmHWM then reflects the restore).
+    rt.block_on(daemon.wait_captured(&client, &changes.end))?;
+    let first_exit = daemon.stop()?;
+    drop(daemon);
+    eprintln!("dbtrail: restarting the daemon (exit {first_exit})");
+    let mut daemon = Daemon::start(&binary, &config, &daemon_log, &server)?;
+    let load_before = load_average();
+    let run = rt.block_on(async {
+        daemon.wait_streaming(&client).await?;
+        daemon.wait_captured(&client, &changes.end).await?;
+        eprintln!(
+            "dbtrail: pitr --at '{target}' --output {}",
+            pitr_out.display()
+        );
+        dbtrail_pitr(&mut daemon, &client, &mysqld, &target, &pitr_out).await
+    });
+    let run = match run {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dbtraild log tail:\n{}", daemon.log_tail());
+            return Err(e);
+        }
+    };
+    let second_exit = daemon.stop()?;
+    drop(daemon);
+    let pitr_files = std::fs::read_dir(&pitr_out)
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+
+    // 4. The classic procedure (dbtraild stopped: it does not compete for the CPUs).
+    let (binlogs, create_secs) = rt.block_on(async {
+        let mut conn = server.connect().await?;
+        let logs: Vec<String> = conn
+            .query("SHOW BINARY LOGS")
+            .await
+            .context("reading SHOW BINARY LOGS")?
+            .into_iter()
+            .map(|r: mysql_async::Row| -> Result<String> {
+                Ok(r.get_opt::<String, _>(0).context("no Log_name")??)
+            })
+            .collect::<Result<_>>()?;
+        let first = logs
+            .iter()
+            .position(|n| *n == manifest.position.file)
+            .with_context(|| {
+                format!(
+                    "the baseline's binlog file {} is no longer on the server",
+                    manifest.position.file
+                )
+            })?;
+        let started = Instant::now();
+        exec(&mut conn, "SET SESSION sql_log_bin = 0").await?;
+        exec(&mut conn, &format!("CREATE DATABASE {DB_CLASSIC}")).await?;
+        let secs = started.elapsed().as_secs_f64();
+        conn.disconnect().await?;
+        anyhow::Ok((logs[first..].to_vec(), secs))
+    })?;
+    let load = tools.myloader(&basedump, DB_CLASSIC, "myloader (starting dump)", args.rows)?;
+    let (replay, replay_cmd) = binlog_replay(
+        root.as_deref(),
+        &server,
+        &mysqld,
+        w,
+        manifest.position.pos,
+        &binlogs,
+        &stop_datetime,
+        changes.rows(),
+    )?;
+    let classic_dump = tools.mydumper(
+        DB_CLASSIC,
+        &classicdump,
+        "mydumper (the result)",
+        final_rows,
+    )?;
+    let classic_total = Step {
+        label: "classic total".into(),
+        secs: create_secs + load.secs + replay.secs + classic_dump.secs,
+        rows: final_rows,
+        peak_rss_kib: [
+            load.peak_rss_kib,
+            replay.peak_rss_kib,
+            classic_dump.peak_rss_kib,
+        ]
+        .into_iter()
+        .flatten()
+        .max(),
+        cpu_secs: [load.cpu_secs, replay.cpu_secs, classic_dump.cpu_secs]
+            .into_iter()
+            .sum(),
+        server_cpu_secs: [
+            load.server_cpu_secs,
+            replay.server_cpu_secs,
+            classic_dump.server_cpu_secs,
+        ]
+        .into_iter()
+        .sum(),
+        out_bytes: classic_dump.out_bytes,
+    };
+
+    // 5. mydumper of the final state alone.
+    let state_dump = tools.mydumper(DB, &statedump, "mydumper of the final state", final_rows)?;
+
+    // 6. The check: dbtrail's output imported (not timed) and the three checksums.
+    let import = tools.myloader(
+        &pitr_out,
+        DB_DBTRAIL,
+        "myloader of dbtrail's output (check only, not timed)",
+        run.job.rows,
+    );
+    let (classic_sum, dbtrail_sum) = rt.block_on(async {
+        let mut conn = server.connect().await?;
+        let c = checksum(&mut conn, DB_CLASSIC).await?;
+        let d = match &import {
+            Ok(_) => Some(checksum(&mut conn, DB_DBTRAIL).await),
+            Err(_) => None,
+        };
+        conn.disconnect().await?;
+        anyhow::Ok((c, d))
+    })?;
+    if !args.keep {
+        rt.block_on(drop_databases(&server))?;
+    }
+
+    // The report.
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load_after = load_average();
+    println!();
+    println!("pitr_bench report");
+    println!(
+        "  server     {} {}:{} (MySQL {version}); {cpus} CPUs on this machine (server, \
+         dbtraild and the tools share them); 1-min load average {load_before} before the timed \
+         runs, {load_after} after",
+        server.user, server.host, server.port
+    );
+    println!(
+        "  baseline   {DB}.sbtest1: {} rows (generated in {gen_secs:.1}s, not binlogged); \
+         dbtrail baseline {} ({:.1} MiB of Parquet) in {baseline_secs:.1}s at {}:{}; \
+         starting dump by mydumper ({:.1} MiB) in {:.1}s",
+        args.rows,
+        manifest.id,
+        mib(baseline_bytes),
+        manifest.position.file,
+        manifest.position.pos,
+        mib(basedump_step.out_bytes.unwrap_or(0)),
+        basedump_step.secs
+    );
+    println!(
+        "  changes    {} row changes after it ({} updated, {} deleted, {} inserted) in {} \
+         transactions, {:.1}s",
+        changes.rows(),
+        changes.updated,
+        changes.deleted,
+        changes.inserted,
+        changes.transactions,
+        changes.secs
+    );
+    println!(
+        "  target     {target} UTC (the second after the last change); final state {final_rows} \
+         rows"
+    );
+    println!(
+        "  plan       {} transactions, {} row events replayed over baseline {}; last {}",
+        run.job.plan.transactions,
+        run.job.plan.events,
+        run.job.plan.baseline_id,
+        run.job.plan.last_gtid.as_deref().unwrap_or("-")
+    );
+    println!();
+    println!(
+        "  {:<32} {:>8} {:>10} {:>10} {:>9} {:>8} {:>8} {:>11}",
+        "run", "wall s", "rows/s", "rows", "peak RSS", "CPU s", "mysqld", "output MiB"
+    );
+    print_row(&run.step, "");
+    let create = Step {
+        label: "CREATE DATABASE".into(),
+        secs: create_secs,
+        ..Default::default()
+    };
+    print_row(&classic_total, "");
+    for s in [&create, &load, &replay, &classic_dump] {
+        print_row(s, "  ");
+    }
+    print_row(&state_dump, "");
+    println!(
+        "  (rows: dbtrail: rows written; classic total and mydumper: rows of the final state; \
+         myloader: rows of the starting dump; mysqlbinlog | mysql: row changes replayed. \
+         peak RSS: of the tool (dbtraild: VmHWM of the restarted daemon after the restore; \
+         classic: the largest of its tools; mysqld's memory is not counted anywhere). CPU s: \
+         user + system of the tool(s); mysqld: CPU seconds of the server during the run)"
+    );
+    println!(
+        "  dbtrail    job duration_ms {}, {} files in the output, phases {}; dbtraild VmHWM {} \
+         MiB after the baseline (first process), {} MiB after restart + catch-up, {} MiB \
+         after the restore; exits {first_exit} / {second_exit}{}",
+        run.job.duration_ms.map_or("?".into(), |v| v.to_string()),
+        pitr_files,
+        run.phases
+            .iter()
+            .map(|(p, t)| format!("{p}@{t:.2}s"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        kib_mib(baseline_rss),
+        kib_mib(run.rss_before_kib),
+        kib_mib(run.step.peak_rss_kib),
+        if run.refused.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} refused request(s) before it: {}",
+                run.refused.len(),
+                run.refused[0]
+            )
+        }
+    );
+    println!("  replay     {replay_cmd}");
+    println!("  dbtraild   {}", binary.display());
+
+    // The check.
+    let show = |s: (u64, u64)| format!("{} rows, crc {:08x}", s.0, s.1);
+    println!("  checksums  COUNT(*), BIT_XOR(CRC32(CONCAT_WS('#', id, k, c, pad))):");
+    println!("    {DB:<20} (baseline)    {}", show(baseline_sum));
+    println!(
+        "    {DB:<20} (final state) {}",
+        show((final_rows, final_sum))
+    );
+    println!("    {DB_CLASSIC:<20} (classic)     {}", show(classic_sum));
+    let mut ok = classic_sum == (final_rows, final_sum);
+    match (&import, &dbtrail_sum) {
+        (Ok(step), Some(Ok(s))) => {
+            println!(
+                "    {DB_DBTRAIL:<20} (dbtrail)     {} (imported by myloader in {:.1}s)",
+                show(*s),
+                step.secs
+            );
+            ok &= *s == (final_rows, final_sum);
+        }
+        (Err(e), _) => {
+            println!("    {DB_DBTRAIL:<20} (dbtrail)     IMPORT FAILED: {e:#}");
+            ok = false;
+        }
+        (_, Some(Err(e))) => {
+            println!("    {DB_DBTRAIL:<20} (dbtrail)     CHECKSUM FAILED: {e:#}");
+            ok = false;
+        }
+        (Ok(_), None) => unreachable!("a checksum is taken when the import succeeded"),
+    }
+    if ok {
+        println!("  result     all three checksums match");
+    } else {
+        println!("  FAILED     the checksums differ: a restore is wrong (see above)");
+    }
+
+    let r1 = classic_total.secs / run.step.secs;
+    let r2 = run.step.secs / state_dump.secs;
+    println!(
+        "  classic / dbtrail      {r1:7.2}   (goal >= 20: {})",
+        if r1 >= 20.0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "  dbtrail / mydumper     {r2:7.2}   (goal <= 1: {})",
+        if r2 <= 1.0 { "met" } else { "NOT met" }
+    );
+    if args.keep {
+        let kept = work.keep();
+        println!("  kept       the databases and {}", kept.display());
+    }
+    ensure!(ok, "the checksums differ");
+    Ok(())
+}
