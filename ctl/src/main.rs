@@ -146,6 +146,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Packaging: write the man pages or the bash, zsh and fish completions into DIR.
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_parser = ["man", "completions"])]
+        what: String,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -197,9 +204,32 @@ async fn pick_source(client: &Client, source: Option<String>) -> anyhow::Result<
     }
 }
 
+/// `dbtrailctl generate man|completions DIR` (hidden; for packaging).
+fn generate(what: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command();
+    if what == "man" {
+        // dbtrailctl.1, and dbtrailctl-SUBCOMMAND.1 for each (visible) subcommand.
+        clap_mangen::generate_to(cmd, dir)?;
+    } else {
+        // The same command without the hidden subcommands, which completions would offer.
+        let mut cmd = clap::Command::new("dbtrailctl")
+            .version(env!("CARGO_PKG_VERSION"))
+            .args(cmd.get_arguments().cloned())
+            .subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+        use clap_complete::Shell;
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            clap_complete::generate_to(shell, &mut cmd, "dbtrailctl", dir)?;
+        }
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = Client::new(&cli.socket);
     match cli.cmd {
+        Cmd::Generate { what, dir } => generate(&what, &dir)?,
         Cmd::Status { json } => {
             let sources = client.sources().await?;
             if json {
