@@ -569,14 +569,19 @@ impl Restores {
         check_output(&out_dir.display().to_string()).map_err(|r| anyhow!(r.0))?;
         std::fs::create_dir_all(&out_dir)
             .with_context(|| format!("creating the output directory {}", out_dir.display()))?;
-        // Baseline files, downloaded (memory: one part at a time).
+        // Baseline files: read in place from a local store, else downloaded (streamed).
         let store = &source.backups.store;
         let mut inputs = Vec::new();
         for (n, (entry, table_id)) in plan.tables.iter().enumerate() {
-            let local = tmp.join(format!("{n}.parquet"));
-            store
-                .download(&plan.baseline.id, &entry.file, &local)
-                .await?;
+            // A local store's file is read in place.
+            let local = match store.local_file(&plan.baseline.id, &entry.file) {
+                Some(p) => p,
+                None => {
+                    let p = tmp.join(format!("{n}.parquet"));
+                    store.download(&plan.baseline.id, &entry.file, &p).await?;
+                    p
+                }
+            };
             inputs.push((entry.clone(), *table_id, local));
         }
         lock(job).phase = "reconstructing".into();
@@ -649,7 +654,30 @@ impl Restores {
     }
 }
 
-/// Rebuilds every table of `plan` into `out`, tables in parallel on a pool sized to the cores.
+/// Tables at least this large (baseline rows + replayed events) are rebuilt by several
+/// threads at once when there are fewer tables than cores.
+const PARALLEL_MIN_ROWS: u64 = 100_000;
+
+/// One table of a restore, ready to be rebuilt.
+struct TableWork {
+    entry: BaselineTable,
+    table_id: Option<u32>,
+    local: PathBuf,
+    schema: TableSchema,
+    /// Hash partitions of its keys (memory bound).
+    parts: u64,
+    /// Threads working on it; lane `l` takes partitions `l, l + lanes, ...` and writes chunks
+    /// `l, l + lanes, ...`.
+    lanes: u64,
+    /// Lanes still running.
+    remaining: AtomicUsize,
+}
+
+/// Rebuilds every table of `plan` into `out` on a pool of one thread per core: tables in
+/// parallel, and a large table in several lanes when there are fewer tables than cores.
+///
+/// Memory: a table's changes are folded one hash partition of its keys at a time, each
+/// partition holding at most about `restore_keys_in_memory` keys (two per event at most).
 fn reconstruct_all(
     log: &dbtrail_storage::Log,
     plan: &Plan,
@@ -657,32 +685,79 @@ fn reconstruct_all(
     out: &Path,
     job: &Arc<Mutex<PitrJobView>>,
 ) -> anyhow::Result<()> {
-    let next = AtomicUsize::new(0);
-    let total = inputs.len().max(1) as f64;
-    let workers = std::thread::available_parallelism()
+    let cores = std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(2)
-        .min(inputs.len().max(1));
+        .unwrap_or(2) as u64;
+    let n_tables = inputs.len().max(1) as u64;
+    let mut work = Vec::new();
+    for (entry, table_id, local) in inputs {
+        let file = std::fs::File::open(&local)
+            .with_context(|| format!("opening the baseline file {}", local.display()))?;
+        let schema = dbtrail_replay::baseline::schema_of(&file)?;
+        let events = match table_id {
+            Some(id) if plan.cut < plan.end => {
+                log.count_table_events(id, plan.since_us, plan.until_us, plan.cut..plan.end)?
+            }
+            _ => 0,
+        };
+        let by_memory = (events * 2).div_ceil(plan.keys_in_memory).max(1);
+        let big = entry.rows + events >= PARALLEL_MIN_ROWS || by_memory > 1;
+        let lanes = if n_tables < cores && big {
+            (cores / n_tables).max(1)
+        } else {
+            1
+        };
+        // Lanes run at once: each partition holds a lanes-th of the bound.
+        let parts = (events * 2 * lanes)
+            .div_ceil(plan.keys_in_memory)
+            .max(1)
+            .div_ceil(lanes)
+            * lanes;
+        if by_memory > 1 {
+            tracing::info!(table = %entry.table, events, passes = parts,
+                "replaying in several passes to bound memory (restore_keys_in_memory)");
+        }
+        dump::write_schema(out, &entry.table, &entry.create_table)?;
+        work.push(TableWork {
+            entry,
+            table_id,
+            local,
+            schema,
+            parts,
+            lanes,
+            remaining: AtomicUsize::new(lanes as usize),
+        });
+    }
+    let units: Vec<(usize, u64)> = work
+        .iter()
+        .enumerate()
+        .flat_map(|(t, w)| (0..w.lanes).map(move |l| (t, l)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let total = work.len().max(1) as f64;
     let errors: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for _ in 0..workers {
+        for _ in 0..(cores as usize).min(units.len().max(1)) {
             s.spawn(|| {
                 loop {
                     if !lock(&errors).is_empty() {
                         return;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((entry, table_id, local)) = inputs.get(i) else {
+                    let Some(&(t, lane)) = units.get(i) else {
                         return;
                     };
-                    match reconstruct_table(log, plan, entry, *table_id, local, out, job) {
+                    let w = &work[t];
+                    match rebuild_lane(log, plan, w, lane, out, job) {
                         Ok(()) => {
-                            let mut j = lock(job);
-                            j.tables_done += 1;
-                            j.progress = j.tables_done as f64 / total * 0.99;
+                            if w.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                                let mut j = lock(job);
+                                j.tables_done += 1;
+                                j.progress = j.tables_done as f64 / total * 0.99;
+                            }
                         }
                         Err(e) => {
-                            lock(&errors).push(e.context(format!("restoring {}", entry.table)));
+                            lock(&errors).push(e.context(format!("restoring {}", w.entry.table)));
                             return;
                         }
                     }
@@ -696,41 +771,24 @@ fn reconstruct_all(
     Ok(())
 }
 
-fn reconstruct_table(
+/// One lane of a table: its partitions, one pass each, into its own chunk files.
+fn rebuild_lane(
     log: &dbtrail_storage::Log,
     plan: &Plan,
-    entry: &BaselineTable,
-    table_id: Option<u32>,
-    local: &Path,
+    w: &TableWork,
+    lane: u64,
     out: &Path,
     job: &Arc<Mutex<PitrJobView>>,
 ) -> anyhow::Result<()> {
-    let file = std::fs::File::open(local)
-        .with_context(|| format!("opening the baseline file {}", local.display()))?;
-    let schema = dbtrail_replay::baseline::schema_of(&file)?;
-    drop(file);
-    // Memory: the fold holds one entry per key the changes touch (at most two per event).
-    // Over the bound, the table is replayed in hash partitions of the keys, one pass each.
-    let events = match table_id {
-        Some(id) if plan.cut < plan.end => {
-            log.count_table_events(id, plan.since_us, plan.until_us, plan.cut..plan.end)?
-        }
-        _ => 0,
-    };
-    let parts = (events * 2).div_ceil(plan.keys_in_memory).max(1);
-    if parts > 1 {
-        tracing::info!(table = %entry.table, events, passes = parts,
-            "replaying in several passes to bound memory (restore_keys_in_memory)");
+    let mut writer = TableWriter::new(out, &w.schema, CHUNK_BYTES, STATEMENT_BYTES)?
+        .with_chunks(lane as u32, w.lanes as u32);
+    for index in (lane..w.parts).step_by(w.lanes as usize) {
+        let fold = fold_partition(log, plan, &w.entry, w.table_id, &w.schema, w.parts, index)?;
+        let file = std::fs::File::open(&w.local)
+            .with_context(|| format!("opening the baseline file {}", w.local.display()))?;
+        merge(file, fold, &mut writer, job)?;
     }
-    dump::write_schema(out, &entry.table, &entry.create_table)?;
-    let mut w = TableWriter::new(out, &schema, CHUNK_BYTES, STATEMENT_BYTES)?;
-    for index in 0..parts {
-        let fold = fold_partition(log, plan, entry, table_id, &schema, parts, index)?;
-        let file = std::fs::File::open(local)
-            .with_context(|| format!("opening the baseline file {}", local.display()))?;
-        merge(file, fold, &mut w, job)?;
-    }
-    w.finish()?;
+    writer.finish()?;
     Ok(())
 }
 

@@ -26,6 +26,8 @@ pub struct BaselineStore {
     root: ObjPath,
     /// The configured URL, for messages.
     pub url: String,
+    /// The store, when it is a local directory (files can be read in place).
+    local: Option<Arc<LocalFileSystem>>,
 }
 
 impl std::fmt::Debug for BaselineStore {
@@ -41,6 +43,7 @@ impl BaselineStore {
             .baseline_store
             .clone()
             .unwrap_or_else(|| format!("file://{}", cfg.data_dir.join("baselines").display()));
+        let mut local = None;
         let (store, prefix): (Arc<dyn ObjectStore>, String) = if let Some(path) =
             url.strip_prefix("file://")
         {
@@ -53,7 +56,9 @@ impl BaselineStore {
             let fs = LocalFileSystem::new_with_prefix(path)
                 .with_context(|| format!("source {}: opening baseline_store {url}", source.name))?
                 .with_automatic_cleanup(true);
-            (Arc::new(fs), String::new())
+            let fs = Arc::new(fs);
+            local = Some(fs.clone());
+            (fs, String::new())
         } else if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -105,7 +110,12 @@ impl BaselineStore {
         } else {
             ObjPath::from(format!("{prefix}/{}", source.name))
         };
-        Ok(BaselineStore { store, root, url })
+        Ok(BaselineStore {
+            store,
+            root,
+            url,
+            local,
+        })
     }
 
     /// A store for a restore's output URL (`s3://bucket/prefix`), with the source's S3
@@ -124,6 +134,14 @@ impl BaselineStore {
         let prefix = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
         s.root = ObjPath::from(prefix.trim_matches('/'));
         Ok(s)
+    }
+
+    /// The file on disk holding `file` of baseline `id`, when the store is a local directory.
+    pub fn local_file(&self, id: &str, file: &str) -> Option<std::path::PathBuf> {
+        let fs = self.local.as_ref()?;
+        fs.path_to_filesystem(&self.path(id, file))
+            .ok()
+            .filter(|p| p.is_file())
     }
 
     fn path(&self, id: &str, file: &str) -> ObjPath {

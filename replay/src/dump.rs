@@ -94,6 +94,7 @@ pub struct TableWriter {
     file: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
     file_bytes: u64,
     next_chunk: u32,
+    chunk_step: u32,
     /// Files written so far, in order.
     pub files: Vec<PathBuf>,
     /// Bytes written so far.
@@ -123,10 +124,19 @@ impl TableWriter {
             file: None,
             file_bytes: 0,
             next_chunk: 0,
+            chunk_step: 1,
             files: Vec::new(),
             bytes: 0,
             rows: 0,
         })
+    }
+
+    /// Numbers this writer's chunk files `first`, `first + step`, ...: several writers of one
+    /// table (each with its own `first < step`) then never name the same file.
+    pub fn with_chunks(mut self, first: u32, step: u32) -> Self {
+        self.next_chunk = first;
+        self.chunk_step = step.max(1);
+        self
     }
 
     /// Appends one row.
@@ -157,7 +167,7 @@ impl TableWriter {
                 "{}.{}.{:05}.sql",
                 self.schema.table.db, self.schema.table.table, self.next_chunk
             ));
-            self.next_chunk += 1;
+            self.next_chunk += self.chunk_step;
             let f = std::fs::File::create(&path).map_err(|source| DumpError::Io {
                 path: path.display().to_string(),
                 source,

@@ -16,29 +16,39 @@ use std::io::Write;
 
 /// Appends `bytes` as a quoted MySQL string literal.
 pub fn quote_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 2);
     out.push(b'\'');
-    for &b in bytes {
-        match b {
-            0 => out.extend_from_slice(b"\\0"),
-            b'\'' => out.extend_from_slice(b"\\'"),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            0x1a => out.extend_from_slice(b"\\Z"),
-            _ => out.push(b),
-        }
+    // Runs of bytes that need no escape are copied at once.
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            0 => b"\\0",
+            b'\'' => b"\\'",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            0x1a => b"\\Z",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
     }
+    out.extend_from_slice(&bytes[start..]);
     out.push(b'\'');
 }
 
 fn hex_literal(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     if bytes.is_empty() {
         out.extend_from_slice(b"''");
         return;
     }
+    out.reserve(bytes.len() * 2 + 3);
     out.extend_from_slice(b"X'");
     for b in bytes {
-        let _ = write!(out, "{b:02X}");
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 0x0f)]);
     }
     out.push(b'\'');
 }
