@@ -465,10 +465,10 @@ pub fn schema_of(file: &std::fs::File) -> Result<TableSchema, BaselineError> {
     serde_json::from_str(&json).map_err(|e| fmt(e.to_string()))
 }
 
-/// Reads a baseline file: its table schema, its key-value metadata, and every row (in file
+/// Reads a baseline file (a `File`, or bytes in memory): its table schema, its key-value metadata, and every row (in file
 /// order) passed to `visit`, one batch in memory at a time.
-pub fn read(
-    file: std::fs::File,
+pub fn read<R: parquet::file::reader::ChunkReader + 'static>(
+    file: R,
     mut visit: impl FnMut(Row) -> Result<(), BaselineError>,
 ) -> Result<(TableSchema, Vec<(String, String)>), BaselineError> {
     let fmt = |e: String| BaselineError::Format {
