@@ -15,7 +15,7 @@
 //!
 //! Memory is proportional to the keys touched, not to the table.
 use dbtrail_core::{Row, RowChange, Value, codec};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Errors while folding.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -53,12 +53,12 @@ enum Kind {
         /// Indexes of the key columns.
         pk: Vec<usize>,
         /// Net effect per key.
-        net: HashMap<Vec<u8>, Net>,
+        net: FxHashMap<Vec<u8>, Net>,
     },
     /// A table without a primary key: full-row bytes -> (row, copies added minus removed).
     Multiset {
         /// Net copies per distinct row.
-        net: HashMap<Vec<u8>, (Row, i64)>,
+        net: FxHashMap<Vec<u8>, (Row, i64)>,
     },
 }
 
@@ -76,12 +76,23 @@ fn mine(part: (u64, u64), key: &[u8]) -> bool {
     h % part.0 == part.1
 }
 
+/// Appends the key of `row` to `buf` (cleared first): the postcard encodings of its key
+/// values, one after the other (each is self-delimiting, so the whole is injective).
+fn key_into(buf: &mut Vec<u8>, pk: &[usize], row: &[Value]) {
+    buf.clear();
+    for i in pk {
+        let v = row.get(*i).unwrap_or(&Value::Null);
+        // Serializing plain data into a Vec cannot fail.
+        if let Ok(out) = postcard::to_extend(v, std::mem::take(buf)) {
+            *buf = out;
+        }
+    }
+}
+
 fn key_bytes(pk: &[usize], row: &[Value]) -> Vec<u8> {
-    let key: Vec<&Value> = pk
-        .iter()
-        .map(|i| row.get(*i).unwrap_or(&Value::Null))
-        .collect();
-    codec::encode(&key)
+    let mut k = Vec::new();
+    key_into(&mut k, pk, row);
+    k
 }
 
 impl Fold {
@@ -98,12 +109,12 @@ impl Fold {
     pub fn partition(pk: &[usize], parts: u64, index: u64) -> Fold {
         let kind = if pk.is_empty() {
             Kind::Multiset {
-                net: HashMap::new(),
+                net: FxHashMap::default(),
             }
         } else {
             Kind::Keyed {
                 pk: pk.to_vec(),
-                net: HashMap::new(),
+                net: FxHashMap::default(),
             }
         };
         Fold {
@@ -189,7 +200,10 @@ impl Fold {
 
     /// Applies the fold to a baseline streamed one row at a time.
     pub fn applier(self) -> Applier {
-        Applier { fold: self }
+        Applier {
+            fold: self,
+            key: Vec::new(),
+        }
     }
 }
 
@@ -197,6 +211,8 @@ impl Fold {
 /// row, then [`Applier::finish`] emits what the baseline did not have.
 pub struct Applier {
     fold: Fold,
+    /// The key of the row being fed (reused).
+    key: Vec<u8>,
 }
 
 impl Applier {
@@ -205,11 +221,14 @@ impl Applier {
         let part = self.fold.part;
         match &mut self.fold.kind {
             Kind::Keyed { pk, net } => {
-                let k = key_bytes(pk, &row);
-                if !mine(part, &k) {
+                if net.is_empty() && part.0 <= 1 {
+                    return emit(row);
+                }
+                key_into(&mut self.key, pk, &row);
+                if !mine(part, &self.key) {
                     return;
                 }
-                match net.remove(&k) {
+                match net.remove(self.key.as_slice()) {
                     None => emit(row),
                     Some(Net::Upsert(r)) => emit(r),
                     Some(Net::Delete) => {}

@@ -57,13 +57,22 @@ fn hex_literal(out: &mut Vec<u8>, bytes: &[u8]) {
 pub fn write_value(out: &mut Vec<u8>, col: &ColumnDef, v: &Value) {
     let _ = match v {
         Value::Null => write!(out, "NULL"),
-        Value::Int(i) => write!(out, "{i}"),
-        Value::UInt(u) | Value::Bit(u) | Value::Set(u) => write!(out, "{u}"),
+        Value::Int(i) => {
+            out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+            Ok(())
+        }
+        Value::UInt(u) | Value::Bit(u) | Value::Set(u) => {
+            out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes());
+            Ok(())
+        }
         Value::Enum(i) => write!(out, "{i}"),
         Value::Year(y) => write!(out, "{y}"),
+        Value::Decimal(s) => {
+            out.extend_from_slice(s.as_bytes());
+            Ok(())
+        }
         Value::Float(f) => write!(out, "{:?}", f64::from(*f)),
         Value::Double(d) => write!(out, "{d:?}"),
-        Value::Decimal(s) => write!(out, "{s}"),
         Value::Str(b) if std::str::from_utf8(b).is_ok() => {
             quote_bytes(out, b);
             Ok(())
