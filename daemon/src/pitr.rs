@@ -1,7 +1,7 @@
 //! Point-in-time restores: validate a target into a plan, then rebuild the chosen tables as a
 //! mydumper dump, as a background job whose record survives restarts.
 //!
-//! Which transactions a target includes (documented in docs/pitr.md):
+//! Which transactions a target includes (documented in README.md, "Restores"):
 //! - `--at T`: those whose commit time (µs, from the binlog; PITFALLS #1), truncated to T's
 //!   precision, is at or before T: `--at 14:30:00` includes all of second 14:30:00,
 //!   `--at 14:30:00.250000` cuts inside it. In µs: `commit_us <= T.end_inclusive()`.
