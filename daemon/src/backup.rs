@@ -499,8 +499,16 @@ impl Backups {
         let create = snapshot::show_create_table(conn, table).await?;
         kv.push(("dbtrail.create_table".into(), create.clone()));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Row>>(BATCHES_IN_FLIGHT);
-        let file = std::fs::File::create(local)
-            .with_context(|| format!("creating {}", local.display()))?;
+        let name = table_file_name(table);
+        // A local store's file is written in place (it stays invisible until the manifest);
+        // any other store gets a temporary file, uploaded afterwards.
+        let in_place = self.store.local_target(id, &name);
+        let path = in_place.clone().unwrap_or_else(|| local.to_path_buf());
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
         let wschema = schema.clone();
         let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
             let mut w =
@@ -524,12 +532,19 @@ impl Backups {
         if rows != written {
             bail!("read {rows} rows of {table} but wrote {written}");
         }
-        let file = table_file_name(table);
-        let bytes = self.store.upload(id, &file, local).await?;
-        let _ = tokio::fs::remove_file(local).await;
+        let bytes = match in_place {
+            Some(p) => std::fs::metadata(&p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .len(),
+            None => {
+                let bytes = self.store.upload(id, &name, local).await?;
+                let _ = tokio::fs::remove_file(local).await;
+                bytes
+            }
+        };
         Ok(BaselineTable {
             table: table.clone(),
-            file,
+            file: name,
             rows,
             bytes,
             create_table: create,

@@ -136,6 +136,15 @@ impl BaselineStore {
         Ok(s)
     }
 
+    /// Where `file` of baseline `id` lives on disk, when the store is a local directory
+    /// (whether or not it exists yet).
+    pub fn local_target(&self, id: &str, file: &str) -> Option<std::path::PathBuf> {
+        self.local
+            .as_ref()?
+            .path_to_filesystem(&self.path(id, file))
+            .ok()
+    }
+
     /// The file on disk holding `file` of baseline `id`, when the store is a local directory.
     pub fn local_file(&self, id: &str, file: &str) -> Option<std::path::PathBuf> {
         let fs = self.local.as_ref()?;

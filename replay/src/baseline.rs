@@ -285,8 +285,21 @@ impl<W: Write + Send> BaselineWriter<W> {
             SCHEMA_KEY.to_string(),
             serde_json::to_string(schema).map_err(|e| fmt(e.to_string()))?,
         ));
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()));
+        // Dictionaries pay for low-cardinality columns; strings and blobs are mostly distinct,
+        // and trying a dictionary on them costs more than it saves.
+        for (c, f) in schema.columns.iter().zip(arrow.fields()) {
+            if matches!(f.data_type(), DataType::Binary | DataType::Utf8)
+                && !matches!(c.ty, ColumnType::Enum | ColumnType::Set)
+            {
+                props = props.set_column_dictionary_enabled(
+                    parquet::schema::types::ColumnPath::from(c.name.as_str()),
+                    false,
+                );
+            }
+        }
+        let props = props
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
             .set_key_value_metadata(Some(kv))
             .build();
