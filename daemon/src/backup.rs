@@ -507,8 +507,8 @@ impl Backups {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let file = std::fs::File::create(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         let wschema = schema.clone();
         let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
             let mut w =

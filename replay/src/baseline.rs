@@ -285,8 +285,8 @@ impl<W: Write + Send> BaselineWriter<W> {
             SCHEMA_KEY.to_string(),
             serde_json::to_string(schema).map_err(|e| fmt(e.to_string()))?,
         ));
-        let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()));
+        let mut props =
+            WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
         // Dictionaries pay for low-cardinality columns; strings and blobs are mostly distinct,
         // and trying a dictionary on them costs more than it saves.
         for (c, f) in schema.columns.iter().zip(arrow.fields()) {
