@@ -189,8 +189,28 @@ pub async fn run(source: Arc<Source>, metrics: Arc<Metrics>, cancel: Cancellatio
         if cancel.is_cancelled() {
             break;
         }
+        // A panic while decoding (in our code or the driver's) must not leave the source
+        // looking healthy: it stops the source with the message, like any definite error.
+        let guarded = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+            capture_once(&source, &tx, &metrics),
+        ));
         let result = tokio::select! {
-            r = capture_once(&source, &tx, &metrics) => r,
+            r = guarded => r.unwrap_or_else(|panic| {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)");
+                Err(BinlogError::Decode {
+                    what: "the replication stream".into(),
+                    file: String::new(),
+                    pos: 0,
+                    detail: format!(
+                        "internal error (panic: {msg}); this is a bug in dbtrail or its MySQL \
+                         driver: report it with the daemon's log"
+                    ),
+                })
+            }),
             () = cancel.cancelled() => break,
         };
         let err = match result {

@@ -7,11 +7,13 @@ use libfuzzer_sys::fuzz_target;
 
 fn round_trip<T>(what: &'static str, data: &[u8])
 where
-    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    T: serde::Serialize + serde::de::DeserializeOwned,
 {
     if let Ok(v) = codec::decode::<T>(what, data) {
-        let again: T = codec::decode(what, &codec::encode(&v)).expect("re-encoded record decodes");
-        assert_eq!(again, v);
+        let bytes = codec::encode(&v);
+        let again: T = codec::decode(what, &bytes).expect("re-encoded record decodes");
+        // Compared as bytes: a NaN DOUBLE is the same record though NaN != NaN.
+        assert_eq!(codec::encode(&again), bytes);
     }
 }
 
