@@ -72,7 +72,11 @@ pub fn parse_time(input: &str) -> Result<TimePoint, String> {
     }
     let offset_secs = match rest {
         "" | "Z" | "z" => 0,
-        o if (o.starts_with('+') || o.starts_with('-')) && o.len() == 6 && &o[3..4] == ":" => {
+        o if (o.starts_with('+') || o.starts_with('-'))
+            && o.len() == 6
+            && o.is_ascii()
+            && &o[3..4] == ":" =>
+        {
             let oh: i64 = o[1..3].parse().map_err(|_| bad())?;
             let om: i64 = o[4..6].parse().map_err(|_| bad())?;
             let v = oh * 3600 + om * 60;
@@ -91,6 +95,14 @@ pub fn parse_time(input: &str) -> Result<TimePoint, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_ascii_offsets_are_errors_not_panics() {
+        // Found by the api_request fuzz target: slicing inside a multi-byte character.
+        assert!(parse_time("2001-10-15 08:02:10-+\u{43d}1-").is_err());
+        assert!(parse_time("2001-10-15 08:02:10+é:00").is_err());
+        assert!(parse_time("2001-10-15 08:02:10.5+\u{43d}\u{43d}").is_err());
+    }
 
     #[test]
     fn parses_forms() {
