@@ -85,22 +85,7 @@ async fn spawn_writer(
 
 /// The live table, as the snapshot reader converts it.
 async fn live_rows(db: &TestDb, table: &str) -> Vec<Row> {
-    let mut conn = db.conn().await;
-    conn.query_drop("SET SESSION character_set_results = binary, time_zone = '+00:00'")
-        .await
-        .expect("session");
-    let t = TableRef::new(db.db_name(), table);
-    let schema = dbtrail_binlog::snapshot::table_schema(&mut conn, &t)
-        .await
-        .expect("schema");
-    let mut rows = Vec::new();
-    dbtrail_binlog::snapshot::read_table(&mut conn, &schema, |r| {
-        rows.push(r);
-        Ok(())
-    })
-    .await
-    .expect("read");
-    sorted(rows)
+    common::table_rows(db, &TableRef::new(db.db_name(), table)).await
 }
 
 fn sorted(mut rows: Vec<Row>) -> Vec<Row> {

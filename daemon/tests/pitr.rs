@@ -7,7 +7,7 @@ mod common;
 
 use common::Daemon;
 use dbtrail_core::api::{JobStatus, PitrRequest};
-use dbtrail_core::{Row, TableRef, codec};
+use dbtrail_core::{Row, TableRef};
 use dbtrail_testkit::{Server, TestDb};
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
@@ -60,25 +60,12 @@ async fn exec_all(conn: &mut mysql_async::Conn, sqls: &[String]) {
 
 /// Contents of every workload table of `db_name`, as the snapshot reader sees them.
 async fn contents(db: &TestDb, db_name: &str, names: &[&str]) -> BTreeMap<String, Vec<Row>> {
-    let mut conn = db.conn().await;
-    conn.query_drop("SET SESSION character_set_results = binary, time_zone = '+00:00'")
-        .await
-        .expect("session");
     let mut out = BTreeMap::new();
     for t in names {
-        let table = TableRef::new(db_name, *t);
-        let schema = dbtrail_binlog::snapshot::table_schema(&mut conn, &table)
-            .await
-            .unwrap_or_else(|e| panic!("schema of {table}: {e}"));
-        let mut rows = Vec::new();
-        dbtrail_binlog::snapshot::read_table(&mut conn, &schema, |r| {
-            rows.push(r);
-            Ok(())
-        })
-        .await
-        .expect("read");
-        rows.sort_by_cached_key(codec::encode);
-        out.insert(t.to_string(), rows);
+        out.insert(
+            t.to_string(),
+            common::table_rows(db, &TableRef::new(db_name, *t)).await,
+        );
     }
     out
 }

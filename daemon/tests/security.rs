@@ -3,7 +3,7 @@ mod common;
 
 use common::{Daemon, PASSWORD};
 use dbtrail_core::api::PitrRequest;
-use dbtrail_core::{Row, TableRef, codec};
+use dbtrail_core::{Row, TableRef};
 use dbtrail_testkit::{Server, TestDb};
 use mysql_async::prelude::Queryable;
 use std::time::Duration;
@@ -54,22 +54,7 @@ async fn api_refuses_bad_bodies() {
 }
 
 async fn contents(db: &TestDb, table: &TableRef) -> Vec<Row> {
-    let mut conn = db.conn().await;
-    conn.query_drop("SET SESSION character_set_results = binary, time_zone = '+00:00'")
-        .await
-        .expect("session");
-    let schema = dbtrail_binlog::snapshot::table_schema(&mut conn, table)
-        .await
-        .expect("schema");
-    let mut rows = Vec::new();
-    dbtrail_binlog::snapshot::read_table(&mut conn, &schema, |r| {
-        rows.push(r);
-        Ok(())
-    })
-    .await
-    .expect("read");
-    rows.sort_by_cached_key(codec::encode);
-    rows
+    common::table_rows(db, table).await
 }
 
 /// Table and column names with backticks, quotes, spaces and non-ASCII letters go through

@@ -402,3 +402,25 @@ pub fn matrix_rows() -> Vec<Vec<(&'static str, &'static str)>> {
     ];
     vec![max, min, Vec::new()]
 }
+
+/// The rows of a live table as the snapshot reader converts them (UTC, raw bytes), sorted by
+/// their encoding: the form every test compares restored and reconstructed tables in.
+pub async fn table_rows(db: &TestDb, table: &dbtrail_core::TableRef) -> Vec<dbtrail_core::Row> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = db.conn().await;
+    conn.query_drop("SET SESSION character_set_results = binary, time_zone = '+00:00'")
+        .await
+        .expect("session");
+    let schema = dbtrail_binlog::snapshot::table_schema(&mut conn, table)
+        .await
+        .unwrap_or_else(|e| panic!("schema of {table}: {e}"));
+    let mut rows = Vec::new();
+    dbtrail_binlog::snapshot::read_table(&mut conn, &schema, |r| {
+        rows.push(r);
+        Ok(())
+    })
+    .await
+    .expect("read");
+    rows.sort_by_cached_key(dbtrail_core::codec::encode);
+    rows
+}
