@@ -16,7 +16,7 @@
 use crate::source::{Source, lock, now_us};
 use crate::store::BaselineStore;
 use anyhow::{Context, anyhow};
-use dbtrail_core::api::{GapView, JobStatus, PitrJobView, PitrPlan, PitrRequest, TaintView};
+use dbtrail_core::api::{GapView, JobStatus, PitrJobView, PitrPlan, PitrRequest};
 use dbtrail_core::baseline::{BaselineManifest, BaselineTable};
 use dbtrail_core::render::rfc3339_micros;
 use dbtrail_core::time::parse_time;
@@ -267,13 +267,8 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
         (Target::Gtid(_), None) => i64::MIN,
     };
     let held_commit = last_held.as_ref().map(|t| t.commit_us).unwrap_or(i64::MIN);
-    let taints: Vec<TaintView> = log
-        .taints()
-        .map_err(internal)?
-        .into_iter()
-        .map(crate::source::taint_view)
-        .collect();
-    for t in log.taints().map_err(internal)? {
+    let tainted = log.taints().map_err(internal)?;
+    for t in &tainted {
         if requested.contains(&t.table) && t.since_us <= until_us {
             refuse!(
                 "the coverage of {} is tainted since {}: {}; it cannot be restored exactly \
@@ -364,7 +359,7 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
             .map(|t| format!("{}:{}", t.end_file, t.end_pos)),
         gtid_set_reached: reached.to_compact_string(),
         gaps,
-        tainted_tables: taints,
+        tainted_tables: tainted.into_iter().map(crate::source::taint_view).collect(),
         not_in_baseline,
     };
     Ok(Plan {

@@ -147,10 +147,7 @@ impl BaselineStore {
 
     /// The file on disk holding `file` of baseline `id`, when the store is a local directory.
     pub fn local_file(&self, id: &str, file: &str) -> Option<std::path::PathBuf> {
-        let fs = self.local.as_ref()?;
-        fs.path_to_filesystem(&self.path(id, file))
-            .ok()
-            .filter(|p| p.is_file())
+        self.local_target(id, file).filter(|p| p.is_file())
     }
 
     fn path(&self, id: &str, file: &str) -> ObjPath {
