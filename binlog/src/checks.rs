@@ -3,9 +3,9 @@
 //! Refuses (definite [`BinlogError::InvalidSetting`]) unless
 //! [`log_bin`](https://dev.mysql.com/doc/refman/8.4/en/replication-options-binary-log.html#sysvar_log_bin)
 //! is on, `binlog_format=ROW`, `binlog_row_image=FULL` and `binlog_row_value_options` is not
-//! `PARTIAL_JSON` (PITFALLS #4), and unless the user holds REPLICATION SLAVE and REPLICATION
-//! CLIENT. Warns when `binlog_row_metadata` is not FULL (column names, signedness and ENUM/SET
-//! members then come from information_schema). Runs again after every reconnect.
+//! `PARTIAL_JSON` (docs/correctness.md, C4), and unless the user holds REPLICATION SLAVE and
+//! REPLICATION CLIENT. Warns when `binlog_row_metadata` is not FULL (column names, signedness
+//! and ENUM/SET members then come from information_schema). Runs again after every reconnect.
 use crate::BinlogError;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;

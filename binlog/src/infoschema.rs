@@ -5,7 +5,7 @@
 //! column names, ENUM/SET members and the primary key. Those come from the server's current
 //! definition, which is only valid for an event if it still matches the event's table map:
 //! [`merge`] checks the column count and, where the map has names, every name, and refuses to
-//! guess otherwise (PITFALLS #10).
+//! guess otherwise (docs/correctness.md, C9).
 use crate::BinlogError;
 use dbtrail_core::{ColumnType, TableRef, TableSchema};
 use mysql_async::Conn;

@@ -4,10 +4,10 @@
 //! `WITH CONSISTENT SNAPSHOT` transactions on every connection, reads the executed GTID set
 //! and binlog position, and releases the lock: every connection then sees exactly the
 //! transactions in that position, so a baseline plus the log's changes after it reproduce the
-//! source (PITFALLS #18). [`read_table`] streams a table in primary-key order through the
-//! binary protocol, converting each value to the same [`Value`] the binlog decoder produces
-//! for it (ENUM/SET are read as their index/bitmask with `CAST(.. AS UNSIGNED)`, strings as raw bytes with
-//! `character_set_results=binary`, TIMESTAMP in UTC).
+//! source (docs/correctness.md, C18). [`read_table`] streams a table in primary-key order
+//! through the binary protocol, converting each value to the same [`Value`] the binlog decoder
+//! produces for it (ENUM/SET are read as their index/bitmask with `CAST(.. AS UNSIGNED)`,
+//! strings as raw bytes with `character_set_results=binary`, TIMESTAMP in UTC).
 use crate::BinlogError;
 use crate::checks::{Flavor, ServerInfo};
 use crate::infoschema::members;

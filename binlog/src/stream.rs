@@ -5,15 +5,16 @@
 //! Capture resumes from a [`Position`] that always lies at a transaction boundary (it is
 //! taken just after a commit event). With GTIDs (MySQL `gtid_mode=ON`, MariaDB) the server is
 //! asked for everything not in the captured set, so a resume can never skip or repeat a
-//! transaction, even on another server after failover (PITFALLS #16). Without GTIDs the
-//! resume is by file:pos on the same server; the server identity is stored with the position.
+//! transaction, even on another server after failover (docs/correctness.md, C16). Without
+//! GTIDs the resume is by file:pos on the same server; the server identity is stored with the
+//! position.
 //!
 //! # Transactions and time
 //! A transaction starts at a GTID (or anonymous GTID) event and ends at XID, a `COMMIT` query,
 //! or, for DDL, at its single query. Its commit time is the GTID event's
 //! `immediate_commit_timestamp` (µs, MySQL 8.0.1+), else the header time of the event that
 //! ends it (MariaDB; whole seconds). The header time of row events is the statement START
-//! time and is never used (PITFALLS #1).
+//! time and is never used (docs/correctness.md, C1).
 //!
 //! # Never skip
 //! Every event type is either handled or rejected: an undecodable event, a CRC mismatch, an
@@ -228,7 +229,8 @@ pub struct GapFound {
 }
 
 /// Where to ask the server to start, after comparing the checkpoint with what the server
-/// still has (PITFALLS #15). Returns the (possibly advanced) start position and the gap.
+/// still has (docs/correctness.md, C15). Returns the (possibly advanced) start position and
+/// the gap.
 pub async fn plan_start(
     conn: &mut Conn,
     info: &ServerInfo,
@@ -832,7 +834,8 @@ impl Capture {
             .iter()
             .any(|k| upper.starts_with(k));
         if dml {
-            // Statement-format DML on a ROW server (a session override): PITFALLS #17.
+            // Statement-format DML on a ROW server (a session override):
+            // docs/correctness.md, C17.
             let table = statement_table(&text, &schema);
             out.push(CaptureItem::Taint {
                 table: table.clone(),

@@ -1,7 +1,8 @@
 //! Tables and their column schemas.
 //!
 //! A table's schema changes with DDL; each change gets a new [`TableSchema::version`] so that
-//! every logged row event names the exact schema it was decoded with (PITFALLS #10).
+//! every logged row event names the exact schema it was decoded with
+//! (docs/correctness.md, C9).
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;

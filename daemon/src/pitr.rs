@@ -2,9 +2,9 @@
 //! mydumper dump, as a background job whose record survives restarts.
 //!
 //! Which transactions a target includes (documented in README.md, "Restores"):
-//! - `--at T`: those whose commit time (µs, from the binlog; PITFALLS #1), truncated to T's
-//!   precision, is at or before T: `--at 14:30:00` includes all of second 14:30:00,
-//!   `--at 14:30:00.250000` cuts inside it. In µs: `commit_us <= T.end_inclusive()`.
+//! - `--at T`: those whose commit time (µs, from the binlog; docs/correctness.md, C1),
+//!   truncated to T's precision, is at or before T: `--at 14:30:00` includes all of second
+//!   14:30:00, `--at 14:30:00.250000` cuts inside it. In µs: `commit_us <= T.end_inclusive()`.
 //! - `--gtid S`: those whose GTID is in S; they must be a prefix of the log after the
 //!   baseline (the state "right after those transactions" must exist).
 //!
@@ -74,7 +74,7 @@ fn describe(t: &TxnRecord) -> String {
 }
 
 /// Validates `req` against the log and catalog: every failure here is one a DBA must see
-/// before any work starts (PITFALLS #19).
+/// before any work starts (docs/correctness.md, C19).
 pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
     let log = &source.log;
     let internal = |e: dbtrail_storage::StorageError| Refused(format!("reading the log: {e}"));

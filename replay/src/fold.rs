@@ -10,8 +10,8 @@
 //!
 //! Keys compare by their exact stored bytes (the images carry what the server stored, so a
 //! row is always named by the same bytes). Tables without a primary key are multisets of
-//! full rows (PITFALLS #12): an insert adds one copy, a delete removes one copy, an update
-//! does both, so duplicate rows are never over-deleted.
+//! full rows (docs/correctness.md, C12): an insert adds one copy, a delete removes one copy,
+//! an update does both, so duplicate rows are never over-deleted.
 //!
 //! Memory is proportional to the keys touched, not to the table.
 use dbtrail_core::{Row, RowChange, Value, codec};

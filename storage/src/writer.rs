@@ -13,8 +13,8 @@
 //!    tables and commit time, so [`Writer::open`] deletes orphaned pieces after a crash.
 //! 3. *Monotonic time.* A transaction's commit time is `max(source commit time, previous
 //!    commit time)`, so the log's clock never goes backwards in binlog order even when the
-//!    server clock or statement times do (PITFALLS #1), and (commit_us, event_id) order equals
-//!    log order.
+//!    server clock or statement times do (docs/correctness.md, C1), and (commit_us, event_id)
+//!    order equals log order.
 use crate::log::{CF_CATALOG, CF_EVENTS, CF_GTIDS, CF_META, CF_TXNS, Pending};
 use crate::{Checkpoint, Gap, Log, StorageError, StoredEvent, Taint, TxnRecord, keys};
 use dbtrail_core::codec;
