@@ -104,6 +104,7 @@ pub fn schema_from_tme(tme: &TableMapEvent<'_>) -> Result<(TableSchema, Vec<Colu
             version: 0,
             columns,
             primary_key,
+            foreign_keys: Vec::new(),
         },
         codecs,
     ))

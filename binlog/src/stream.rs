@@ -425,7 +425,7 @@ pub struct Capture {
     /// A MariaDB GTID event with FL_STANDALONE: the next query is the whole transaction.
     standalone: bool,
     /// A second connection for information_schema lookups (generated/invisible columns,
-    /// and names, members and keys when binlog_row_metadata is not FULL).
+    /// foreign keys, and names, members and keys when binlog_row_metadata is not FULL).
     meta_conn: Option<Conn>,
 }
 
@@ -908,11 +908,14 @@ impl Capture {
         let (mut schema, codecs) =
             schema_from_tme(&tme).map_err(|d| self.decode_err(ev, &what, d))?;
         let lacks_metadata = schema.columns.iter().any(|c| c.name.starts_with('@'));
-        let current = match self.meta_conn.as_mut() {
-            Some(conn) => crate::infoschema::table_columns(conn, &schema.table).await?,
-            None => Vec::new(),
+        let (current, fks) = match self.meta_conn.as_mut() {
+            Some(conn) => (
+                crate::infoschema::table_columns(conn, &schema.table).await?,
+                crate::infoschema::foreign_keys(conn, &schema.table).await?,
+            ),
+            None => (Vec::new(), Vec::new()),
         };
-        if let Err(d) = crate::infoschema::merge(&mut schema, &current, lacks_metadata) {
+        if let Err(d) = crate::infoschema::merge(&mut schema, &current, &fks, lacks_metadata) {
             return Err(self.decode_err(ev, &what, d));
         }
         self.tables.insert(

@@ -5,6 +5,7 @@
 //! or SIGINT: stop accepting, flush every log, exit 0.
 mod api;
 mod backup;
+mod cascades;
 mod config;
 mod metrics;
 mod pitr;

@@ -14,7 +14,7 @@ use dbtrail_binlog::stream::{self, Capture, CaptureItem, GapFound, SourceSpec};
 use dbtrail_core::api::{GapView, SourceState, SourceStatus, TaintView};
 use dbtrail_core::render::rfc3339_micros;
 use dbtrail_core::{Position, TableSchema};
-use dbtrail_storage::{Gap, Log, Taint, Writer};
+use dbtrail_storage::{Gap, Log, ServerFacts, Taint, Writer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -160,6 +160,8 @@ enum ToWriter {
     /// Start a fresh log at this position.
     Init(Position),
     Gap(GapFound),
+    /// What the server said about how it logs, in force from the next event.
+    Facts(ServerFacts),
 }
 
 /// Runs capture for one source until `cancel`.
@@ -314,6 +316,14 @@ async fn capture_once(
         tracing::warn!(source = %source.config.name, missing = %g.missing, "recording a gap: {}", g.reason);
         tx.send(ToWriter::Gap(g)).await.map_err(|_| writer_gone())?;
     }
+    // Before any event of this connection: restores need to know whether the server logs
+    // foreign-key cascades (dbtrail_replay::cascade).
+    tx.send(ToWriter::Facts(ServerFacts {
+        version: info.version.clone(),
+        fk_cascades_logged: info.fk_cascades_logged,
+    }))
+    .await
+    .map_err(|_| writer_gone())?;
     let mut capture = Capture::start(conn, &info, &start, &spec).await?;
     {
         let mut s = lock(&source.shared);
@@ -432,6 +442,12 @@ fn writer_thread(
                 };
                 if let Err(e) = w.record_gap(gap) {
                     return fail(format!("recording a gap: {e}"));
+                }
+                do_flush = true;
+            }
+            Recv::Msg(ToWriter::Facts(f)) => {
+                if let Err(e) = w.record_facts(f) {
+                    return fail(format!("recording the server facts: {e}"));
                 }
                 do_flush = true;
             }

@@ -195,6 +195,9 @@ pub fn plan_text(p: &PitrPlan) -> String {
                 p.not_in_baseline.join(", ")
             )?;
         }
+        for c in &p.cascades {
+            writeln!(o, "foreign key: {c}")?;
+        }
         Ok(())
     })
 }
@@ -278,6 +281,10 @@ mod tests {
             gaps: vec![gap()],
             tainted_tables: vec![taint()],
             not_in_baseline: vec!["shop.new1".into(), "shop.new2".into()],
+            cascades: vec![
+                "shop.c <- shop.orders (fk_c: ON DELETE CASCADE, ON UPDATE RESTRICT): replayed"
+                    .into(),
+            ],
         }
     }
 
@@ -315,6 +322,7 @@ gtid set reached: u1:1-12
 GAP (allowed): u1:5-7 (purged)
 tainted: shop.t since 2026-11-24T11:00:00Z: statement-format DML
 not restorable from this baseline (created after it): shop.new1, shop.new2
+foreign key: shop.c <- shop.orders (fk_c: ON DELETE CASCADE, ON UPDATE RESTRICT): replayed
 "
         );
     }
@@ -331,6 +339,7 @@ not restorable from this baseline (created after it): shop.new1, shop.new2
             gaps: vec![],
             tainted_tables: vec![],
             not_in_baseline: vec![],
+            cascades: vec![],
             ..plan()
         };
         assert_eq!(
