@@ -22,7 +22,7 @@ fn table_sql(server: Server) -> (String, Vec<(&'static str, bool)>) {
     let maria = server.is_mariadb();
     let uuid = if maria { "uuid()" } else { "(uuid())" };
     let srid = if maria {
-        "pt POINT NOT NULL REF_SYSTEM_ID=4326"
+        "pt POINT REF_SYSTEM_ID=4326 NOT NULL"
     } else {
         "pt POINT NOT NULL SRID 4326"
     };
@@ -85,6 +85,17 @@ async fn exec(conn: &mut mysql_async::Conn, sql: &str) {
     conn.query_drop(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A commit in another table after a target, so the log is known to reach past it.
+async fn tick(conn: &mut mysql_async::Conn) {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    exec(
+        conn,
+        "CREATE TABLE IF NOT EXISTS tick (id INT PRIMARY KEY AUTO_INCREMENT)",
+    )
+    .await;
+    exec(conn, "INSERT INTO tick VALUES ()").await;
 }
 
 /// The GTID of the last transaction committed on `conn`.
@@ -181,14 +192,18 @@ async fn matrix(server: Server) {
     // Restore + import with myloader, and with the mysql client.
     let out = tempfile::tempdir().expect("tmp");
     let dir = out.path().join("now");
+    // MariaDB logs commit times in whole seconds: its target is a second.
+    let fmt = if server.is_mariadb() {
+        "SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %H:%i:%s')"
+    } else {
+        "SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f')"
+    };
     let at = {
-        let v: Option<String> = conn
-            .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f')")
-            .await
-            .expect("now");
+        let v: Option<String> = conn.query_first(fmt).await.expect("now");
         v.expect("now")
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tick(&mut conn).await;
     daemon.wait_caught_up(&db).await;
     restore(
         &daemon,
@@ -320,7 +335,8 @@ async fn mydumper_baseline_of_the_matrix_mariadb() {
             .expect("now");
         v.expect("now")
     };
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tick(&mut conn).await;
     daemon.wait_caught_up(&db).await;
     let out = tempfile::tempdir().expect("tmp");
     let dir = out.path().join("r");
