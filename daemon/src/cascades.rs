@@ -227,15 +227,10 @@ pub fn rebuild_all(
         } = settle::<anyhow::Error>(name, &t.schema, base, |tr, mv| {
             rebuild_one(log, plan, t, tr, mv, None)
         })?;
-        if t.requested {
-            let again = rebuild_one(
-                log,
-                plan,
-                t,
-                &tr,
-                &moved,
-                Some((out, chunk_bytes, statement_bytes)),
-            )?;
+        // The final pass, strict: checks every logged change against the derived state.
+        {
+            let write = t.requested.then_some((out, chunk_bytes, statement_bytes));
+            let again = rebuild_one(log, plan, t, &tr, &moved, write)?;
             if again != d {
                 bail!("internal error: the cascades derived for {name} changed between passes");
             }
@@ -333,7 +328,7 @@ fn rebuild_one(
     if let Some(w) = writer {
         w.finish()?;
     }
-    all.sort_by_key(|d| d.at);
+    dbtrail_replay::cascade::sort_derived(&mut all);
     Ok(all)
 }
 

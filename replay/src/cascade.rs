@@ -156,6 +156,8 @@ struct FkTriggers {
 pub struct Triggers {
     table: TableRef,
     fks: Vec<FkTriggers>,
+    /// Check logged changes against the derived state (see [`Triggers::set_strict`]).
+    strict: bool,
 }
 
 fn loose_value(v: &Value) -> Value {
@@ -240,6 +242,7 @@ impl Triggers {
         Ok(Some(Triggers {
             table: child.table.clone(),
             fks,
+            strict: true,
         }))
     }
 
@@ -248,6 +251,7 @@ impl Triggers {
         Triggers {
             table: child.table.clone(),
             fks: Vec::new(),
+            strict: true,
         }
     }
 
@@ -327,6 +331,14 @@ impl Triggers {
             t.by_key.entry(key).or_default().push((at, effect));
         }
         Ok(())
+    }
+
+    /// Whether a logged change that contradicts the derived state is an error (the default)
+    /// or simply applied. [`settle`]'s passes before the last are lenient: a row moved to a
+    /// new key by a derived change reaches that key only in the next pass, so an earlier
+    /// pass can see its key's logged changes before the row arrives.
+    pub fn set_strict(&mut self, strict: bool) {
+        self.strict = strict;
     }
 
     /// Sorts the triggers; call after the last [`Triggers::add_parent_change`].
@@ -555,9 +567,15 @@ impl TimelineApplier<'_> {
             }
         }
         let mut d = self.derived;
-        d.sort_by_key(|x| x.at);
+        sort_derived(&mut d);
         Ok(d)
     }
+}
+
+/// Puts derived changes in their one order: by position, then by their encoded bytes (rows
+/// at one position are independent; a total order makes passes comparable).
+pub fn sort_derived(d: &mut [Derived]) {
+    d.sort_by_cached_key(|x| (x.at, codec::encode(&x.change)));
 }
 
 fn same(a: &Row, b: &Row) -> bool {
@@ -634,7 +652,10 @@ fn walk(
         fire(&mut state, pos, at, derived, &mut touched)?;
         match step {
             Step::Insert(after) => {
-                if touched && let Some(s) = &state {
+                if touched
+                    && tr.strict
+                    && let Some(s) = &state
+                {
                     return Err(disagree(
                         s,
                         "the log inserts a row the derived state still holds".into(),
@@ -643,7 +664,7 @@ fn walk(
                 state = Some(after);
             }
             Step::Update { before, after } => {
-                if touched {
+                if touched && tr.strict {
                     match &state {
                         None => {
                             return Err(disagree(
@@ -665,7 +686,7 @@ fn walk(
                 state = Some(after);
             }
             Step::Delete(before) => {
-                if touched {
+                if touched && tr.strict {
                     match &state {
                         None => {
                             return Err(disagree(
@@ -744,7 +765,8 @@ pub struct Settled {
 }
 
 /// Evaluates a table until its derived changes settle, and returns them with the moves of
-/// the last pass. `base()` makes the triggers from the parents' changes; `pass(triggers,
+/// the last pass and strict triggers: the caller's final pass with them checks every logged
+/// change against the derived state (and must derive the same changes). `base()` makes the triggers from the parents' changes; `pass(triggers,
 /// moves)` rebuilds the table and returns its derived changes. A table that references
 /// itself gets its own derived changes as triggers, and rows moved to a new key by a
 /// derived change are walked under that key, so both take further passes (each settles at
@@ -762,9 +784,11 @@ pub fn settle<E: From<CascadeError>>(
     let mut derived: Vec<Derived> = Vec::new();
     const MAX_PASSES: usize = 64;
     let with = |base: &mut dyn FnMut() -> Result<Triggers, E>,
-                derived: &[Derived]|
+                derived: &[Derived],
+                strict: bool|
      -> Result<(Triggers, Vec<(At, Row)>), E> {
         let mut t = base()?;
+        t.set_strict(strict);
         if self_ref {
             for d in derived {
                 t.add_parent_change(table, schema, d.at, &d.change)?;
@@ -774,10 +798,10 @@ pub fn settle<E: From<CascadeError>>(
         Ok((t, moves(schema, derived)))
     };
     for n in 0..MAX_PASSES {
-        let (t, mv) = with(&mut base, &derived)?;
+        let (t, mv) = with(&mut base, &derived, false)?;
         let next = pass(&t, &mv)?;
         if next == derived || (n == 0 && !self_ref && moves(schema, &next).is_empty()) {
-            let (triggers, moved) = with(&mut base, &next)?;
+            let (triggers, moved) = with(&mut base, &next, true)?;
             return Ok(Settled {
                 triggers,
                 moved,
