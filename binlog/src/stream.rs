@@ -803,7 +803,8 @@ impl Capture {
             .map_err(|e| self.decode_err(&ev, "QUERY event", e.to_string()))?;
         let text = q.query().trim().to_string();
         let schema = q.schema().to_string();
-        let upper: String = text
+        // Classified after leading comments (`/* app */ UPDATE ...` is DML, not DDL).
+        let upper: String = strip_leading_comments(&text)
             .chars()
             .take(24)
             .collect::<String>()
@@ -836,7 +837,7 @@ impl Capture {
         if dml {
             // Statement-format DML on a ROW server (a session override):
             // docs/correctness.md, C17.
-            let table = statement_table(&text, &schema);
+            let table = statement_table(strip_leading_comments(&text), &schema);
             out.push(CaptureItem::Taint {
                 table: table.clone(),
                 reason: format!(
@@ -1028,29 +1029,122 @@ impl Capture {
     }
 }
 
-/// Best-effort table name of a statement-format DML statement, for tainting.
-fn statement_table(text: &str, default_db: &str) -> TableRef {
+/// `text` without leading `/* ... */` (not `/*!` executable ones), `-- ...` and `# ...`
+/// comments and the whitespace around them.
+pub(crate) fn strip_leading_comments(text: &str) -> &str {
+    let mut t = text.trim_start();
+    loop {
+        if t.starts_with("/*") && !t.starts_with("/*!") {
+            match t.find("*/") {
+                Some(e) => t = t[e + 2..].trim_start(),
+                None => return t,
+            }
+        } else if t.starts_with("-- ") || t.starts_with('#') {
+            match t.find('\n') {
+                Some(e) => t = t[e + 1..].trim_start(),
+                None => return "",
+            }
+        } else {
+            return t;
+        }
+    }
+}
+
+/// The table a statement-format DML statement writes, for tainting: a table only when the
+/// statement has the plain single-table form (`INSERT|REPLACE [modifiers] [INTO] t (...|VALUES|
+/// SET|SELECT`, `UPDATE [modifiers] t SET`, `DELETE [modifiers] FROM t [WHERE|ORDER|LIMIT]`,
+/// `LOAD DATA ... INTO TABLE t`); anything else (multi-table UPDATE/DELETE, comments, names this
+/// reading cannot split) is the wildcard `*.*`, which taints every table, because the rows
+/// it changed are unknown (docs/correctness.md, C17). Triggers fired by a statement are not
+/// visible in its text; they are named in C17 as a limit.
+pub(crate) fn statement_table(text: &str, default_db: &str) -> TableRef {
+    let any = TableRef::new("*", "*");
     let words: Vec<&str> = text.split_whitespace().collect();
     let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
-    let after = |kw: &str| {
-        upper
-            .iter()
-            .position(|w| w == kw)
-            .and_then(|i| words.get(i + 1))
+    let at = |i: usize| upper.get(i).map(String::as_str).unwrap_or("");
+    let skip = |mut i: usize, mods: &[&str]| {
+        while mods.contains(&at(i)) {
+            i += 1;
+        }
+        i
     };
-    let name = match upper.first().map(String::as_str) {
-        Some("INSERT") | Some("REPLACE") => after("INTO").or_else(|| words.get(1)),
-        Some("UPDATE") => words.get(1),
-        Some("DELETE") => after("FROM"),
-        Some("LOAD") => after("TABLE"),
-        _ => None,
+    // (index of the table name, what may follow it)
+    let (i, next): (usize, &[&str]) = match at(0) {
+        "INSERT" | "REPLACE" => {
+            let mut i = skip(1, &["LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE"]);
+            if at(i) == "INTO" {
+                i += 1;
+            }
+            (i, &["VALUES", "VALUE", "SET", "SELECT", "PARTITION", "("])
+        }
+        "UPDATE" => (skip(1, &["LOW_PRIORITY", "IGNORE"]), &["SET"]),
+        "DELETE" => {
+            let i = skip(1, &["LOW_PRIORITY", "QUICK", "IGNORE"]);
+            if at(i) != "FROM" {
+                return any;
+            }
+            (i + 1, &["WHERE", "ORDER", "LIMIT", "PARTITION", ""])
+        }
+        "LOAD" => match upper.iter().position(|w| w == "TABLE") {
+            Some(p) if upper.iter().any(|w| w == "INTO") => (
+                p + 1,
+                &[
+                    "CHARACTER",
+                    "FIELDS",
+                    "COLUMNS",
+                    "LINES",
+                    "IGNORE",
+                    "(",
+                    "SET",
+                    "PARTITION",
+                    "",
+                ],
+            ),
+            _ => return any,
+        },
+        _ => return any,
     };
-    let name = name
-        .map(|n| n.split('(').next().unwrap_or(n).replace('`', ""))
-        .unwrap_or_else(|| "*".into());
-    match name.split_once('.') {
-        Some((d, t)) => TableRef::new(d, t),
-        None => TableRef::new(default_db, name),
+    let Some(raw) = words.get(i) else {
+        return any;
+    };
+    // `t(a, b)` glues the column list to the name.
+    let (name, glued) = match raw.split_once('(') {
+        Some((n, _)) => (n, true),
+        None => (*raw, false),
+    };
+    let follows = if glued { "(" } else { at(i + 1) };
+    let follows_ok = next.iter().any(|n| {
+        if *n == "(" {
+            follows.starts_with('(')
+        } else {
+            follows == *n
+        }
+    });
+    let plain = |p: &str| {
+        let p = p
+            .strip_prefix('`')
+            .and_then(|p| p.strip_suffix('`'))
+            .unwrap_or(p);
+        (!p.is_empty() && !p.contains(['`', ',', '(', ')', ';', '*'])).then(|| p.to_string())
+    };
+    if !follows_ok || name.contains(',') {
+        return any;
+    }
+    let parts: Vec<&str> = if name.contains("`.`") || !name.contains('`') {
+        name.splitn(2, '.').collect()
+    } else {
+        vec![name]
+    };
+    match parts.as_slice() {
+        [t] => match plain(t) {
+            Some(t) => TableRef::new(default_db, t),
+            None => any,
+        },
+        [d, t] => match (plain(d), plain(t)) {
+            (Some(d), Some(t)) => TableRef::new(d, t),
+            _ => any,
+        },
+        _ => any,
     }
 }
 
@@ -1072,5 +1166,43 @@ mod tests {
             statement_table("UPDATE t SET a=1", "db"),
             TableRef::new("db", "t")
         );
+        assert_eq!(
+            statement_table("INSERT IGNORE INTO `d`.`t` VALUES (1)", "db"),
+            TableRef::new("d", "t")
+        );
+        assert_eq!(
+            statement_table("DELETE FROM t", "db"),
+            TableRef::new("db", "t")
+        );
+        assert_eq!(
+            statement_table(
+                strip_leading_comments("/* app */ -- x\n UPDATE t SET a=1"),
+                "db"
+            ),
+            TableRef::new("db", "t")
+        );
+        assert_eq!(
+            strip_leading_comments("/*!40101 SET x */"),
+            "/*!40101 SET x */"
+        );
+        let any = TableRef::new("*", "*");
+        // Multi-table forms, comments and what cannot be read write unknown tables.
+        for s in [
+            "UPDATE a, b SET a.x = b.x WHERE a.id = b.id",
+            "UPDATE a JOIN b ON a.id = b.id SET a.x = 1",
+            "DELETE a, b FROM a JOIN b ON a.id = b.id",
+            "DELETE FROM a USING a JOIN b",
+            "DELETE FROM a, b USING a JOIN b",
+            "UPDATE /* hint */ t SET a = 1",
+            "UPDATE `odd name` SET a = 1",
+            "INSERT INTO t SELECT * FROM u",
+        ] {
+            let got = statement_table(s, "db");
+            if s.starts_with("INSERT INTO t SELECT") {
+                assert_eq!(got, TableRef::new("db", "t"), "{s}");
+            } else {
+                assert_eq!(got, any, "{s}");
+            }
+        }
     }
 }

@@ -25,6 +25,13 @@ impl TableRef {
         }
     }
 
+    /// True when `pattern` names this table: exactly, or with `*` as the table (every table
+    /// of its database) or as both parts (every table). Taints use the wildcards when the
+    /// changed table is unknown.
+    pub fn matched_by(&self, pattern: &TableRef) -> bool {
+        pattern == self || (pattern.table == "*" && (pattern.db == "*" || pattern.db == self.db))
+    }
+
     /// The name quoted for SQL: `` `db`.`t` `` with backticks doubled.
     pub fn quoted(&self) -> String {
         format!("{}.{}", quote_ident(&self.db), quote_ident(&self.table))

@@ -271,12 +271,18 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
     let held_commit = last_held.as_ref().map(|t| t.commit_us).unwrap_or(i64::MIN);
     let tainted = log.taints().map_err(internal)?;
     for t in &tainted {
-        if requested.contains(&t.table) && t.since_us <= until_us {
+        if let Some(r) = requested.iter().find(|r| r.matched_by(&t.table))
+            && t.since_us <= until_us
+        {
             refuse!(
-                "the coverage of {} is tainted since {}: {}; it cannot be restored exactly \
-                 past that point (leave it out with --tables)",
-                t.table,
+                "the coverage of {r} is tainted since {}{}: {}; it cannot be restored exactly \
+                 past that point (leave it out with --tables, or restore to a target before it)",
                 rfc3339_micros(t.since_us),
+                if &t.table == r {
+                    String::new()
+                } else {
+                    format!(" (by a change to {})", t.table)
+                },
                 t.reason
             );
         }
