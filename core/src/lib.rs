@@ -6,6 +6,7 @@
 //! - [`schema`]: tables, columns and versioned table schemas.
 //! - [`value`]: [`value::Value`], every column value without loss.
 //! - [`change`]: row changes with full before/after images, and the logged event.
+//! - [`history`]: the restore engine's read trait over a source's log ([`history::ChangeLog`]).
 //! - [`codec`]: the versioned binary encoding of every persisted record.
 //! - [`render`]: values as JSON for people.
 //! - [`baseline`]: baseline manifests (the catalog record of a snapshot) and file naming.
@@ -18,6 +19,7 @@ pub mod baseline;
 pub mod change;
 pub mod codec;
 pub mod gtid;
+pub mod history;
 pub mod position;
 pub mod render;
 pub mod schema;

@@ -8,6 +8,9 @@
 //! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
 //!   for tables without one) and applied to a baseline.
 //! - [`mydumper`]: mydumper 0.10 backups read back as exact values (metadata, layout, rows).
+//! - [`restore`]: the restore engine's execution over [`dbtrail_core::history::ChangeLog`]:
+//!   tables rebuilt in parallel lanes and hash partitions (bounded memory), cascading ones
+//!   first, into the mydumper layout.
 //! - [`reverse`]: statements that undo one transaction.
 //! - [`sql`]: byte-exact SQL literals and INSERT statements for dump files.
 pub mod baseline;
@@ -15,5 +18,6 @@ pub mod cascade;
 pub mod dump;
 pub mod fold;
 pub mod mydumper;
+pub mod restore;
 pub mod reverse;
 pub mod sql;

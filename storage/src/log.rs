@@ -500,3 +500,72 @@ impl Log {
         Ok(())
     }
 }
+
+impl dbtrail_core::history::ChangeLog for Log {
+    fn table_id(
+        &self,
+        table: &TableRef,
+    ) -> Result<Option<u32>, dbtrail_core::history::HistoryError> {
+        Log::table_id(self, table).map_err(history)
+    }
+
+    fn schema(
+        &self,
+        table_id: u32,
+        version: u32,
+    ) -> Result<Option<TableSchema>, dbtrail_core::history::HistoryError> {
+        Log::schema(self, table_id, version).map_err(history)
+    }
+
+    fn scan_table(
+        &self,
+        table_id: u32,
+        since_us: i64,
+        until_us: i64,
+        ids: std::ops::Range<u64>,
+        visit: &mut dyn FnMut(dbtrail_core::history::LoggedChange) -> bool,
+    ) -> Result<(), dbtrail_core::history::HistoryError> {
+        Log::scan_table(
+            self,
+            table_id,
+            since_us,
+            until_us,
+            |commit_us, event_id, ev| {
+                if !ids.contains(&event_id) {
+                    return true;
+                }
+                visit(dbtrail_core::history::LoggedChange {
+                    commit_us,
+                    event_id,
+                    schema_version: ev.schema_version,
+                    change: ev.change,
+                })
+            },
+        )
+        .map_err(history)
+    }
+
+    fn count_table_changes(
+        &self,
+        table_id: u32,
+        since_us: i64,
+        until_us: i64,
+        ids: std::ops::Range<u64>,
+    ) -> Result<u64, dbtrail_core::history::HistoryError> {
+        self.count_table_events(table_id, since_us, until_us, ids)
+            .map_err(history)
+    }
+
+    fn cascades_logged(&self) -> Result<Vec<(u64, bool)>, dbtrail_core::history::HistoryError> {
+        Ok(self
+            .facts()
+            .map_err(history)?
+            .into_iter()
+            .map(|(id, f)| (id, f.fk_cascades_logged))
+            .collect())
+    }
+}
+
+fn history(e: StorageError) -> dbtrail_core::history::HistoryError {
+    dbtrail_core::history::HistoryError(e.to_string())
+}
