@@ -13,8 +13,9 @@
 //! snapshot is at or before the target. The log splits at one transaction into "held by B" and
 //! "not held" (`dbtrail_storage::baselines`), so the changes replayed are exactly the events
 //! with `cut <= event_id < end`.
-use crate::source::{Source, lock, now_us};
+use crate::source::Source;
 use crate::store::BaselineStore;
+use crate::util::{lock, now_us};
 use anyhow::{Context, anyhow};
 use dbtrail_core::api::{GapView, JobStatus, PitrJobView, PitrPlan, PitrRequest};
 use dbtrail_core::baseline::{BaselineManifest, BaselineTable};
@@ -565,7 +566,7 @@ impl Restores {
         std::fs::create_dir_all(&out_dir)
             .with_context(|| format!("creating the output directory {}", out_dir.display()))?;
         // Baseline files: read in place from a local store, else downloaded (streamed).
-        let store = &source.backups.store;
+        let store = &source.store;
         let mut inputs = Vec::new();
         for (n, (entry, table_id)) in plan.tables.iter().enumerate() {
             // A local store's file is read in place.
@@ -632,7 +633,7 @@ impl Restores {
         }
         if s3 {
             lock(job).phase = "uploading".into();
-            let target = BaselineStore::open_output(source, path)?;
+            let target = BaselineStore::open_output(&source.config, path)?;
             let mut names: Vec<PathBuf> = std::fs::read_dir(&out_dir)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .collect();
