@@ -3,9 +3,9 @@
 //! Refuses (definite [`BinlogError::InvalidSetting`]) unless
 //! [`log_bin`](https://dev.mysql.com/doc/refman/8.4/en/replication-options-binary-log.html#sysvar_log_bin)
 //! is on, `binlog_format=ROW`, `binlog_row_image=FULL` and `binlog_row_value_options` is not
-//! `PARTIAL_JSON` (PITFALLS #4), and unless the user holds REPLICATION SLAVE and REPLICATION
-//! CLIENT. Warns when `binlog_row_metadata` is not FULL (column names, signedness and ENUM/SET
-//! members then come from information_schema). Runs again after every reconnect.
+//! `PARTIAL_JSON` (docs/correctness.md, C4), and unless the user holds REPLICATION SLAVE and
+//! REPLICATION CLIENT. Warns when `binlog_row_metadata` is not FULL (column names, signedness
+//! and ENUM/SET members then come from information_schema). Runs again after every reconnect.
 use crate::BinlogError;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
@@ -44,6 +44,9 @@ pub struct ServerInfo {
     pub binlog_expire_seconds: Option<u64>,
     /// `@@binlog_transaction_compression` (MySQL 8.0.20+).
     pub transaction_compression: bool,
+    /// The server logs the child rows that foreign-key actions change (see
+    /// [`fk_cascades_logged`]).
+    pub fk_cascades_logged: bool,
     /// Warnings for the operator (settings we tolerate but that degrade something).
     pub warnings: Vec<String>,
 }
@@ -201,7 +204,13 @@ pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo, BinlogError> {
                 .into(),
         );
     }
+    let native_fk = match flavor {
+        Flavor::Mysql => var(conn, "innodb_native_foreign_keys").await?,
+        Flavor::Mariadb => None,
+    };
+    let fk_cascades_logged = fk_cascades_logged(flavor, native_fk.as_deref());
     Ok(ServerInfo {
+        fk_cascades_logged,
         flavor,
         version,
         server_uuid,
@@ -215,6 +224,20 @@ pub async fn check_server(conn: &mut Conn) -> Result<ServerInfo, BinlogError> {
         transaction_compression: compression,
         warnings,
     })
+}
+
+/// Whether the server writes to the binlog the child rows that foreign-key actions (ON
+/// DELETE/UPDATE CASCADE, SET NULL) change. InnoDB applies those actions inside the engine
+/// and logs only the parent's row (MySQL 8.0/8.4, MariaDB); MySQL 9.x enforces foreign keys
+/// in the SQL layer instead, unless started with `innodb_native_foreign_keys=ON`, and then
+/// logs every child row as its own row event. `native_fk` is `@@innodb_native_foreign_keys`
+/// (None where the server has no such variable: the engine does the cascades).
+/// <https://dev.mysql.com/doc/refman/9.4/en/create-table-foreign-keys.html>
+pub fn fk_cascades_logged(flavor: Flavor, native_fk: Option<&str>) -> bool {
+    match (flavor, native_fk) {
+        (Flavor::Mariadb, _) | (Flavor::Mysql, None) => false,
+        (Flavor::Mysql, Some(v)) => v == "0" || v.eq_ignore_ascii_case("OFF"),
+    }
 }
 
 async fn check_privileges(conn: &mut Conn) -> Result<(), BinlogError> {
@@ -253,4 +276,19 @@ async fn check_privileges(conn: &mut Conn) -> Result<(), BinlogError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cascades_are_logged_only_by_sql_layer_foreign_keys() {
+        assert!(fk_cascades_logged(Flavor::Mysql, Some("OFF")));
+        assert!(fk_cascades_logged(Flavor::Mysql, Some("0")));
+        assert!(!fk_cascades_logged(Flavor::Mysql, Some("ON")));
+        assert!(!fk_cascades_logged(Flavor::Mysql, Some("1")));
+        assert!(!fk_cascades_logged(Flavor::Mysql, None));
+        assert!(!fk_cascades_logged(Flavor::Mariadb, None));
+    }
 }

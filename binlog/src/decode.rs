@@ -2,8 +2,8 @@
 //!
 //! Signedness, column names, charsets, ENUM/SET members, visibility and the primary key come
 //! from the table map's optional metadata (`binlog_row_metadata=FULL`); without it integers
-//! would read as signed (PITFALLS #7), so the capture task refuses tables whose map lacks it
-//! unless a schema from information_schema is supplied. The real type of
+//! would read as signed (docs/correctness.md, C6), so the capture task refuses tables whose
+//! map lacks it unless a schema from information_schema is supplied. The real type of
 //! MYSQL_TYPE_STRING columns (CHAR, ENUM, SET) is taken from the metadata bytes.
 use crate::rows::ColumnCodec;
 use dbtrail_core::{ColumnDef, ColumnType, TableRef, TableSchema};
@@ -104,6 +104,7 @@ pub fn schema_from_tme(tme: &TableMapEvent<'_>) -> Result<(TableSchema, Vec<Colu
             version: 0,
             columns,
             primary_key,
+            foreign_keys: Vec::new(),
         },
         codecs,
     ))

@@ -5,9 +5,24 @@
 //! column names, ENUM/SET members and the primary key. Those come from the server's current
 //! definition, which is only valid for an event if it still matches the event's table map:
 //! [`merge`] checks the column count and, where the map has names, every name, and refuses to
-//! guess otherwise (PITFALLS #10).
+//! guess otherwise (docs/correctness.md, C9).
+//!
+//! Server metadata is read from columns that state a fact exactly, never by searching text:
+//! - generated: `GENERATION_EXPRESSION` is non-empty (MySQL prints `''`, MariaDB `NULL` for
+//!   other columns) and `EXTRA` holds the token pair `VIRTUAL GENERATED` / `STORED
+//!   GENERATED` (MariaDB also `PERSISTENT GENERATED`). `EXTRA` alone is not enough: MySQL
+//!   8.0.13+ prints `DEFAULT_GENERATED` for every column with an expression default
+//!   (`DEFAULT CURRENT_TIMESTAMP`, `DEFAULT (uuid())`), and those are ordinary columns
+//!   whose values dumps must carry. When the two signals disagree the read fails.
+//! - invisible: the exact token `INVISIBLE` in `EXTRA` (tokens split at spaces and commas:
+//!   MariaDB prints `VIRTUAL GENERATED, INVISIBLE`).
+//! - unsigned: the `unsigned` word after the type's parenthesised arguments in
+//!   `COLUMN_TYPE` (so `enum('unsigned')` is not unsigned).
+//! - foreign keys: `REFERENTIAL_CONSTRAINTS` (`DELETE_RULE`, `UPDATE_RULE`, exact words) joined
+//!   with `KEY_COLUMN_USAGE` for the column pairs (docs/correctness.md, C10 and C11).
 use crate::BinlogError;
 use dbtrail_core::{ColumnType, TableRef, TableSchema};
+use dbtrail_core::{FkAction, ForeignKey};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
@@ -22,9 +37,9 @@ pub struct CurrentColumn {
     pub data_type: String,
     /// Collation id, if any.
     pub collation: Option<u16>,
-    /// EXTRA mentions GENERATED.
+    /// A VIRTUAL or STORED generated column (see the module doc for how this is decided).
     pub generated: bool,
-    /// EXTRA mentions INVISIBLE.
+    /// EXTRA holds the token INVISIBLE.
     pub invisible: bool,
     /// Position in the primary key (1-based), if part of it.
     pub pk_position: Option<u32>,
@@ -46,7 +61,8 @@ pub async fn table_columns(
     let rows: Vec<mysql_async::Row> = conn
         .exec(
             "SELECT c.COLUMN_NAME, c.COLUMN_TYPE, c.DATA_TYPE, co.ID, c.EXTRA, k.ORDINAL_POSITION, \
-             c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION, c.IS_NULLABLE \
+             c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION, c.IS_NULLABLE, \
+             c.GENERATION_EXPRESSION \
              FROM information_schema.COLUMNS c \
              LEFT JOIN information_schema.COLLATIONS co ON co.COLLATION_NAME = c.COLLATION_NAME \
              LEFT JOIN information_schema.KEY_COLUMN_USAGE k ON k.TABLE_SCHEMA = c.TABLE_SCHEMA \
@@ -71,20 +87,122 @@ pub async fn table_columns(
                 .ok_or_else(|| bad(what))
         };
         let num = |i: usize| r.get::<Option<u64>, _>(i).flatten();
-        let extra = text(4, "EXTRA")?.to_ascii_uppercase();
+        let name = text(0, "COLUMN_NAME")?;
+        let extra = text(4, "EXTRA")?;
+        let expression = r.get::<Option<String>, _>(10).flatten().unwrap_or_default();
+        let (generated, invisible) =
+            column_flags(&extra, &expression).map_err(|detail| BinlogError::Protocol {
+                action: format!("reading the columns of {table} from information_schema"),
+                detail: format!("column {name}: {detail}"),
+            })?;
         out.push(CurrentColumn {
-            name: text(0, "COLUMN_NAME")?,
+            name,
             column_type: text(1, "COLUMN_TYPE")?,
             data_type: text(2, "DATA_TYPE")?.to_ascii_lowercase(),
             collation: num(3).and_then(|c| u16::try_from(c).ok()),
-            generated: extra.contains("GENERATED"),
-            invisible: extra.contains("INVISIBLE"),
+            generated,
+            invisible,
             pk_position: num(5).and_then(|p| u32::try_from(p).ok()),
             precision: num(6),
             scale: num(7),
             fsp: num(8),
             nullable: text(9, "IS_NULLABLE")?.eq_ignore_ascii_case("YES"),
         });
+    }
+    Ok(out)
+}
+
+/// (generated, invisible) from `EXTRA` and `GENERATION_EXPRESSION`, by exact tokens.
+pub fn column_flags(extra: &str, generation_expression: &str) -> Result<(bool, bool), String> {
+    let tokens: Vec<String> = extra
+        .split([' ', ','])
+        .filter(|t| !t.is_empty())
+        .map(|t| t.to_ascii_uppercase())
+        .collect();
+    let by_token = tokens.windows(2).any(|w| {
+        matches!(w[0].as_str(), "VIRTUAL" | "STORED" | "PERSISTENT") && w[1] == "GENERATED"
+    });
+    let by_expression = !generation_expression.is_empty();
+    if by_token != by_expression {
+        return Err(format!(
+            "information_schema disagrees with itself about whether it is generated (EXTRA \
+             {extra:?}, GENERATION_EXPRESSION {generation_expression:?}); dbtrail will not \
+             guess. Report this server version"
+        ));
+    }
+    Ok((by_token, tokens.iter().any(|t| t == "INVISIBLE")))
+}
+
+/// True when a `COLUMN_TYPE` such as `int(10) unsigned zerofill` is unsigned: the word
+/// `unsigned` after the parenthesised arguments (never inside ENUM/SET member text).
+pub fn is_unsigned(column_type: &str) -> bool {
+    let tail = match column_type.rfind(')') {
+        Some(i) => &column_type[i + 1..],
+        None => column_type,
+    };
+    tail.split_ascii_whitespace()
+        .any(|w| w.eq_ignore_ascii_case("unsigned"))
+}
+
+/// Reads the foreign keys of `table` (as the child), in constraint-name order.
+pub async fn foreign_keys(
+    conn: &mut Conn,
+    table: &TableRef,
+) -> Result<Vec<ForeignKey>, BinlogError> {
+    let action = format!("reading the foreign keys of {table} from information_schema");
+    let rows: Vec<mysql_async::Row> = conn
+        .exec(
+            "SELECT rc.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, \
+             k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, rc.DELETE_RULE, rc.UPDATE_RULE \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS rc \
+             JOIN information_schema.KEY_COLUMN_USAGE k \
+               ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA \
+              AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME AND k.TABLE_NAME = rc.TABLE_NAME \
+             WHERE rc.CONSTRAINT_SCHEMA = ? AND rc.TABLE_NAME = ? \
+             ORDER BY rc.CONSTRAINT_NAME, k.ORDINAL_POSITION",
+            (table.db.as_str(), table.table.as_str()),
+        )
+        .await
+        .map_err(BinlogError::driver(action.clone()))?;
+    let mut out: Vec<ForeignKey> = Vec::new();
+    for r in rows {
+        let text = |i: usize, what: &str| -> Result<String, BinlogError> {
+            r.get::<Option<String>, _>(i)
+                .flatten()
+                .ok_or_else(|| BinlogError::Protocol {
+                    action: action.clone(),
+                    detail: format!("missing {what}"),
+                })
+        };
+        let rule = |i: usize, what: &str| -> Result<FkAction, BinlogError> {
+            let t = text(i, what)?;
+            FkAction::from_rule(&t).ok_or_else(|| BinlogError::Protocol {
+                action: action.clone(),
+                detail: format!("unknown {what} {t:?}"),
+            })
+        };
+        let name = text(0, "CONSTRAINT_NAME")?;
+        let column = text(1, "COLUMN_NAME")?;
+        let parent = TableRef::new(
+            text(2, "REFERENCED_TABLE_SCHEMA")?,
+            text(3, "REFERENCED_TABLE_NAME")?,
+        );
+        let parent_column = text(4, "REFERENCED_COLUMN_NAME")?;
+        let (on_delete, on_update) = (rule(5, "DELETE_RULE")?, rule(6, "UPDATE_RULE")?);
+        match out.last_mut() {
+            Some(fk) if fk.name == name => {
+                fk.columns.push(column);
+                fk.parent_columns.push(parent_column);
+            }
+            _ => out.push(ForeignKey {
+                name,
+                columns: vec![column],
+                parent,
+                parent_columns: vec![parent_column],
+                on_delete,
+                on_update,
+            }),
+        }
     }
     Ok(out)
 }
@@ -157,11 +275,27 @@ fn compatible(ty: &ColumnType, data_type: &str) -> bool {
     }
 }
 
-/// Completes `schema` (decoded from a table map) with `current`. When the map lacks metadata
-/// (`lacks_metadata`), names, members and the key come from `current`, which must then match
-/// column for column; otherwise only the extras (generated, invisible, SQL type) are taken,
-/// and only when the names agree.
+/// Completes `schema` (decoded from a table map) with `current` and the table's current
+/// foreign keys. When the map lacks metadata (`lacks_metadata`), names, members and the key
+/// come from `current`, which must then match column for column; otherwise only the extras
+/// (generated, invisible, SQL type, foreign keys) are taken, and only when the names agree.
+/// Foreign keys are kept only when every column they name exists in the event's schema.
 pub fn merge(
+    schema: &mut TableSchema,
+    current: &[CurrentColumn],
+    foreign_keys: &[ForeignKey],
+    lacks_metadata: bool,
+) -> Result<(), String> {
+    merge_columns(schema, current, lacks_metadata)?;
+    schema.foreign_keys = foreign_keys
+        .iter()
+        .filter(|fk| fk.columns.iter().all(|c| schema.column_index(c).is_some()))
+        .cloned()
+        .collect();
+    Ok(())
+}
+
+fn merge_columns(
     schema: &mut TableSchema,
     current: &[CurrentColumn],
     lacks_metadata: bool,
@@ -219,7 +353,7 @@ pub fn merge(
         if matches!(c.ty, ColumnType::Enum | ColumnType::Set) && c.members.is_empty() {
             c.members = members(&cur.column_type);
         }
-        if cur.column_type.to_ascii_lowercase().contains("unsigned") {
+        if is_unsigned(&cur.column_type) {
             c.unsigned = true;
         }
         if let Some(p) = cur.pk_position {
@@ -245,5 +379,44 @@ mod tests {
         );
         assert_eq!(members("set('')"), vec![Vec::<u8>::new()]);
         assert!(members("int").is_empty());
+    }
+
+    #[test]
+    fn generated_and_invisible_by_exact_tokens() {
+        // What MySQL 9.7 and MariaDB 10.11 print (EXTRA, GENERATION_EXPRESSION).
+        let cases = [
+            ("auto_increment", "", (false, false)),
+            ("DEFAULT_GENERATED", "", (false, false)),
+            (
+                "DEFAULT_GENERATED on update CURRENT_TIMESTAMP(6)",
+                "",
+                (false, false),
+            ),
+            ("on update current_timestamp(6)", "", (false, false)),
+            ("VIRTUAL GENERATED", "(`a` + 1)", (true, false)),
+            ("STORED GENERATED", "(`a` * 2)", (true, false)),
+            ("PERSISTENT GENERATED", "`a` * 2", (true, false)),
+            ("INVISIBLE", "", (false, true)),
+            ("DEFAULT_GENERATED INVISIBLE", "", (false, true)),
+            ("VIRTUAL GENERATED INVISIBLE", "(`a` + 3)", (true, true)),
+            ("VIRTUAL GENERATED, INVISIBLE", "`a` + 3", (true, true)),
+            ("", "", (false, false)),
+        ];
+        for (extra, expr, want) in cases {
+            assert_eq!(column_flags(extra, expr), Ok(want), "{extra:?}");
+        }
+        assert!(column_flags("DEFAULT_GENERATED", "`a` + 1").is_err());
+        assert!(column_flags("VIRTUAL GENERATED", "").is_err());
+    }
+
+    #[test]
+    fn unsigned_only_after_the_arguments() {
+        assert!(is_unsigned("int unsigned"));
+        assert!(is_unsigned("int(10) unsigned zerofill"));
+        assert!(is_unsigned("decimal(10,2) unsigned"));
+        assert!(!is_unsigned("int"));
+        assert!(!is_unsigned("enum('unsigned','b')"));
+        assert!(!is_unsigned("set('x unsigned')"));
+        assert!(!is_unsigned("varchar(20)"));
     }
 }

@@ -4,10 +4,10 @@
 //! `WITH CONSISTENT SNAPSHOT` transactions on every connection, reads the executed GTID set
 //! and binlog position, and releases the lock: every connection then sees exactly the
 //! transactions in that position, so a baseline plus the log's changes after it reproduce the
-//! source (PITFALLS #18). [`read_table`] streams a table in primary-key order through the
-//! binary protocol, converting each value to the same [`Value`] the binlog decoder produces
-//! for it (ENUM/SET are read as their index/bitmask with `CAST(.. AS UNSIGNED)`, strings as raw bytes with
-//! `character_set_results=binary`, TIMESTAMP in UTC).
+//! source (docs/correctness.md, C18). [`read_table`] streams a table in primary-key order
+//! through the binary protocol, converting each value to the same [`Value`] the binlog decoder
+//! produces for it (ENUM/SET are read as their index/bitmask with `CAST(.. AS UNSIGNED)`,
+//! strings as raw bytes with `character_set_results=binary`, TIMESTAMP in UTC).
 use crate::BinlogError;
 use crate::checks::{Flavor, ServerInfo};
 use crate::infoschema::members;
@@ -154,6 +154,7 @@ pub async fn show_create_table(conn: &mut Conn, table: &TableRef) -> Result<Stri
 /// binlog decoder uses.
 pub async fn table_schema(conn: &mut Conn, table: &TableRef) -> Result<TableSchema, BinlogError> {
     let current = crate::infoschema::table_columns(conn, table).await?;
+    let foreign_keys = crate::infoschema::foreign_keys(conn, table).await?;
     if current.is_empty() {
         return Err(BinlogError::Config(format!(
             "table {table} does not exist or the dbtrail user cannot see it (GRANT SELECT)"
@@ -205,7 +206,7 @@ pub async fn table_schema(conn: &mut Conn, table: &TableRef) -> Result<TableSche
             }
         };
         let mut col = ColumnDef::new(c.name, ty.clone());
-        col.unsigned = ct.contains("unsigned");
+        col.unsigned = crate::infoschema::is_unsigned(&ct);
         col.nullable = c.nullable;
         col.collation = c.collation;
         if matches!(
@@ -232,6 +233,7 @@ pub async fn table_schema(conn: &mut Conn, table: &TableRef) -> Result<TableSche
         version: 0,
         columns,
         primary_key: pk.into_iter().map(|(_, i)| i).collect(),
+        foreign_keys,
     })
 }
 

@@ -5,15 +5,16 @@
 //! Capture resumes from a [`Position`] that always lies at a transaction boundary (it is
 //! taken just after a commit event). With GTIDs (MySQL `gtid_mode=ON`, MariaDB) the server is
 //! asked for everything not in the captured set, so a resume can never skip or repeat a
-//! transaction, even on another server after failover (PITFALLS #16). Without GTIDs the
-//! resume is by file:pos on the same server; the server identity is stored with the position.
+//! transaction, even on another server after failover (docs/correctness.md, C16). Without
+//! GTIDs the resume is by file:pos on the same server; the server identity is stored with the
+//! position.
 //!
 //! # Transactions and time
 //! A transaction starts at a GTID (or anonymous GTID) event and ends at XID, a `COMMIT` query,
 //! or, for DDL, at its single query. Its commit time is the GTID event's
 //! `immediate_commit_timestamp` (µs, MySQL 8.0.1+), else the header time of the event that
 //! ends it (MariaDB; whole seconds). The header time of row events is the statement START
-//! time and is never used (PITFALLS #1).
+//! time and is never used (docs/correctness.md, C1).
 //!
 //! # Never skip
 //! Every event type is either handled or rejected: an undecodable event, a CRC mismatch, an
@@ -228,7 +229,8 @@ pub struct GapFound {
 }
 
 /// Where to ask the server to start, after comparing the checkpoint with what the server
-/// still has (PITFALLS #15). Returns the (possibly advanced) start position and the gap.
+/// still has (docs/correctness.md, C15). Returns the (possibly advanced) start position and
+/// the gap.
 pub async fn plan_start(
     conn: &mut Conn,
     info: &ServerInfo,
@@ -423,7 +425,7 @@ pub struct Capture {
     /// A MariaDB GTID event with FL_STANDALONE: the next query is the whole transaction.
     standalone: bool,
     /// A second connection for information_schema lookups (generated/invisible columns,
-    /// and names, members and keys when binlog_row_metadata is not FULL).
+    /// foreign keys, and names, members and keys when binlog_row_metadata is not FULL).
     meta_conn: Option<Conn>,
 }
 
@@ -832,7 +834,8 @@ impl Capture {
             .iter()
             .any(|k| upper.starts_with(k));
         if dml {
-            // Statement-format DML on a ROW server (a session override): PITFALLS #17.
+            // Statement-format DML on a ROW server (a session override):
+            // docs/correctness.md, C17.
             let table = statement_table(&text, &schema);
             out.push(CaptureItem::Taint {
                 table: table.clone(),
@@ -905,11 +908,14 @@ impl Capture {
         let (mut schema, codecs) =
             schema_from_tme(&tme).map_err(|d| self.decode_err(ev, &what, d))?;
         let lacks_metadata = schema.columns.iter().any(|c| c.name.starts_with('@'));
-        let current = match self.meta_conn.as_mut() {
-            Some(conn) => crate::infoschema::table_columns(conn, &schema.table).await?,
-            None => Vec::new(),
+        let (current, fks) = match self.meta_conn.as_mut() {
+            Some(conn) => (
+                crate::infoschema::table_columns(conn, &schema.table).await?,
+                crate::infoschema::foreign_keys(conn, &schema.table).await?,
+            ),
+            None => (Vec::new(), Vec::new()),
         };
-        if let Err(d) = crate::infoschema::merge(&mut schema, &current, lacks_metadata) {
+        if let Err(d) = crate::infoschema::merge(&mut schema, &current, &fks, lacks_metadata) {
             return Err(self.decode_err(ev, &what, d));
         }
         self.tables.insert(

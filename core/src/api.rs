@@ -273,6 +273,10 @@ pub struct PitrPlan {
     pub tainted_tables: Vec<TaintView>,
     /// Tables the log knows that the baseline does not hold (created after it).
     pub not_in_baseline: Vec<String>,
+    /// Foreign-key actions the restore replays: one line per cascading foreign key of a
+    /// restored table (and of the parents it needs), saying whose changes are replayed.
+    #[serde(default)]
+    pub cascades: Vec<String>,
 }
 
 /// `POST .../pitr` answer: the job (`pitr_id`, running) or, for a dry run, just the plan.

@@ -6,9 +6,9 @@
 //! removed at the next start. The manifest is also the catalog record (RocksDB) and the API's
 //! view of a baseline, so the three never disagree on a field.
 //!
-//! The position is the exact state the snapshot reflects (PITFALLS #18): every transaction in
-//! `position.gtid_set` (or, on servers without GTIDs, every transaction that ends at or before
-//! `position.file:pos`) is in the files; replay applies exactly the others.
+//! The position is the exact state the snapshot reflects (docs/correctness.md, C18): every
+//! transaction in `position.gtid_set` (or, on servers without GTIDs, every transaction that
+//! ends at or before `position.file:pos`) is in the files; replay applies exactly the others.
 use crate::position::Position;
 use crate::schema::TableRef;
 use serde::{Deserialize, Serialize};

@@ -27,5 +27,5 @@ pub mod value;
 pub use change::{ChangeEvent, Row, RowChange};
 pub use gtid::{Gtid, GtidSet};
 pub use position::Position;
-pub use schema::{ColumnDef, ColumnType, TableRef, TableSchema};
+pub use schema::{ColumnDef, ColumnType, FkAction, ForeignKey, TableRef, TableSchema};
 pub use value::Value;

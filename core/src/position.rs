@@ -1,9 +1,10 @@
 //! Replication positions.
 //!
 //! A [`Position`] is where capture stands in a source's history: the executed GTID set
-//! (authoritative when the server has GTIDs; it survives failover, PITFALLS #16) plus the binlog
-//! file and offset of the NEXT event to read (always at a transaction boundary) and the UUID
-//! of the server that file:pos belongs to. File positions are never compared across servers.
+//! (authoritative when the server has GTIDs; it survives failover, docs/correctness.md, C16)
+//! plus the binlog file and offset of the NEXT event to read (always at a transaction
+//! boundary) and the UUID of the server that file:pos belongs to. File positions are never
+//! compared across servers.
 use crate::gtid::GtidSet;
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,7 +1,8 @@
 //! Tables and their column schemas.
 //!
 //! A table's schema changes with DDL; each change gets a new [`TableSchema::version`] so that
-//! every logged row event names the exact schema it was decoded with (PITFALLS #10).
+//! every logged row event names the exact schema it was decoded with
+//! (docs/correctness.md, C9).
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -210,6 +211,118 @@ pub struct TableSchema {
     pub columns: Vec<ColumnDef>,
     /// Indexes into `columns` of the primary key (empty: the table has none).
     pub primary_key: Vec<usize>,
+    /// The table's foreign keys (it is the child), as `information_schema` stated them when
+    /// this version was read. Empty for schemas recorded before foreign keys were tracked.
+    #[serde(default)]
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+/// What a foreign key does to the child rows when the parent row is deleted or its
+/// referenced columns change (`information_schema.REFERENTIAL_CONSTRAINTS`
+/// `DELETE_RULE` / `UPDATE_RULE`, compared exactly).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FkAction {
+    /// `RESTRICT`: the parent change is refused while children exist.
+    Restrict,
+    /// `NO ACTION`: the same as RESTRICT in InnoDB.
+    NoAction,
+    /// `CASCADE`: children are deleted (on delete) or take the new key (on update).
+    Cascade,
+    /// `SET NULL`: the children's foreign-key columns become NULL.
+    SetNull,
+    /// `SET DEFAULT`: parsed by MySQL, rejected by InnoDB.
+    SetDefault,
+}
+
+impl FkAction {
+    /// Parses a rule as information_schema prints it (`CASCADE`, `SET NULL`, ...), exactly.
+    pub fn from_rule(rule: &str) -> Option<FkAction> {
+        Some(match rule {
+            "RESTRICT" => FkAction::Restrict,
+            "NO ACTION" => FkAction::NoAction,
+            "CASCADE" => FkAction::Cascade,
+            "SET NULL" => FkAction::SetNull,
+            "SET DEFAULT" => FkAction::SetDefault,
+            _ => return None,
+        })
+    }
+
+    /// True when the action changes child rows (CASCADE, SET NULL, SET DEFAULT).
+    pub fn changes_children(self) -> bool {
+        matches!(
+            self,
+            FkAction::Cascade | FkAction::SetNull | FkAction::SetDefault
+        )
+    }
+
+    /// The rule as SQL spells it.
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            FkAction::Restrict => "RESTRICT",
+            FkAction::NoAction => "NO ACTION",
+            FkAction::Cascade => "CASCADE",
+            FkAction::SetNull => "SET NULL",
+            FkAction::SetDefault => "SET DEFAULT",
+        }
+    }
+}
+
+/// One foreign key of a (child) table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    /// Constraint name.
+    pub name: String,
+    /// The child's columns, in constraint order.
+    pub columns: Vec<String>,
+    /// The referenced (parent) table.
+    pub parent: TableRef,
+    /// The parent's referenced columns, paired with `columns`.
+    pub parent_columns: Vec<String>,
+    /// ON DELETE.
+    pub on_delete: FkAction,
+    /// ON UPDATE.
+    pub on_update: FkAction,
+}
+
+impl ForeignKey {
+    /// True when deleting or re-keying a parent row can change child rows.
+    pub fn cascades(&self) -> bool {
+        self.on_delete.changes_children() || self.on_update.changes_children()
+    }
+}
+
+/// [`TableSchema`] as schema records were encoded before foreign keys were tracked (the
+/// binary codec is positional: an old record simply ends before `foreign_keys`).
+#[derive(Deserialize)]
+struct TableSchemaV1 {
+    table: TableRef,
+    version: u32,
+    columns: Vec<ColumnDef>,
+    primary_key: Vec<usize>,
+}
+
+impl TableSchema {
+    /// Decodes a persisted schema record, current or from before foreign keys were tracked.
+    pub fn decode_record(bytes: &[u8]) -> Result<TableSchema, crate::codec::CodecError> {
+        match crate::codec::decode::<TableSchema>("schema", bytes) {
+            Ok(s) => Ok(s),
+            Err(e) => match crate::codec::decode::<TableSchemaV1>("schema", bytes) {
+                Ok(v1) => Ok(TableSchema {
+                    table: v1.table,
+                    version: v1.version,
+                    columns: v1.columns,
+                    primary_key: v1.primary_key,
+                    foreign_keys: Vec::new(),
+                }),
+                Err(_) => Err(e),
+            },
+        }
+    }
+
+    /// Index of the column named `name`.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
 }
 
 impl TableSchema {

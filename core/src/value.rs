@@ -4,8 +4,9 @@
 //! - integers keep their signedness (`Int` vs `UInt`), so BIGINT UNSIGNED above 2^63 stays exact;
 //! - DECIMAL is its canonical decimal text (up to 65 digits), never a float;
 //! - character data is the raw bytes in the column's charset (`Str`), binary data is `Bytes`:
-//!   nothing is transcoded, so latin1 or invalid UTF-8 survives (PITFALLS #8);
-//! - TIMESTAMP is UTC epoch microseconds, independent of any time zone (PITFALLS #2);
+//!   nothing is transcoded, so latin1 or invalid UTF-8 survives (docs/correctness.md, C7);
+//! - TIMESTAMP is UTC epoch microseconds, independent of any time zone
+//!   (docs/correctness.md, C2);
 //!   DATETIME/DATE/TIME keep their calendar fields and microseconds; zero dates are representable;
 //! - ENUM is the 1-based member index (0 = the empty error value) and SET the member bitmask,
 //!   both exactly what the binlog carries; the member names live in the column schema;

@@ -1,5 +1,11 @@
 //! Client library for the dbtrail daemon's API on its unix socket.
-use anyhow::{Context, anyhow};
+//!
+//! [`Client`] sends one HTTP/1.1 request per connection and decodes the JSON answer into the
+//! wire types of [`dbtrail_core::api`]. Its methods return `anyhow` errors; the two failures a
+//! caller may act on are an [`Error`] in the chain: the socket could not be connected to
+//! ([`Error::Unreachable`]), or the daemon answered with an error status ([`Error::Api`],
+//! [`Error::Status`]). `dbtrailctl` maps them to its exit status.
+use anyhow::Context;
 use dbtrail_core::api::{
     BackupJobView, BackupStarted, BackupsResponse, ErrorBody, EventsResponse, SourceStatus,
     SourcesResponse,
@@ -12,6 +18,41 @@ use std::path::{Path, PathBuf};
 
 /// The default socket path.
 pub const DEFAULT_SOCKET: &str = "/run/dbtrail/dbtrail.sock";
+
+/// A failure of a request that callers tell apart from the others.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Connecting to the socket failed: no such file, nobody listening, or permission denied.
+    #[error(
+        "cannot connect to dbtraild at {} (is it running? set --socket or DBTRAIL_SOCKET)",
+        socket.display()
+    )]
+    Unreachable {
+        /// The socket path.
+        socket: PathBuf,
+        /// Why the connection failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The daemon refused or failed the request, with its error body.
+    #[error("{message} ({code})")]
+    Api {
+        /// The HTTP status.
+        status: hyper::StatusCode,
+        /// The machine-readable code (`bad_request`, `not_found`, `conflict`...).
+        code: String,
+        /// What went wrong and what to do.
+        message: String,
+    },
+    /// The daemon answered an error status without an error body.
+    #[error("dbtraild answered {status}: {body}")]
+    Status {
+        /// The HTTP status.
+        status: hyper::StatusCode,
+        /// The body as text.
+        body: String,
+    },
+}
 
 /// A client bound to one socket.
 pub struct Client {
@@ -60,12 +101,12 @@ impl Client {
         path: &str,
         body: Option<String>,
     ) -> anyhow::Result<T> {
-        let stream = tokio::net::UnixStream::connect(&self.socket).await.with_context(|| {
-            format!(
-                "cannot connect to dbtraild at {} (is it running? set --socket or DBTRAIL_SOCKET)",
-                self.socket.display()
-            )
-        })?;
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| Error::Unreachable {
+                socket: self.socket.clone(),
+                source,
+            })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .context("HTTP handshake with dbtraild")?;
@@ -90,12 +131,18 @@ impl Client {
             .to_bytes();
         if !status.is_success() {
             if let Ok(e) = serde_json::from_slice::<ErrorBody>(&body) {
-                return Err(anyhow!("{} ({})", e.error.message, e.error.code));
+                return Err(Error::Api {
+                    status,
+                    code: e.error.code,
+                    message: e.error.message,
+                }
+                .into());
             }
-            return Err(anyhow!(
-                "dbtraild answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            ));
+            return Err(Error::Status {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            }
+            .into());
         }
         serde_json::from_slice(&body).with_context(|| format!("decoding the answer to {path}"))
     }

@@ -483,6 +483,16 @@ fn build_undo(
         }
     }
     changes.sort_by_key(|(id, _, _)| *id);
+    if let Some(why) =
+        crate::cascades::undo_blocker(source, &changes).map_err(ApiError::internal)?
+    {
+        return Err(ApiError::bad(format!(
+            "transaction {gtid} cannot be undone row by row: {why}. Restore the affected tables \
+             as they were just before it with `dbtrailctl pitr --tables ... --at '{}'` (the \
+             restore derives the cascaded rows) instead",
+            rfc3339_micros(txn.commit_us - 1)
+        )));
+    }
     if !conflicts.is_empty() && !force {
         return Err(ApiError {
             status: StatusCode::CONFLICT,

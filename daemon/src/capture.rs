@@ -15,6 +15,7 @@ use dbtrail_binlog::BinlogError;
 use dbtrail_binlog::checks::{self, ServerInfo};
 use dbtrail_binlog::stream::{self, Capture};
 use dbtrail_core::api::SourceState;
+use dbtrail_storage::ServerFacts;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -165,6 +166,14 @@ async fn capture_once(
         tracing::warn!(source = %source.config.name, missing = %g.missing, "recording a gap: {}", g.reason);
         tx.send(ToWriter::Gap(g)).await.map_err(|_| writer_gone())?;
     }
+    // Before any event of this connection: restores need to know whether the server logs
+    // foreign-key cascades (dbtrail_replay::cascade).
+    tx.send(ToWriter::Facts(ServerFacts {
+        version: info.version.clone(),
+        fk_cascades_logged: info.fk_cascades_logged,
+    }))
+    .await
+    .map_err(|_| writer_gone())?;
     let mut capture = Capture::start(conn, &info, &start, &spec).await?;
     {
         let mut s = lock(&source.shared);

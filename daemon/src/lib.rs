@@ -26,6 +26,7 @@
 pub mod api;
 pub mod backup;
 pub mod capture;
+pub mod cascades;
 pub mod config;
 pub mod exporter;
 pub mod metrics;

@@ -2,9 +2,9 @@
 //! mydumper dump, as a background job whose record survives restarts.
 //!
 //! Which transactions a target includes (documented in README.md, "Restores"):
-//! - `--at T`: those whose commit time (µs, from the binlog; PITFALLS #1), truncated to T's
-//!   precision, is at or before T: `--at 14:30:00` includes all of second 14:30:00,
-//!   `--at 14:30:00.250000` cuts inside it. In µs: `commit_us <= T.end_inclusive()`.
+//! - `--at T`: those whose commit time (µs, from the binlog; docs/correctness.md, C1),
+//!   truncated to T's precision, is at or before T: `--at 14:30:00` includes all of second
+//!   14:30:00, `--at 14:30:00.250000` cuts inside it. In µs: `commit_us <= T.end_inclusive()`.
 //! - `--gtid S`: those whose GTID is in S; they must be a prefix of the log after the
 //!   baseline (the state "right after those transactions" must exist).
 //!
@@ -13,6 +13,7 @@
 //! snapshot is at or before the target. The log splits at one transaction into "held by B" and
 //! "not held" (`dbtrail_storage::baselines`), so the changes replayed are exactly the events
 //! with `cut <= event_id < end`.
+use crate::cascades::CascadeTable;
 use crate::source::Source;
 use crate::store::BaselineStore;
 use crate::util::{lock, now_us};
@@ -26,6 +27,7 @@ use dbtrail_replay::dump::{self, TableWriter};
 use dbtrail_replay::fold::Fold;
 use dbtrail_storage::TxnRecord;
 use dbtrail_storage::baselines::held_by;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,16 +52,16 @@ pub struct Plan {
     baseline: BaselineManifest,
     tables: Vec<(BaselineTable, Option<u32>)>,
     /// First event id not held by the baseline.
-    cut: u64,
+    pub(crate) cut: u64,
     /// Events with ids at or above this are after the target.
-    end: u64,
+    pub(crate) end: u64,
     /// Scan the events table keys from this commit time ...
-    since_us: i64,
+    pub(crate) since_us: i64,
     /// ... to this one (inclusive).
-    until_us: i64,
+    pub(crate) until_us: i64,
     last: Option<TxnRecord>,
     /// The source's `restore_keys_in_memory`.
-    keys_in_memory: u64,
+    pub(crate) keys_in_memory: u64,
 }
 
 enum Target {
@@ -75,7 +77,7 @@ fn describe(t: &TxnRecord) -> String {
 }
 
 /// Validates `req` against the log and catalog: every failure here is one a DBA must see
-/// before any work starts (PITFALLS #19).
+/// before any work starts (docs/correctness.md, C19).
 pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
     let log = &source.log;
     let internal = |e: dbtrail_storage::StorageError| Refused(format!("reading the log: {e}"));
@@ -341,6 +343,7 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
         let total = ckpt.as_ref().map(|c| c.next_event_id).unwrap_or(0).max(1);
         log.events_disk_bytes() / total
     };
+    let cascades = plan_cascades(source, &baseline, &requested);
     let view = PitrPlan {
         target: target_text,
         rule,
@@ -362,6 +365,7 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
         gaps,
         tainted_tables: tainted.into_iter().map(crate::source::taint_view).collect(),
         not_in_baseline,
+        cascades,
     };
     Ok(Plan {
         view,
@@ -377,6 +381,41 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
         last,
         keys_in_memory: source.config.restore_keys_in_memory.max(1),
     })
+}
+
+/// The dry run's view of the foreign-key actions a restore of `requested` replays: the
+/// cascading keys of each requested table and of the parents it needs, from the baseline's
+/// schema (local store) or the log's latest one. The restore itself decides from the
+/// baseline files (`Restores::cascade_tables`).
+fn plan_cascades(
+    source: &Source,
+    baseline: &BaselineManifest,
+    requested: &[TableRef],
+) -> Vec<String> {
+    let schema_of = |t: &TableRef| -> Option<TableSchema> {
+        let from_file = baseline
+            .table(t)
+            .and_then(|e| source.store.local_file(&baseline.id, &e.file))
+            .and_then(|p| std::fs::File::open(p).ok())
+            .and_then(|f| dbtrail_replay::baseline::schema_of(&f).ok());
+        from_file.or_else(|| {
+            let id = source.log.table_id(t).ok().flatten()?;
+            source.log.schemas(id).ok()?.pop()
+        })
+    };
+    let mut lines = Vec::new();
+    let mut seen: BTreeSet<TableRef> = BTreeSet::new();
+    let mut queue: Vec<TableRef> = requested.to_vec();
+    while let Some(t) = queue.pop() {
+        if !seen.insert(t.clone()) {
+            continue;
+        }
+        let Some(s) = schema_of(&t) else { continue };
+        lines.extend(crate::cascades::describe(&s, requested.contains(&t)));
+        queue.extend(crate::cascades::cascading_parents(&s));
+    }
+    lines.sort();
+    lines
 }
 
 /// Checks an output location: a local directory must be absolute and new or empty (never a
@@ -580,15 +619,18 @@ impl Restores {
             };
             inputs.push((entry.clone(), *table_id, local));
         }
+        let cascade_tables = self.cascade_tables(source, &plan, &inputs, &tmp).await?;
         lock(job).phase = "reconstructing".into();
         let log = source.log.clone();
         let out = out_dir.clone();
         let job2 = job.clone();
         let plan = Arc::new(plan);
         let plan2 = plan.clone();
-        tokio::task::spawn_blocking(move || reconstruct_all(&log, &plan2, inputs, &out, &job2))
-            .await
-            .context("the restore threads died")??;
+        tokio::task::spawn_blocking(move || {
+            reconstruct_all(&log, &plan2, inputs, cascade_tables, &out, &job2)
+        })
+        .await
+        .context("the restore threads died")??;
         let started_at = lock(job).started_at.clone();
         let md = dump::Metadata {
             started: &started_at,
@@ -650,6 +692,99 @@ impl Restores {
     }
 }
 
+impl Restores {
+    /// The tables of the cascade phase (`crate::cascades`): requested tables with cascading
+    /// foreign keys, and the parents whose derived changes they need (their baselines are
+    /// fetched when not local).
+    async fn cascade_tables(
+        &self,
+        source: &Source,
+        plan: &Plan,
+        inputs: &[(BaselineTable, Option<u32>, PathBuf)],
+        tmp: &Path,
+    ) -> anyhow::Result<Vec<CascadeTable>> {
+        // Where the server logged every cascade in the range, the log alone is exact.
+        if !crate::cascades::Derivable::new(&source.log)?.any_in(plan.cut, plan.end) {
+            return Ok(Vec::new());
+        }
+        let requested: BTreeSet<TableRef> =
+            inputs.iter().map(|(e, _, _)| e.table.clone()).collect();
+        let mut queue: Vec<(BaselineTable, Option<u32>, PathBuf)> = inputs.to_vec();
+        let mut seen: BTreeSet<TableRef> = BTreeSet::new();
+        let mut out = Vec::new();
+        let store = &source.store;
+        while let Some((entry, table_id, local)) = queue.pop() {
+            if !seen.insert(entry.table.clone()) {
+                continue;
+            }
+            let file = std::fs::File::open(&local)
+                .with_context(|| format!("opening the baseline file {}", local.display()))?;
+            let schema = dbtrail_replay::baseline::schema_of(&file)?;
+            let parents = crate::cascades::cascading_parents(&schema);
+            if parents.is_empty() {
+                continue;
+            }
+            for p in &parents {
+                if seen.contains(p) || p == &entry.table {
+                    continue;
+                }
+                match plan.baseline.table(p) {
+                    Some(pe) => {
+                        let local = match store.local_file(&plan.baseline.id, &pe.file) {
+                            Some(l) => l,
+                            None => {
+                                let l = tmp.join(format!("parent-{}.parquet", seen.len()));
+                                store.download(&plan.baseline.id, &pe.file, &l).await?;
+                                l
+                            }
+                        };
+                        queue.push((pe.clone(), source.log.table_id(p)?, local));
+                    }
+                    None => {
+                        // Not in the baseline: only its logged changes can fire actions, which
+                        // is exact unless it is itself the child of a cascading key.
+                        let id = source.log.table_id(p)?;
+                        let latest = match id {
+                            Some(id) => source.log.schemas(id)?.pop(),
+                            None => None,
+                        };
+                        if latest
+                            .is_some_and(|s| !crate::cascades::cascading_parents(&s).is_empty())
+                        {
+                            anyhow::bail!(
+                                "{} references {p} through a cascading foreign key, and {p} is \
+                                 itself the child of one but is not in baseline {}: its cascades \
+                                 cannot be derived; take a new baseline, or leave {} out",
+                                entry.table,
+                                plan.baseline.id,
+                                entry.table
+                            );
+                        }
+                    }
+                }
+            }
+            let events = match table_id {
+                Some(id) if plan.cut < plan.end => source.log.count_table_events(
+                    id,
+                    plan.since_us,
+                    plan.until_us,
+                    plan.cut..plan.end,
+                )?,
+                _ => 0,
+            };
+            out.push(CascadeTable {
+                requested: requested.contains(&entry.table),
+                parts: (events * 2).div_ceil(plan.keys_in_memory).max(1),
+                entry,
+                table_id,
+                local,
+                schema,
+            });
+        }
+        crate::cascades::order(out)
+    }
+}
+
 /// Tables at least this large (baseline rows + replayed events) are rebuilt by several
 /// threads at once when there are fewer tables than cores.
 const PARALLEL_MIN_ROWS: u64 = 100_000;
@@ -678,9 +813,37 @@ fn reconstruct_all(
     log: &dbtrail_storage::Log,
     plan: &Plan,
     inputs: Vec<(BaselineTable, Option<u32>, PathBuf)>,
+    cascade: Vec<CascadeTable>,
     out: &Path,
     job: &Arc<Mutex<PitrJobView>>,
 ) -> anyhow::Result<()> {
+    let total = inputs.len().max(1) as f64;
+    // Tables with cascading foreign keys first, one at a time, parents before children.
+    for c in cascade.iter().filter(|c| c.requested) {
+        dump::write_schema(out, &c.entry.table, &c.entry.create_table)?;
+    }
+    crate::cascades::rebuild_all(
+        log,
+        plan,
+        &cascade,
+        out,
+        |_, _| {
+            let mut j = lock(job);
+            j.tables_done += 1;
+            j.progress = j.tables_done as f64 / total * 0.99;
+        },
+        CHUNK_BYTES,
+        STATEMENT_BYTES,
+    )?;
+    let done: BTreeSet<TableRef> = cascade
+        .iter()
+        .filter(|c| c.requested)
+        .map(|c| c.entry.table.clone())
+        .collect();
+    let inputs: Vec<_> = inputs
+        .into_iter()
+        .filter(|(e, _, _)| !done.contains(&e.table))
+        .collect();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2) as u64;
@@ -730,7 +893,6 @@ fn reconstruct_all(
         .flat_map(|(t, w)| (0..w.lanes).map(move |l| (t, l)))
         .collect();
     let next = AtomicUsize::new(0);
-    let total = work.len().max(1) as f64;
     let errors: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..(cores as usize).min(units.len().max(1)) {
@@ -877,7 +1039,7 @@ fn merge(
 }
 
 /// Why events of schema `s` cannot be applied to a baseline of `base`, if they cannot.
-fn layout_problem(base: &TableSchema, s: &TableSchema) -> Option<String> {
+pub(crate) fn layout_problem(base: &TableSchema, s: &TableSchema) -> Option<String> {
     if base.columns.len() != s.columns.len() {
         return Some(format!(
             "it has {} columns in the log but {} in the baseline",

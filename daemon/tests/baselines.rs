@@ -433,27 +433,6 @@ async fn scheduled_backups_and_retention() {
     assert_eq!(dirs, ids, "the store holds exactly the kept baselines");
 }
 
-fn run_mydumper(db: &TestDb, dir: &Path) {
-    let opts = mysql_async::Opts::from_url(db.server_url()).expect("server url");
-    let out = std::process::Command::new("mydumper")
-        .args(["-h", opts.ip_or_hostname()])
-        .args(["-P", &opts.tcp_port().to_string()])
-        .args(["-u", opts.user().unwrap_or("root")])
-        .args(["-B", db.db_name()])
-        .args(["--long-query-guard", "86400"])
-        .arg("-o")
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("mydumper is required for this test (apt install mydumper): {e}")
-        });
-    assert!(
-        out.status.success(),
-        "mydumper failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// An existing mydumper backup, taken while a writer runs, imported as a baseline: its rows
 /// plus the logged changes after its metadata position equal the source.
 #[tokio::test(flavor = "multi_thread")]
@@ -474,7 +453,7 @@ async fn mydumper_import_mariadb() {
     let dump = tempfile::tempdir().expect("tmp");
     let d = dump.path().to_path_buf();
     let db_ref = &db;
-    tokio::task::block_in_place(|| run_mydumper(db_ref, &d));
+    tokio::task::block_in_place(|| common::run_mydumper(db_ref, &d));
     let at_dump = count.load(Ordering::Relaxed);
     while count.load(Ordering::Relaxed) < at_dump + 50 {
         assert!(!writer.is_finished(), "the writer stopped early");
@@ -536,7 +515,7 @@ async fn mydumper_import_without_position_is_refused() {
     let daemon = Daemon::start(Server::MysqlGtid, "");
     daemon.wait_streaming().await;
     let dump = tempfile::tempdir().expect("tmp");
-    run_mydumper(&db, dump.path());
+    common::run_mydumper(&db, dump.path());
     let started = daemon
         .client()
         .import_baseline(&daemon.source, &dump.path().to_string_lossy())

@@ -105,7 +105,8 @@ async fn statement_dml_taints_the_table_mariadb() {
 }
 
 /// Statement start times invert against commit order (B starts first, waits on A's lock,
-/// commits second): the log orders by commit and its times never go back (PITFALLS #1).
+/// commits second): the log orders by commit and its times never go back
+/// (docs/correctness.md, C1).
 async fn lock_wait_order(server: Server) {
     let Some(db) = dbtrail_testkit::require(server).await else {
         return;
@@ -319,8 +320,9 @@ async fn metrics_count_captured_events() {
     assert_eq!(value("dbtrail_restore_window_seconds"), 0.0);
 }
 
-/// XA: rows are logged at XA PREPARE; until PITR counts them at XA COMMIT (PITFALLS #13) the
-/// table is marked tainted, never silently wrong. A rolled-back XA transaction leaves no rows.
+/// XA: rows are logged at XA PREPARE; until PITR counts them at XA COMMIT
+/// (docs/correctness.md, C13) the table is marked tainted, never silently wrong. A rolled-back
+/// XA transaction leaves no rows.
 #[tokio::test(flavor = "multi_thread")]
 async fn xa_transactions_are_captured_and_flagged() {
     let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {

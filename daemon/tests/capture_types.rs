@@ -1,6 +1,6 @@
-//! Type matrix (PITFALLS #2, #3, #7, #8, #9, #11): every column type at its edge values is
-//! inserted, updated and deleted on each real test server; the events API must return
-//! exactly what the server holds (read back over the text protocol in UTC).
+//! Type matrix (docs/correctness.md, C2, C3, C6, C7, C8, C10): every column type at its edge
+//! values is inserted, updated and deleted on each real test server; the events API must
+//! return exactly what the server holds (read back over the text protocol in UTC).
 mod common;
 
 use common::Daemon;

@@ -5,13 +5,12 @@
 //! row for row. Plus every validation failure, each with its message and nothing written.
 mod common;
 
-use common::Daemon;
+use common::{Daemon, myloader, restore};
 use dbtrail_core::api::{JobStatus, PitrRequest};
 use dbtrail_core::{Row, TableRef};
 use dbtrail_testkit::{Server, TestDb};
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 /// A phase's target second, the tables' contents after it, and the GTID set then.
@@ -97,50 +96,6 @@ fn utc_second(us: i64) -> String {
 
 fn utc_micros(us: i64) -> String {
     dbtrail_core::value::utc_datetime(us).to_mysql_string(6)
-}
-
-/// Starts a restore and waits for it; returns the output directory.
-async fn restore(daemon: &Daemon, req: PitrRequest, out: &Path) -> Result<(), String> {
-    let mut req = req;
-    req.output = Some(out.display().to_string());
-    let client = daemon.client();
-    let started = client
-        .pitr(&daemon.source, &req)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
-    let id = started.pitr_id.expect("a job id");
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let j = client.pitr_job(&daemon.source, &id).await.expect("job");
-        match j.status {
-            JobStatus::Running => {}
-            JobStatus::Completed => {
-                assert!(j.size_bytes.unwrap_or(0) > 0 && j.file_count.unwrap_or(0) > 0);
-                return Ok(());
-            }
-            JobStatus::Failed => return Err(j.error.unwrap_or_default()),
-        }
-        assert!(std::time::Instant::now() < deadline, "restore too slow");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// `myloader -d dir -B into -o`.
-fn myloader(db: &TestDb, dir: &Path, into: &str) {
-    let opts = mysql_async::Opts::from_url(db.server_url()).expect("url");
-    let out = std::process::Command::new("myloader")
-        .args(["-h", opts.ip_or_hostname()])
-        .args(["-P", &opts.tcp_port().to_string()])
-        .args(["-u", opts.user().unwrap_or("root")])
-        .args(["-B", into, "-o", "-d"])
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("myloader is required (apt install mydumper): {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && !stderr.contains("CRITICAL"),
-        "myloader failed: {stderr}"
-    );
 }
 
 fn req_at(at: String) -> PitrRequest {

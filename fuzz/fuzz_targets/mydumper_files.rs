@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
             e,
         ],
         primary_key: vec![0],
+        foreign_keys: Vec::new(),
     };
     let _ = dbtrail_replay::mydumper::read_rows(
         std::io::Cursor::new(data),

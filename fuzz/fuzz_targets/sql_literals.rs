@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         version: 0,
         columns: vec![ColumnDef::new("i", ColumnType::BigInt), bin, text],
         primary_key: vec![0],
+        foreign_keys: Vec::new(),
     };
     let (head, rest) = data.split_at(data.len().min(8));
     let mut n = [0u8; 8];

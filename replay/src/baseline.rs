@@ -585,6 +585,7 @@ mod tests {
                 col("g", ColumnType::Geometry, false, Some(63)),
             ],
             primary_key: vec![0],
+            foreign_keys: Vec::new(),
         };
         let zero_dt = DateTime::ZERO;
         let max_dt = DateTime {

@@ -279,6 +279,7 @@ mod tests {
                 ColumnDef::new("g", ColumnType::Int),
             ],
             primary_key: vec![0],
+            foreign_keys: Vec::new(),
         };
         schema.columns[1].generated = true;
         let mut w = TableWriter::new(dir.path(), &schema, 200, 60).expect("writer");

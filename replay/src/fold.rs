@@ -10,8 +10,8 @@
 //!
 //! Keys compare by their exact stored bytes (the images carry what the server stored, so a
 //! row is always named by the same bytes). Tables without a primary key are multisets of
-//! full rows (PITFALLS #12): an insert adds one copy, a delete removes one copy, an update
-//! does both, so duplicate rows are never over-deleted.
+//! full rows (docs/correctness.md, C12): an insert adds one copy, a delete removes one copy,
+//! an update does both, so duplicate rows are never over-deleted.
 //!
 //! Memory is proportional to the keys touched, not to the table.
 use dbtrail_core::{Row, RowChange, Value, codec};
@@ -63,7 +63,7 @@ enum Kind {
 }
 
 /// Whether `key` belongs to partition `part.1` of `part.0` (a stable hash of its bytes).
-fn mine(part: (u64, u64), key: &[u8]) -> bool {
+pub(crate) fn mine(part: (u64, u64), key: &[u8]) -> bool {
     if part.0 <= 1 {
         return true;
     }
@@ -78,7 +78,7 @@ fn mine(part: (u64, u64), key: &[u8]) -> bool {
 
 /// Appends the key of `row` to `buf` (cleared first): the postcard encodings of its key
 /// values, one after the other (each is self-delimiting, so the whole is injective).
-fn key_into(buf: &mut Vec<u8>, pk: &[usize], row: &[Value]) {
+pub(crate) fn key_into(buf: &mut Vec<u8>, pk: &[usize], row: &[Value]) {
     buf.clear();
     for i in pk {
         let v = row.get(*i).unwrap_or(&Value::Null);
@@ -89,7 +89,7 @@ fn key_into(buf: &mut Vec<u8>, pk: &[usize], row: &[Value]) {
     }
 }
 
-fn key_bytes(pk: &[usize], row: &[Value]) -> Vec<u8> {
+pub(crate) fn key_bytes(pk: &[usize], row: &[Value]) -> Vec<u8> {
     let mut k = Vec::new();
     key_into(&mut k, pk, row);
     k

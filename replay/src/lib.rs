@@ -2,6 +2,8 @@
 //! No tokio, no MySQL, no RocksDB: it works on [`dbtrail_core`] values only.
 //!
 //! - [`baseline`]: baseline tables as Parquet, losslessly (every value type), streamed.
+//! - [`cascade`]: foreign-key cascades the binlog does not hold, derived from the parent's
+//!   changes while a child table is rebuilt (with the argument why that is exact).
 //! - [`dump`]: the mydumper layout a restore writes (schema, chunked data files, metadata).
 //! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
 //!   for tables without one) and applied to a baseline.
@@ -9,6 +11,7 @@
 //! - [`reverse`]: statements that undo one transaction.
 //! - [`sql`]: byte-exact SQL literals and INSERT statements for dump files.
 pub mod baseline;
+pub mod cascade;
 pub mod dump;
 pub mod fold;
 pub mod mydumper;

@@ -1903,6 +1903,7 @@ Finished dump at: 2026-01-02 03:04:09\n";
             version: 0,
             columns,
             primary_key: vec![0],
+            foreign_keys: Vec::new(),
         }
     }
 

@@ -112,6 +112,7 @@ mod tests {
                 ColumnDef::new("s", ColumnType::VarChar),
             ],
             primary_key: vec![0],
+            foreign_keys: Vec::new(),
         };
         let ins = RowChange::Insert {
             after: vec![Value::Int(1), Value::Str(b"a".to_vec())],

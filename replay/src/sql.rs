@@ -179,6 +179,7 @@ mod tests {
                 ColumnDef::new("b", ColumnType::Int),
             ],
             primary_key: vec![0],
+            foreign_keys: Vec::new(),
         };
         assert_eq!(
             String::from_utf8_lossy(&insert_prefix(&s, true)),

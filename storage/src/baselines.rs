@@ -4,8 +4,8 @@
 //! baseline that is complete in its store; ids sort by snapshot time.
 //!
 //! Which logged transactions a baseline already holds: with GTIDs, exactly those whose GTID is
-//! in the baseline's set (PITFALLS #18). Without GTIDs, those that end at or before the
-//! baseline's binlog file:pos on the same server. The snapshot is taken while commits are
+//! in the baseline's set (docs/correctness.md, C18). Without GTIDs, those that end at or before
+//! the baseline's binlog file:pos on the same server. The snapshot is taken while commits are
 //! blocked, so the transactions it holds are a prefix of the binlog, hence of the log: the
 //! log splits into "held" then "not held" at one transaction, [`Log::first_txn_after`].
 use crate::StorageError;

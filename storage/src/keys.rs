@@ -8,7 +8,8 @@
 //! - `gtids`: the GTID's binary form (see [`gtid_key`]) -> txn_seq.
 //! - `catalog`: `id/ u32` -> TableRef, `name/ db 0x00 table` -> u32,
 //!   `schema/ u32 u32(version)` -> TableSchema.
-//! - `meta`: fixed names (`checkpoint`, `pending`) and prefixed lists (`gap/ u64`, `taint/ db 0x00 table`).
+//! - `meta`: fixed names (`checkpoint`, `pending`) and prefixed lists (`gap/ u64`, `taint/ db 0x00 table`,
+//!   `facts/ u64`: server facts in force from that event id).
 use dbtrail_core::Gtid;
 
 /// Encodes an `i64` so byte order equals numeric order.

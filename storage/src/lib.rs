@@ -22,7 +22,7 @@ mod log;
 pub mod writer;
 
 pub use baselines::Pruned;
-pub use log::{Checkpoint, Gap, Log, StoredEvent, Taint, TxnRecord};
+pub use log::{Checkpoint, Gap, Log, ServerFacts, StoredEvent, Taint, TxnRecord};
 pub use writer::Writer;
 
 /// Errors from the log.

@@ -89,6 +89,18 @@ pub struct Taint {
     pub since_us: i64,
 }
 
+/// What the source server said, at connect, about how it logs; in force from the event id in
+/// its key (`facts/ u64`) until the next record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerFacts {
+    /// `@@version`.
+    pub version: String,
+    /// The server writes the child rows that foreign-key actions (CASCADE, SET NULL) change
+    /// to the binlog: MySQL 9.x with SQL-layer foreign keys (`innodb_native_foreign_keys`
+    /// OFF). False for MySQL 8.0/8.4, MariaDB, and MySQL 9.x with native foreign keys.
+    pub fk_cascades_logged: bool,
+}
+
 /// Pieces of a large transaction written ahead of its commit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Pending {
@@ -245,14 +257,24 @@ impl Log {
             if !k.starts_with(&prefix) {
                 break;
             }
-            out.push(codec::decode("schema", &v).map_err(|e| self.corrupt(e.to_string()))?);
+            out.push(TableSchema::decode_record(&v).map_err(|e| self.corrupt(e.to_string()))?);
         }
         Ok(out)
     }
 
     /// One schema version.
     pub fn schema(&self, table_id: u32, version: u32) -> Result<Option<TableSchema>, StorageError> {
-        self.get_decoded(CF_CATALOG, &keys::schema_key(table_id, version), "schema")
+        let cfh = self.cf(CF_CATALOG)?;
+        match self
+            .db
+            .get_cf(cfh, keys::schema_key(table_id, version))
+            .map_err(self.rocks("reading a schema"))?
+        {
+            None => Ok(None),
+            Some(v) => TableSchema::decode_record(&v)
+                .map(Some)
+                .map_err(|e| self.corrupt(e.to_string())),
+        }
     }
 
     /// Visits the visible events of one table with `since_us <= commit_us <= until_us`, in
@@ -408,6 +430,32 @@ impl Log {
     /// Recorded gaps, oldest first.
     pub fn gaps(&self) -> Result<Vec<Gap>, StorageError> {
         self.list(b"gap/", "gap")
+    }
+
+    /// Server facts with the first event id each holds for, oldest first.
+    pub fn facts(&self) -> Result<Vec<(u64, ServerFacts)>, StorageError> {
+        let cfh = self.cf(CF_META)?;
+        let prefix = b"facts/";
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(cfh, IteratorMode::From(prefix, Direction::Forward))
+        {
+            let (k, v) = item.map_err(self.rocks("reading meta"))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let id = k
+                .get(prefix.len()..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| self.corrupt(format!("bad facts key {k:?}")))?;
+            out.push((
+                id,
+                codec::decode("facts", &v).map_err(|e| self.corrupt(e.to_string()))?,
+            ));
+        }
+        Ok(out)
     }
 
     /// Tainted tables.

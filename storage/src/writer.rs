@@ -13,10 +13,10 @@
 //!    tables and commit time, so [`Writer::open`] deletes orphaned pieces after a crash.
 //! 3. *Monotonic time.* A transaction's commit time is `max(source commit time, previous
 //!    commit time)`, so the log's clock never goes backwards in binlog order even when the
-//!    server clock or statement times do (PITFALLS #1), and (commit_us, event_id) order equals
-//!    log order.
+//!    server clock or statement times do (docs/correctness.md, C1), and (commit_us, event_id)
+//!    order equals log order.
 use crate::log::{CF_CATALOG, CF_EVENTS, CF_GTIDS, CF_META, CF_TXNS, Pending};
-use crate::{Checkpoint, Gap, Log, StorageError, StoredEvent, Taint, TxnRecord, keys};
+use crate::{Checkpoint, Gap, Log, ServerFacts, StorageError, StoredEvent, Taint, TxnRecord, keys};
 use dbtrail_core::codec;
 use dbtrail_core::{Gtid, Position, RowChange, TableRef, TableSchema};
 use rocksdb::{WriteBatch, WriteOptions};
@@ -53,6 +53,8 @@ pub struct Writer<'a> {
     next_table_id: u32,
     txn: Option<Txn>,
     gap_seq: u64,
+    /// The server facts in force at the end of the log (the last `facts/` record).
+    facts: Option<ServerFacts>,
 }
 
 impl<'a> Writer<'a> {
@@ -81,6 +83,7 @@ impl<'a> Writer<'a> {
             }
         }
         let gap_seq = log.gaps()?.len() as u64;
+        let facts = log.facts()?.pop().map(|(_, f)| f);
         if let Some(p) = log.pending()? {
             let mut b = WriteBatch::default();
             let cf = log.cf(CF_EVENTS)?;
@@ -110,6 +113,7 @@ impl<'a> Writer<'a> {
             next_table_id,
             txn: None,
             gap_seq,
+            facts,
         })
     }
 
@@ -329,6 +333,21 @@ impl<'a> Writer<'a> {
         self.gap_seq += 1;
         self.batch
             .put_cf(self.log.cf(CF_META)?, k, codec::encode(&gap));
+        Ok(())
+    }
+
+    /// Records what the server says about how it logs (takes effect at the next flush): the
+    /// facts hold for every event from the next one on, until the next record. Nothing is
+    /// written when they equal the facts already in force.
+    pub fn record_facts(&mut self, facts: ServerFacts) -> Result<(), StorageError> {
+        if self.facts.as_ref() == Some(&facts) {
+            return Ok(());
+        }
+        let mut k = b"facts/".to_vec();
+        k.extend_from_slice(&self.ckpt.next_event_id.to_be_bytes());
+        self.batch
+            .put_cf(self.log.cf(CF_META)?, k, codec::encode(&facts));
+        self.facts = Some(facts);
         Ok(())
     }
 

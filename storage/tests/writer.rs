@@ -23,6 +23,7 @@ fn schema() -> TableSchema {
             ColumnDef::new("v", ColumnType::VarChar),
         ],
         primary_key: vec![0],
+        foreign_keys: Vec::new(),
     }
 }
 

@@ -68,6 +68,10 @@ pub enum Server {
     /// MySQL 9.x configured like [`Server::MysqlGtid`] (`gtid_mode=ON`, time zone +03:00),
     /// port 33064, server-id 4, reserved for destructive tests: see [`Server::scratch`].
     MysqlScratch,
+    /// MySQL 9.x like [`Server::MysqlGtid`] but started with `innodb_native_foreign_keys=ON`:
+    /// InnoDB applies foreign-key actions and does not log the child rows (as MySQL 8.0/8.4
+    /// and MariaDB do), port 33066, server-id 5.
+    MysqlNativeFk,
 }
 
 impl Server {
@@ -98,6 +102,7 @@ impl Server {
             Server::MysqlNoGtid => "mysql-nogtid",
             Server::MariaDb => "mariadb",
             Server::MysqlScratch => "mysql-scratch",
+            Server::MysqlNativeFk => "mysql-nativefk",
         }
     }
 
@@ -108,6 +113,7 @@ impl Server {
             Server::MysqlNoGtid => "DBTRAIL_TEST_MYSQL_NOGTID_URL",
             Server::MariaDb => "DBTRAIL_TEST_MARIADB_URL",
             Server::MysqlScratch => "DBTRAIL_TEST_MYSQL_SCRATCH_URL",
+            Server::MysqlNativeFk => "DBTRAIL_TEST_MYSQL_NATIVEFK_URL",
         }
     }
 
@@ -119,6 +125,12 @@ impl Server {
     /// True when every transaction gets a GTID (MySQL `gtid_mode=ON`; MariaDB always).
     pub fn has_gtids(self) -> bool {
         self != Server::MysqlNoGtid
+    }
+
+    /// True when the server logs the child rows foreign-key actions change (MySQL 9.x with
+    /// SQL-layer foreign keys); false for MariaDB and [`Server::MysqlNativeFk`].
+    pub fn logs_fk_cascades(self) -> bool {
+        !matches!(self, Server::MariaDb | Server::MysqlNativeFk)
     }
 
     /// True for [`Server::MysqlScratch`], the server for destructive tests.

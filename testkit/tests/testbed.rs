@@ -43,6 +43,7 @@ async fn reachable_with_expected_version(server: Server) {
         Server::MysqlNoGtid => "2",
         Server::MariaDb => "3",
         Server::MysqlScratch => "4",
+        Server::MysqlNativeFk => "5",
     };
     assert_eq!(
         value(&db, "SELECT @@server_id").await,
@@ -84,7 +85,7 @@ async fn gtid_mode(server: Server) {
         return;
     };
     match server {
-        Server::MysqlGtid | Server::MysqlScratch => {
+        Server::MysqlGtid | Server::MysqlScratch | Server::MysqlNativeFk => {
             assert_eq!(value(&db, "SELECT @@GLOBAL.gtid_mode").await, "ON");
             assert_eq!(
                 value(&db, "SELECT @@GLOBAL.enforce_gtid_consistency").await,
@@ -110,7 +111,7 @@ async fn time_zone_is_not_utc(server: Server) {
         return;
     };
     let expected = match server {
-        Server::MysqlGtid | Server::MysqlScratch => "+03:00",
+        Server::MysqlGtid | Server::MysqlScratch | Server::MysqlNativeFk => "+03:00",
         Server::MysqlNoGtid => "-05:00",
         Server::MariaDb => "+05:30",
     };

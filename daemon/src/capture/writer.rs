@@ -11,7 +11,7 @@ use crate::util::{lock, now_us};
 use dbtrail_binlog::stream::{CaptureItem, GapFound};
 use dbtrail_core::api::SourceState;
 use dbtrail_core::{Position, TableSchema};
-use dbtrail_storage::{Gap, Log, Taint, Writer};
+use dbtrail_storage::{Gap, Log, ServerFacts, Taint, Writer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,6 +48,8 @@ pub(crate) enum ToWriter {
     /// Start a fresh log at this position.
     Init(Position),
     Gap(GapFound),
+    /// What the server said about how it logs, in force from the next event.
+    Facts(ServerFacts),
 }
 
 /// Starts the writer thread of `source`, reading `rx` until it closes.
@@ -146,6 +148,12 @@ fn writer_thread(
                 };
                 if let Err(e) = w.record_gap(gap) {
                     return fail(format!("recording a gap: {e}"));
+                }
+                do_flush = true;
+            }
+            Recv::Msg(ToWriter::Facts(f)) => {
+                if let Err(e) = w.record_facts(f) {
+                    return fail(format!("recording the server facts: {e}"));
                 }
                 do_flush = true;
             }

@@ -424,3 +424,121 @@ pub async fn table_rows(db: &TestDb, table: &dbtrail_core::TableRef) -> Vec<dbtr
     rows.sort_by_cached_key(dbtrail_core::codec::encode);
     rows
 }
+
+/// Starts a restore and waits for it; returns the output directory.
+pub async fn restore(
+    daemon: &Daemon,
+    req: dbtrail_core::api::PitrRequest,
+    out: &Path,
+) -> Result<(), String> {
+    let mut req = req;
+    req.output = Some(out.display().to_string());
+    let client = daemon.client();
+    let started = client
+        .pitr(&daemon.source, &req)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let id = started.pitr_id.expect("a job id");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let j = client.pitr_job(&daemon.source, &id).await.expect("job");
+        match j.status {
+            dbtrail_core::api::JobStatus::Running => {}
+            dbtrail_core::api::JobStatus::Completed => {
+                assert!(j.size_bytes.unwrap_or(0) > 0 && j.file_count.unwrap_or(0) > 0);
+                return Ok(());
+            }
+            dbtrail_core::api::JobStatus::Failed => return Err(j.error.unwrap_or_default()),
+        }
+        assert!(std::time::Instant::now() < deadline, "restore too slow");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `myloader -d dir -B into -o`.
+pub fn myloader(db: &TestDb, dir: &Path, into: &str) {
+    let opts = mysql_async::Opts::from_url(db.server_url()).expect("url");
+    let out = std::process::Command::new("myloader")
+        .args(["-h", opts.ip_or_hostname()])
+        .args(["-P", &opts.tcp_port().to_string()])
+        .args(["-u", opts.user().unwrap_or("root")])
+        .args(["-B", into, "-o", "-d"])
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("myloader is required (apt install mydumper): {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("CRITICAL"),
+        "myloader failed: {stderr}"
+    );
+}
+
+/// The rows of `db`.`table` as the server itself prints them: per row, `HEX()` of every
+/// column (invisible and generated ones too, in table order; NULL as `NULL`), read in UTC,
+/// sorted. The expected side of the restore oracles: it never goes through dbtrail's code.
+pub async fn hex_rows(conn: &mut mysql_async::Conn, db: &str, table: &str) -> Vec<String> {
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("SET SESSION time_zone = '+00:00'")
+        .await
+        .expect("time zone");
+    let cols: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await
+        .expect("columns");
+    assert!(!cols.is_empty(), "{db}.{table} has no columns");
+    let exprs: Vec<String> = cols
+        .iter()
+        .map(|c| format!("IFNULL(HEX(`{}`), 'NULL')", c.replace('`', "``")))
+        .collect();
+    let sql = format!(
+        "SELECT CONCAT_WS('|', {}) FROM `{}`.`{}`",
+        exprs.join(", "),
+        db.replace('`', "``"),
+        table.replace('`', "``")
+    );
+    let mut rows: Vec<String> = conn
+        .query(&sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.sort();
+    rows
+}
+
+/// `mydumper -B <test db> -o dir` (apt mydumper 0.10).
+pub fn run_mydumper(db: &TestDb, dir: &Path) {
+    let opts = mysql_async::Opts::from_url(db.server_url()).expect("server url");
+    let out = std::process::Command::new("mydumper")
+        .args(["-h", opts.ip_or_hostname()])
+        .args(["-P", &opts.tcp_port().to_string()])
+        .args(["-u", opts.user().unwrap_or("root")])
+        .args(["-B", db.db_name()])
+        .args(["--long-query-guard", "86400"])
+        .arg("-o")
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("mydumper is required for this test (apt install mydumper): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "mydumper failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Connection arguments of the `mysql` client for `db`'s server (root over TCP).
+pub fn mysql_client_args(db: &TestDb) -> Vec<String> {
+    let opts = mysql_async::Opts::from_url(db.server_url()).expect("url");
+    vec![
+        "-h".into(),
+        opts.ip_or_hostname().to_string(),
+        "-P".into(),
+        opts.tcp_port().to_string(),
+        "-u".into(),
+        opts.user().unwrap_or("root").to_string(),
+    ]
+}
