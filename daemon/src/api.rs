@@ -1,9 +1,10 @@
-//! The control API: HTTP/1.1 + JSON on a unix socket; and `/metrics` on loopback TCP.
+//! The API task: HTTP/1.1 + JSON on a unix socket.
 //!
 //! Errors are `{"error":{"code":..,"message":..}}` with a 4xx status for bad requests and
 //! 404 for unknown sources; handlers never panic on input.
-use crate::metrics::Metrics;
+use crate::backup::StartError;
 use crate::source::Source;
+use crate::tasks::SourceTasks;
 use anyhow::Context;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -24,9 +25,7 @@ use tokio_util::sync::CancellationToken;
 /// What handlers see.
 pub struct AppState {
     /// Configured sources.
-    pub sources: Vec<Arc<Source>>,
-    /// Metrics registry.
-    pub metrics: Arc<Metrics>,
+    pub sources: Vec<SourceTasks>,
     /// Cancelled at shutdown (jobs started by the API stop with it).
     pub cancel: CancellationToken,
 }
@@ -168,52 +167,16 @@ pub async fn serve(
     }
 }
 
-/// Serves `/metrics` until `cancel`.
-pub async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    cancel: CancellationToken,
-) {
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(|State(s): State<Arc<AppState>>| async move {
-                for src in &s.sources {
-                    if let Some(age) = src.checkpoint_age() {
-                        s.metrics
-                            .checkpoint_age
-                            .get_or_create(&Metrics::source(&src.config.name))
-                            .set(age);
-                    }
-                }
-                (
-                    [(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    s.metrics.render(),
-                )
-            }),
-        )
-        .with_state(state);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
-    {
-        tracing::error!(error = %e, "the metrics server stopped");
-    }
-}
-
-fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<Source>, ApiError> {
+fn find<'a>(state: &'a AppState, name: &str) -> Result<&'a SourceTasks, ApiError> {
     state
         .sources
         .iter()
-        .find(|s| s.config.name == name)
+        .find(|s| s.source.config.name == name)
         .ok_or_else(|| {
             let names: Vec<&str> = state
                 .sources
                 .iter()
-                .map(|s| s.config.name.as_str())
+                .map(|s| s.source.config.name.as_str())
                 .collect();
             ApiError::not_found(format!(
                 "no source named {name:?}; configured sources: {}",
@@ -227,7 +190,7 @@ async fn list_servers(
 ) -> Result<Json<SourcesResponse>, ApiError> {
     let mut sources = Vec::new();
     for s in &state.sources {
-        sources.push(s.status().map_err(ApiError::internal)?);
+        sources.push(s.source.status().map_err(ApiError::internal)?);
     }
     Ok(Json(SourcesResponse { sources }))
 }
@@ -237,7 +200,7 @@ async fn server_status(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let s = find(&state, &name)?;
-    Ok(Json(s.status().map_err(ApiError::internal)?).into_response())
+    Ok(Json(s.source.status().map_err(ApiError::internal)?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -258,7 +221,7 @@ async fn events(
     q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<EventsResponse>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad(format!("bad query string: {}", e.body_text())))?;
-    let source = find(&state, &name)?.clone();
+    let source = find(&state, &name)?.source.clone();
     let limit = q.limit.unwrap_or(1000);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::bad(format!("limit must be 1..={MAX_LIMIT}")));
@@ -409,7 +372,7 @@ async fn undo(
     q: Result<Query<UndoQuery>, QueryRejection>,
 ) -> Result<Json<dbtrail_core::api::UndoResponse>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad(format!("bad query string: {}", e.body_text())))?;
-    let source = find(&state, &name)?.clone();
+    let source = find(&state, &name)?.source.clone();
     let gtid: Gtid = gtid
         .parse()
         .map_err(|e| ApiError::bad(format!("bad gtid {gtid:?}: {e}")))?;
@@ -571,8 +534,8 @@ async fn list_backups(
 ) -> Result<Json<BackupsResponse>, ApiError> {
     let s = find(&state, &name)?;
     Ok(Json(BackupsResponse {
-        store: s.backups.store.url.clone(),
-        baselines: s.log.baselines().map_err(ApiError::internal)?,
+        store: s.source.store.url.clone(),
+        baselines: s.source.log.baselines().map_err(ApiError::internal)?,
         jobs: s.backups.jobs(),
     }))
 }
@@ -584,15 +547,14 @@ async fn start_backup(
     let s = find(&state, &name)?;
     backup_started(
         &name,
-        s.backups
-            .start(s.clone(), state.metrics.clone(), state.cancel.clone()),
+        s.backups.start(s.source.clone(), state.cancel.clone()),
     )
 }
 
 /// 202 with the job id, or 409 naming the job that is running.
 fn backup_started(
     name: &str,
-    started: Result<(String, tokio::task::JoinHandle<()>), crate::backup::StartError>,
+    started: Result<(String, tokio::task::JoinHandle<()>), StartError>,
 ) -> Result<Response, ApiError> {
     match started {
         Ok((id, _)) => Ok((
@@ -603,7 +565,7 @@ fn backup_started(
             }),
         )
             .into_response()),
-        Err(crate::backup::StartError::Running(id)) => Err(ApiError::conflict(format!(
+        Err(StartError::Running(id)) => Err(ApiError::conflict(format!(
             "a backup of source {name} is already running ({id}); wait for it to end \
              (`dbtrailctl backups --source {name}`)"
         ))),
@@ -635,7 +597,7 @@ async fn import_baseline(
     backup_started(
         &name,
         s.backups
-            .start_import(s.clone(), state.metrics.clone(), state.cancel.clone(), dir),
+            .start_import(s.source.clone(), state.cancel.clone(), dir),
     )
 }
 
@@ -648,6 +610,7 @@ async fn backup_job(
         return Ok(Json(j));
     }
     let b = s
+        .source
         .log
         .baselines()
         .map_err(ApiError::internal)?
@@ -689,7 +652,7 @@ async fn start_pitr(
     if let Some(out) = &req.output {
         crate::pitr::check_output(out).map_err(|r| ApiError::bad(r.0))?;
     }
-    let source = s.clone();
+    let source = s.source.clone();
     let req2 = req.clone();
     let plan = tokio::task::spawn_blocking(move || crate::pitr::plan(&source, &req2))
         .await
@@ -708,9 +671,12 @@ async fn start_pitr(
         .into_response());
     }
     let view = plan.view.clone();
-    let id = s
-        .restores
-        .start(s.clone(), plan, req.output.clone(), state.cancel.clone());
+    let id = s.restores.start(
+        s.source.clone(),
+        plan,
+        req.output.clone(),
+        state.cancel.clone(),
+    );
     Ok((
         StatusCode::ACCEPTED,
         Json(dbtrail_core::api::PitrStarted {
@@ -739,7 +705,7 @@ async fn coverage(
 ) -> Result<Json<dbtrail_core::api::CoverageView>, ApiError> {
     use dbtrail_core::api::{CoverageBaseline, CoverageView, TimeRange};
     let s = find(&state, &name)?;
-    let log = s.log.clone();
+    let log = s.source.log.clone();
     let view = tokio::task::spawn_blocking(move || -> anyhow::Result<CoverageView> {
         let mut oldest = None;
         log.scan_txns(0, |_, t| {

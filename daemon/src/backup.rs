@@ -13,8 +13,9 @@
 //! A backup that fails or is killed leaves no manifest, so nothing in the catalog; its
 //! objects are deleted on failure, or at the next start ([`reconcile`]).
 use crate::metrics::Metrics;
-use crate::source::{Source, lock, now_us, spec_of};
+use crate::source::Source;
 use crate::store::BaselineStore;
+use crate::util::{lock, now_us};
 use anyhow::{Context, bail};
 use dbtrail_binlog::{checks, snapshot, stream};
 use dbtrail_core::api::{BackupJobView, JobStatus};
@@ -39,10 +40,8 @@ const BATCHES_IN_FLIGHT: usize = 8;
 /// Jobs remembered for the API.
 const KEEP_JOBS: usize = 50;
 
-/// One source's backups: its store and the jobs of this process.
+/// One source's backup jobs of this process (baselines go to the source's store).
 pub struct Backups {
-    /// Where baselines go.
-    pub store: BaselineStore,
     /// Temporary files of running backups.
     tmp_dir: PathBuf,
     /// Newest first.
@@ -61,10 +60,9 @@ pub enum StartError {
 }
 
 impl Backups {
-    /// Backups of a source into `store`, temporaries under `tmp_dir`.
-    pub fn new(store: BaselineStore, tmp_dir: PathBuf) -> Backups {
+    /// Backups of a source, temporaries under `tmp_dir`.
+    pub fn new(tmp_dir: PathBuf) -> Backups {
         Backups {
-            store,
             tmp_dir,
             jobs: Mutex::new(VecDeque::new()),
         }
@@ -96,30 +94,28 @@ impl Backups {
     pub fn start(
         self: &Arc<Self>,
         source: Arc<Source>,
-        metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
-        self.start_job(source, metrics, cancel, Work::Snapshot)
+        self.start_job(source, cancel, Work::Snapshot)
     }
 
     /// Starts importing the mydumper backup in `dir` as a baseline.
     pub fn start_import(
         self: &Arc<Self>,
         source: Arc<Source>,
-        metrics: Arc<Metrics>,
         cancel: CancellationToken,
         dir: PathBuf,
     ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
-        self.start_job(source, metrics, cancel, Work::Import(dir))
+        self.start_job(source, cancel, Work::Import(dir))
     }
 
     fn start_job(
         self: &Arc<Self>,
         source: Arc<Source>,
-        metrics: Arc<Metrics>,
         cancel: CancellationToken,
         work: Work,
     ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
+        let metrics = source.metrics.clone();
         let job = {
             let mut jobs = lock(&self.jobs);
             if let Some(id) = jobs
@@ -209,7 +205,7 @@ impl Backups {
                     let msg = format!("{e:#}");
                     tracing::error!(source = %source.config.name, backup = %id, error = %msg, "backup failed");
                     // Best effort: the next start removes whatever remains (no manifest).
-                    if let Err(e) = this.store.delete(&id).await {
+                    if let Err(e) = source.store.delete(&id).await {
                         tracing::warn!(error = %format!("{e:#}"), "removing the objects of a failed backup");
                     }
                     let mut j = lock(&job);
@@ -248,7 +244,7 @@ impl Backups {
             tokio::time::sleep(Duration::from_millis(200)).await;
             waited += Duration::from_millis(200);
         }
-        let spec = spec_of(source).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let spec = source.spec().map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut first = stream::connect(&spec).await?;
         let info = checks::check_server(&mut first).await?;
         let mut conns = vec![first];
@@ -285,7 +281,10 @@ impl Backups {
                         return Ok::<_, anyhow::Error>(done);
                     };
                     let local = tmp.join(format!("{i}.parquet"));
-                    let entry = match self.table(&mut conn, &table, kv.clone(), &local, id).await {
+                    let entry = match self
+                        .table(&source.store, &mut conn, &table, kv.clone(), &local, id)
+                        .await
+                    {
                         Ok(t) => Ok(t),
                         Err(e) if concurrent_ddl(&e) => {
                             let reason = format!("changed by DDL during the backup: {e:#}");
@@ -328,7 +327,7 @@ impl Backups {
             tables,
             skipped,
         };
-        self.store.put_manifest(&m).await?;
+        source.store.put_manifest(&m).await?;
         source.log.put_baseline(&m)?;
         Ok(m)
     }
@@ -386,7 +385,7 @@ impl Backups {
             );
         }
         lock(job).tables_total = tables.len() as u64;
-        let spec = spec_of(source).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let spec = source.spec().map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut conn = stream::connect(&spec).await?;
         let tmp = self.tmp_dir.join(&id);
         tokio::fs::create_dir_all(&tmp)
@@ -439,7 +438,7 @@ impl Backups {
             .await
             .context("the import thread died")??;
             let file = table_file_name(&table);
-            let bytes = self.store.upload(&id, &file, &local).await?;
+            let bytes = source.store.upload(&id, &file, &local).await?;
             {
                 let mut j = lock(job);
                 j.tables_done += 1;
@@ -481,7 +480,7 @@ impl Backups {
             tables: out,
             skipped: Vec::new(),
         };
-        self.store.put_manifest(&m).await?;
+        source.store.put_manifest(&m).await?;
         source.log.put_baseline(&m)?;
         Ok(m)
     }
@@ -489,6 +488,7 @@ impl Backups {
     /// Reads one table into a Parquet file and uploads it.
     async fn table(
         &self,
+        store: &BaselineStore,
         conn: &mut dbtrail_binlog::Conn,
         table: &TableRef,
         mut kv: Vec<(String, String)>,
@@ -502,7 +502,7 @@ impl Backups {
         let name = table_file_name(table);
         // A local store's file is written in place (it stays invisible until the manifest);
         // any other store gets a temporary file, uploaded afterwards.
-        let in_place = self.store.local_target(id, &name);
+        let in_place = store.local_target(id, &name);
         let path = in_place.clone().unwrap_or_else(|| local.to_path_buf());
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -537,7 +537,7 @@ impl Backups {
                 .with_context(|| format!("reading {}", p.display()))?
                 .len(),
             None => {
-                let bytes = self.store.upload(id, &name, local).await?;
+                let bytes = store.upload(id, &name, local).await?;
                 let _ = tokio::fs::remove_file(local).await;
                 bytes
             }
@@ -574,7 +574,7 @@ impl Backups {
             if b.id != newest && (too_many || too_old) {
                 // Catalog first: a baseline must never be listed without its files.
                 source.log.delete_baseline(&b.id)?;
-                self.store.delete(&b.id).await?;
+                source.store.delete(&b.id).await?;
                 tracing::info!(source = %cfg.name, baseline = %b.id, "baseline removed by retention");
             }
         }
@@ -654,7 +654,8 @@ fn base_metadata(snap: &snapshot::Snapshot) -> Vec<(String, String)> {
 /// Makes the catalog agree with the store at startup: complete baselines missing from the
 /// catalog (a crash between manifest and catalog) are added; directories without a manifest
 /// (a backup killed midway) are deleted.
-pub async fn reconcile(source: &Source, store: &BaselineStore) -> anyhow::Result<()> {
+pub async fn reconcile(source: &Source) -> anyhow::Result<()> {
+    let store = &source.store;
     let known: std::collections::HashSet<String> =
         source.log.baselines()?.into_iter().map(|b| b.id).collect();
     for id in store.ids().await? {
@@ -676,12 +677,7 @@ pub async fn reconcile(source: &Source, store: &BaselineStore) -> anyhow::Result
 }
 
 /// Takes a backup every `backup_interval` (counted from the newest baseline's snapshot).
-pub async fn schedule(
-    source: Arc<Source>,
-    backups: Arc<Backups>,
-    metrics: Arc<Metrics>,
-    cancel: CancellationToken,
-) {
+pub async fn schedule(source: Arc<Source>, backups: Arc<Backups>, cancel: CancellationToken) {
     let Ok(Some(interval)) = source.config.backup_interval() else {
         return;
     };
@@ -709,7 +705,7 @@ pub async fn schedule(
             retry = Duration::from_secs(30);
             continue;
         }
-        match backups.start(source.clone(), metrics.clone(), cancel.clone()) {
+        match backups.start(source.clone(), cancel.clone()) {
             Ok((id, handle)) => {
                 tracing::info!(source = %name, backup = %id, "scheduled backup started");
                 let _ = handle.await;

@@ -341,7 +341,7 @@ pub fn cascading_keys(
     let mut schemas: BTreeMap<TableRef, TableSchema> = BTreeMap::new();
     if let Some(b) = source.log.baselines()?.pop() {
         for e in &b.tables {
-            if let Some(p) = source.backups.store.local_file(&b.id, &e.file)
+            if let Some(p) = source.store.local_file(&b.id, &e.file)
                 && let Ok(f) = std::fs::File::open(p)
                 && let Ok(s) = dbtrail_replay::baseline::schema_of(&f)
             {

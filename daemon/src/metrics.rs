@@ -64,6 +64,12 @@ pub struct Metrics {
     pub restore_window: Family<Labels, Gauge<f64, AtomicU64>>,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
     /// Registers everything.
     pub fn new() -> Metrics {
@@ -280,7 +286,7 @@ impl CatalogGauges {
         metrics
             .last_durable
             .get_or_create(l)
-            .set(secs(crate::source::now_us()));
+            .set(secs(crate::util::now_us()));
         if last_commit_us > 0 {
             metrics
                 .last_commit

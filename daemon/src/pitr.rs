@@ -14,8 +14,9 @@
 //! "not held" (`dbtrail_storage::baselines`), so the changes replayed are exactly the events
 //! with `cut <= event_id < end`.
 use crate::cascades::CascadeTable;
-use crate::source::{Source, lock, now_us};
+use crate::source::Source;
 use crate::store::BaselineStore;
+use crate::util::{lock, now_us};
 use anyhow::{Context, anyhow};
 use dbtrail_core::api::{GapView, JobStatus, PitrJobView, PitrPlan, PitrRequest};
 use dbtrail_core::baseline::{BaselineManifest, BaselineTable};
@@ -400,7 +401,7 @@ fn plan_cascades(
     let schema_of = |t: &TableRef| -> Option<TableSchema> {
         let from_file = baseline
             .table(t)
-            .and_then(|e| source.backups.store.local_file(&baseline.id, &e.file))
+            .and_then(|e| source.store.local_file(&baseline.id, &e.file))
             .and_then(|p| std::fs::File::open(p).ok())
             .and_then(|f| dbtrail_replay::baseline::schema_of(&f).ok());
         from_file.or_else(|| {
@@ -610,7 +611,7 @@ impl Restores {
         std::fs::create_dir_all(&out_dir)
             .with_context(|| format!("creating the output directory {}", out_dir.display()))?;
         // Baseline files: read in place from a local store, else downloaded (streamed).
-        let store = &source.backups.store;
+        let store = &source.store;
         let mut inputs = Vec::new();
         for (n, (entry, table_id)) in plan.tables.iter().enumerate() {
             // A local store's file is read in place.
@@ -680,7 +681,7 @@ impl Restores {
         }
         if s3 {
             lock(job).phase = "uploading".into();
-            let target = BaselineStore::open_output(source, path)?;
+            let target = BaselineStore::open_output(&source.config, path)?;
             let mut names: Vec<PathBuf> = std::fs::read_dir(&out_dir)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .collect();
@@ -717,7 +718,7 @@ impl Restores {
         let mut queue: Vec<(BaselineTable, Option<u32>, PathBuf)> = inputs.to_vec();
         let mut seen: BTreeSet<TableRef> = BTreeSet::new();
         let mut out = Vec::new();
-        let store = &source.backups.store;
+        let store = &source.store;
         while let Some((entry, table_id, local)) = queue.pop() {
             if !seen.insert(entry.table.clone()) {
                 continue;

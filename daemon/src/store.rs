@@ -120,8 +120,8 @@ impl BaselineStore {
 
     /// A store for a restore's output URL (`s3://bucket/prefix`), with the source's S3
     /// settings; objects go directly under the prefix.
-    pub fn open_output(source: &crate::source::Source, url: &str) -> anyhow::Result<BaselineStore> {
-        let mut sc = source.config.clone();
+    pub fn open_output(source: &SourceConfig, url: &str) -> anyhow::Result<BaselineStore> {
+        let mut sc = source.clone();
         sc.baseline_store = Some(url.to_string());
         let cfg = Config {
             data_dir: std::path::PathBuf::from("/nonexistent"),

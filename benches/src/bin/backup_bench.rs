@@ -16,21 +16,21 @@
 //! `cargo run --release -p dbtrail-benches --bin backup_bench`.
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
-use dbtrail_core::api::{JobStatus, SourceState};
+use dbtrail_benches::{
+    Daemon, DaemonFiles, SOURCE, Server, clock_ticks, cpu_secs, dbtraild_path, digit_groups,
+    dir_bytes, exec, gtid_server_url, mib, peak_rss_kib, server_pid,
+};
+use dbtrail_core::api::JobStatus;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where `scripts/testdb up` writes the test servers' connection settings.
-const TESTDB_ENV: &str = "/var/tmp/dbtrail-testdb/env";
 /// The database the table lives in.
 const DB: &str = "bench_backup";
-/// The daemon's source name.
-const SOURCE: &str = "bench";
 /// server_id the daemon's capture registers with (capture_bench uses 4_242_001).
 const REPLICA_SERVER_ID: u32 = 4_242_002;
 /// Rows per generating INSERT ... SELECT.
@@ -63,63 +63,6 @@ struct Args {
     /// dbtraild binary [default: next to this executable].
     #[arg(long)]
     dbtraild: Option<PathBuf>,
-}
-
-/// A setting from the environment, else from the testdb env file.
-fn testdb_setting(key: &str) -> Option<String> {
-    if let Ok(v) = std::env::var(key)
-        && !v.is_empty()
-    {
-        return Some(v);
-    }
-    let text = std::fs::read_to_string(TESTDB_ENV).ok()?;
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim().to_string())
-}
-
-/// The server's address and account.
-struct Server {
-    host: String,
-    port: u16,
-    user: String,
-    password: Option<String>,
-    opts: mysql_async::Opts,
-}
-
-impl Server {
-    fn from_url(url: &str) -> Result<Server> {
-        let opts =
-            mysql_async::Opts::from_url(url).with_context(|| format!("parsing the url {url}"))?;
-        Ok(Server {
-            host: opts.ip_or_hostname().to_string(),
-            port: opts.tcp_port(),
-            user: opts.user().unwrap_or("root").to_string(),
-            password: opts.pass().map(str::to_string),
-            opts,
-        })
-    }
-
-    async fn connect(&self) -> Result<Conn> {
-        Conn::new(self.opts.clone())
-            .await
-            .with_context(|| format!("connecting to {}:{}", self.host, self.port))
-    }
-}
-
-/// Runs `sql` and returns its affected rows.
-async fn exec(conn: &mut Conn, sql: &str) -> Result<u64> {
-    conn.query_drop(sql)
-        .await
-        .with_context(|| format!("running {}", sql.chars().take(100).collect::<String>()))?;
-    Ok(conn.affected_rows())
-}
-
-/// `c`/`pad` values as sysbench makes them: groups of 11 random digits joined by '-'.
-fn digit_groups(groups: usize) -> String {
-    let g = "LPAD(CAST(FLOOR(RAND() * 99999999999) AS UNSIGNED), 11, '0')";
-    format!("CONCAT_WS('-', {})", vec![g; groups].join(", "))
 }
 
 /// The table as the runs see it.
@@ -238,39 +181,6 @@ async fn prepare(server: &Server, rows: u64, reuse: bool) -> Result<Table> {
     })
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(|e| e.ok())
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// user + system CPU seconds of a process so far.
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / clock_ticks())
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// user + system CPU seconds of each thread of a process so far, with the thread's name.
 fn thread_cpu(pid: u32) -> HashMap<u32, (String, f64)> {
     let mut out = HashMap::new();
@@ -294,34 +204,6 @@ fn thread_cpu(pid: u32) -> HashMap<u32, (String, f64)> {
         out.insert(tid, (name, (ticks(11) + ticks(12)) as f64 / tick));
     }
     out
-}
-
-/// Peak resident set size (VmHWM) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The server's process on this host, for its CPU time (the testdb servers run in a chroot:
-/// the pid file is looked up there too).
-async fn server_pid(server: &Server) -> Option<u32> {
-    let mut conn = server.connect().await.ok()?;
-    let file: Option<String> = conn.query_first("SELECT @@pid_file").await.ok()?;
-    let _ = conn.disconnect().await;
-    let file = PathBuf::from(file?);
-    let mut candidates = vec![file.clone()];
-    if let Some(root) = testdb_setting("DBTRAIL_TEST_SID_ROOT") {
-        candidates.push(Path::new(&root).join(file.strip_prefix("/").unwrap_or(&file)));
-    }
-    candidates.into_iter().find_map(|p| {
-        let pid: u32 = std::fs::read_to_string(p).ok()?.trim().parse().ok()?;
-        cpu_secs(pid).map(|_| pid)
-    })
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1 << 20) as f64
 }
 
 /// What one run measured.
@@ -451,49 +333,6 @@ fn mydumper(
     })
 }
 
-/// The daemon, stopped with SIGTERM (then SIGKILL) when dropped.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// SIGTERM, then wait up to 30 s; returns the exit status.
-    fn stop(&mut self) -> Result<std::process::ExitStatus> {
-        if let Some(s) = self.child.try_wait()? {
-            return Ok(s);
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(s) = self.child.try_wait()? {
-                return Ok(s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child.kill()?;
-        Ok(self.child.wait()?)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
-}
-
 /// What the dbtrail run measured beyond [`Run`].
 struct DbtrailRun {
     run: Run,
@@ -509,25 +348,6 @@ struct DbtrailRun {
     threads: Vec<(String, f64)>,
 }
 
-fn dbtraild_path(args: &Args) -> Result<PathBuf> {
-    let path = match &args.dbtraild {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("this executable has no directory")?
-            .join("dbtraild"),
-    };
-    if !path.is_file() {
-        bail!(
-            "{} not found: build it first with \
-             `CARGO_TARGET_DIR=/var/cache/dbtrail-target cargo build --release -p dbtraild` \
-             (the same target directory and profile as this bench), or pass --dbtraild",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 fn dbtrail(
     rt: &tokio::runtime::Runtime,
     args: &Args,
@@ -535,76 +355,16 @@ fn dbtrail(
     mysqld: Option<u32>,
     work: &Path,
 ) -> Result<DbtrailRun> {
-    let binary = dbtraild_path(args)?;
-    let data_dir = work.join("dbtraild");
-    let socket = work.join("dbtrail.sock");
-    let config = work.join("dbtrail.toml");
-    let url = format!("mysql://{}@{}:{}", server.user, server.host, server.port);
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\nsocket = {:?}\nmetrics_addr = \"\"\n\n[[sources]]\n\
-             name = \"{SOURCE}\"\nurl = {url:?}\nreplica_server_id = {REPLICA_SERVER_ID}\n\
-             backup_connections = {}\nbackup_databases = [\"{DB}\"]\n",
-            data_dir.display().to_string(),
-            socket.display().to_string(),
-            args.threads
-        ),
-    )?;
-    let log = work.join("dbtraild.log");
-    let log_file = std::fs::File::create(&log)?;
-    let mut cmd = Command::new(&binary);
-    cmd.arg("--config")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file);
-    if let Some(p) = &server.password {
-        cmd.env("DBTRAIL_PASSWORD_BENCH", p);
-    }
-    eprintln!(
-        "dbtrail: {} --config {}",
-        binary.display(),
-        config.display()
-    );
-    let mut daemon = Daemon {
-        child: cmd
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?,
-        log,
-    };
+    let binary = dbtraild_path(args.dbtraild.as_deref())?;
+    let files = DaemonFiles::write(work, server, REPLICA_SERVER_ID, args.threads, DB)?;
+    let data_dir = files.data_dir.clone();
+    let mut daemon = Daemon::start(&binary, &files.config, &files.log, server)?;
     let pid = daemon.pid();
-    let client = dbtrail_ctl::Client::new(&socket);
+    let client = dbtrail_ctl::Client::new(&files.socket);
 
     let measured = rt.block_on(async {
         // Up and streaming.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = daemon.child.try_wait()? {
-                bail!(
-                    "dbtraild exited ({s}) before streaming:\n{}",
-                    daemon.log_tail()
-                );
-            }
-            if let Ok(st) = client.status(SOURCE).await {
-                match st.state {
-                    SourceState::Streaming => break,
-                    SourceState::Failed => bail!(
-                        "dbtraild's source failed: {}\n{}",
-                        st.error.unwrap_or_default(),
-                        daemon.log_tail()
-                    ),
-                    _ => {}
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "dbtraild is not streaming after 60s:\n{}",
-                    daemon.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        daemon.wait_streaming(&client).await?;
         let rss_before = peak_rss_kib(pid);
         let cpu_before = cpu_secs(pid);
         let server_before = mysqld.and_then(cpu_secs);
@@ -688,14 +448,10 @@ fn main() -> Result<()> {
         args.rows >= 1 && args.threads >= 1 && args.chunk_rows >= 1,
         "--rows, --threads and --chunk-rows must be >= 1"
     );
-    let url = args
-        .url
-        .clone()
-        .or_else(|| testdb_setting("DBTRAIL_TEST_MYSQL_GTID_URL"))
-        .context("no --url, no $DBTRAIL_TEST_MYSQL_GTID_URL and no testdb env file")?;
+    let url = gtid_server_url(args.url.as_deref())?;
     let server = Server::from_url(&url)?;
     // Fail before the slow generation when the daemon is missing.
-    dbtraild_path(&args)?;
+    dbtraild_path(args.dbtraild.as_deref())?;
     if cfg!(debug_assertions) {
         eprintln!("WARNING: a debug build of backup_bench; dbtraild next to it is one too");
     }

@@ -6,10 +6,13 @@
 //! - **A** `mysqlbinlog --read-from-remote-server --raw`: fetch only (the floor for any
 //!   remote reader);
 //! - **B** `mysqlbinlog -vv --base64-output=decode-rows` on the fetched files: decode only;
-//! - **C** dbtrail: replication stream + decode + log write into a fresh RocksDB log, shaped
-//!   as in `dbtraild` (capture on tokio, writer on its own thread behind a bounded channel,
-//!   a fsynced batch every 1000 row events), stopping once the captured GTID set holds every
-//!   transaction of the workload;
+//! - **C** dbtrail: the daemon's own capture task and log writer (`dbtraild::capture`, the
+//!   code `dbtraild` runs: capture on tokio, the writer on its own thread behind a bounded
+//!   channel, a batch every 1000 row events, fsync once per `flush_interval_ms` = 1 s) on a
+//!   source opened as `dbtraild` opens one (`dbtraild::tasks::SourceTasks::open`), whose
+//!   fresh log starts at the workload's first binlog file; timed until the log's durable
+//!   position holds every transaction of the workload and capture has stopped (everything
+//!   fsynced);
 //! - **D** (breakdown) dbtrail's stream + decode alone, items dropped.
 //!
 //! Goals (acceptance): C <= 2 x A, and C < B. Run from the workspace root:
@@ -17,22 +20,29 @@
 //! The workload's binlog files stay on the server (they are not purged).
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
+use dbtrail_benches::{
+    SOURCE, Server, digit_groups, dir_bytes, exec, gtid_executed, gtid_server_url, mib,
+    peak_rss_kib, sid_root,
+};
 use dbtrail_binlog::checks::{Flavor, ServerInfo, check_server};
 use dbtrail_binlog::stream::{self, Capture, CaptureItem, SourceSpec, connect};
+use dbtrail_core::api::SourceState;
 use dbtrail_core::gtid::MysqlGtidSet;
-use dbtrail_core::{GtidSet, Position, TableRef, TableSchema};
-use dbtrail_storage::{Log, Writer};
-use mysql_async::Conn;
+use dbtrail_core::{GtidSet, Position, TableRef};
+use dbtrail_storage::Writer;
+use dbtraild::capture::{self, writer::FlushPolicy};
+use dbtraild::config::Config;
+use dbtraild::metrics::Metrics;
+use dbtraild::source::Source;
+use dbtraild::tasks::SourceTasks;
+use dbtraild::util::lock;
 use mysql_async::prelude::Queryable;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-/// Where `scripts/testdb up` writes the test servers' connection settings.
-const TESTDB_ENV: &str = "/var/tmp/dbtrail-testdb/env";
 /// The database the workload lives in (dropped and re-created).
 const DB: &str = "bench_capture";
 /// server_id the capture registers with.
@@ -54,7 +64,7 @@ struct Args {
     /// else the testdb env file]; pass an empty string to run `mysqlbinlog` from PATH.
     #[arg(long)]
     sid_root: Option<PathBuf>,
-    /// Row events per writer batch (dbtraild flushes at 1000; fsync at most once a second).
+    /// Row events per writer batch (dbtraild writes one at 1000; fsync once a second).
     #[arg(long, default_value_t = 1000)]
     flush_every: usize,
     /// Skip run D (dbtrail decode without the log).
@@ -63,34 +73,6 @@ struct Args {
     /// Keep the bench_capture database afterwards.
     #[arg(long)]
     keep_database: bool,
-}
-
-/// A setting from the environment, else from the testdb env file.
-fn testdb_setting(key: &str) -> Option<String> {
-    if let Ok(v) = std::env::var(key)
-        && !v.is_empty()
-    {
-        return Some(v);
-    }
-    let text = std::fs::read_to_string(TESTDB_ENV).ok()?;
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim().to_string())
-}
-
-fn spec_from_url(url: &str) -> Result<SourceSpec> {
-    let opts =
-        mysql_async::Opts::from_url(url).with_context(|| format!("parsing the url {url}"))?;
-    Ok(SourceSpec {
-        host: opts.ip_or_hostname().to_string(),
-        port: opts.tcp_port(),
-        user: opts.user().unwrap_or("root").to_string(),
-        password: opts.pass().map(str::to_string),
-        replica_server_id: REPLICA_SERVER_ID,
-        heartbeat: Duration::from_secs(5),
-        tls: Default::default(),
-    })
 }
 
 /// What the workload left in the binlog.
@@ -107,29 +89,6 @@ struct Workload {
     /// Row events the workload's statements reported (affected rows).
     rows: u64,
     seconds: f64,
-}
-
-/// `c`/`pad` values as sysbench makes them: groups of 11 random digits joined by '-'.
-fn digit_groups(groups: usize) -> String {
-    let g = "LPAD(CAST(FLOOR(RAND() * 99999999999) AS UNSIGNED), 11, '0')";
-    format!("CONCAT_WS('-', {})", vec![g; groups].join(", "))
-}
-
-async fn gtid_executed(conn: &mut Conn) -> Result<MysqlGtidSet> {
-    let s: String = conn
-        .query_first("SELECT @@GLOBAL.gtid_executed")
-        .await?
-        .context("reading @@gtid_executed")?;
-    s.parse::<MysqlGtidSet>()
-        .with_context(|| format!("parsing @@gtid_executed {s:?}"))
-}
-
-/// Runs `sql` and returns its affected rows.
-async fn exec(conn: &mut Conn, sql: &str) -> Result<u64> {
-    conn.query_drop(sql)
-        .await
-        .with_context(|| format!("running {}", sql.chars().take(100).collect::<String>()))?;
-    Ok(conn.affected_rows())
 }
 
 async fn generate(spec: &SourceSpec, events: u64, per_txn: u64) -> Result<Workload> {
@@ -295,21 +254,23 @@ struct CaptureStats {
     flush_secs: f64,
 }
 
-/// Streams from the workload's start until the captured set holds the workload's end,
-/// counting rows and commits and sending each event's items to `tx` when given.
-async fn stream_workload(
-    spec: &SourceSpec,
-    w: &Workload,
-    tx: Option<mpsc::Sender<Vec<CaptureItem>>>,
-) -> Result<CaptureStats> {
-    let mut conn = connect(spec).await?;
-    let info = check_server(&mut conn).await?;
-    let from = Position {
+/// The position just before the workload: where run C's log starts.
+fn workload_start(w: &Workload) -> Position {
+    Position {
         gtid_set: GtidSet::Mysql(w.start.clone()),
         file: w.start_file.clone(),
         pos: 4,
-        server_uuid: info.server_uuid.clone(),
-    };
+        server_uuid: w.info.server_uuid.clone(),
+    }
+}
+
+/// Run D: streams from the workload's start until the captured set holds the workload's end,
+/// counting rows and commits, items dropped.
+async fn stream_workload(spec: &SourceSpec, w: &Workload) -> Result<CaptureStats> {
+    let mut conn = connect(spec).await?;
+    let info = check_server(&mut conn).await?;
+    let mut from = workload_start(w);
+    from.server_uuid = info.server_uuid.clone();
     let mut capture = Capture::start(conn, &info, &from, spec).await?;
     let mut stats = CaptureStats::default();
     let mut items = Vec::with_capacity(64);
@@ -326,13 +287,7 @@ async fn stream_workload(
                 _ => {}
             }
         }
-        match &tx {
-            Some(tx) if !items.is_empty() => tx
-                .send(std::mem::take(&mut items))
-                .await
-                .map_err(|_| anyhow::anyhow!("the writer thread stopped"))?,
-            _ => items.clear(),
-        }
+        items.clear();
         if committed
             && let GtidSet::Mysql(have) = capture.gtid_set()
             && w.end.is_subset(have)
@@ -342,121 +297,120 @@ async fn stream_workload(
     }
 }
 
-/// Applies items to the writer as dbtraild's writer thread does.
-struct Applier<'a> {
-    writer: Writer<'a>,
-    ids: HashMap<*const TableSchema, (Arc<TableSchema>, u32, u32)>,
-    bench: TableRef,
-    stats: CaptureStats,
+/// A source of `server` configured as a dbtraild source, with its data under `data_dir`.
+fn daemon_config(server: &Server, data_dir: &Path) -> Result<Config> {
+    let mut source = format!(
+        "[[sources]]\nname = \"{SOURCE}\"\nurl = {:?}\nreplica_server_id = {REPLICA_SERVER_ID}\n",
+        server.daemon_url()
+    );
+    if let Some(p) = &server.password {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = data_dir.join("password");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .with_context(|| format!("creating {}", file.display()))?;
+        std::io::Write::write_all(&mut f, p.as_bytes())?;
+        source += &format!("password_file = {:?}\n", file.display().to_string());
+    }
+    Config::parse(&format!(
+        "data_dir = {:?}\nsocket = {:?}\nmetrics_addr = \"\"\n\n{source}",
+        data_dir.display().to_string(),
+        data_dir.join("unused.sock").display().to_string(),
+    ))
 }
 
-impl Applier<'_> {
-    /// As dbtraild does: size-triggered batches are written without fsync, and the WAL is
-    /// fsynced at least once a second (and at the end).
-    fn flush(&mut self, last_sync: &mut Instant, end: bool) -> Result<()> {
-        let started = Instant::now();
-        let sync = end || last_sync.elapsed() >= std::time::Duration::from_secs(1);
-        if self.writer.flush_with(sync)? {
-            self.stats.flushes += 1;
-            self.stats.flush_secs += started.elapsed().as_secs_f64();
-        }
-        if sync {
-            *last_sync = Instant::now();
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, item: CaptureItem) -> Result<()> {
-        let w = &mut self.writer;
-        match item {
-            CaptureItem::Begin { gtid, commit_us } => w.begin(gtid, commit_us),
-            CaptureItem::Row { schema, change } => {
-                let key = Arc::as_ptr(&schema);
-                let (id, version) = match self.ids.get(&key) {
-                    Some((_, id, v)) => (*id, *v),
-                    None => {
-                        let (id, v) = w.ensure_schema((*schema).clone())?;
-                        self.ids.insert(key, (schema.clone(), id, v));
-                        (id, v)
-                    }
-                };
-                self.stats.rows += 1;
-                if schema.table == self.bench {
-                    self.stats.bench_rows += 1;
-                }
-                w.add(id, version, change)?;
+/// Waits until `source`'s durable position holds every transaction of the workload; fails
+/// when capture stops or is interrupted.
+async fn wait_durable(source: &Source, w: &Workload) -> Result<()> {
+    loop {
+        {
+            let s = lock(&source.shared);
+            let stopped = match s.state {
+                Some(SourceState::Failed) => Some("failed"),
+                Some(SourceState::Reconnecting) => Some("was interrupted"),
+                _ => None,
+            };
+            if let Some(how) = stopped {
+                bail!(
+                    "capture {how}: {}",
+                    s.error.as_deref().unwrap_or("(no error recorded)")
+                );
             }
-            CaptureItem::Commit {
-                position,
-                commit_us,
-                ddl,
-            } => {
-                if ddl.is_some() {
-                    self.ids.clear();
-                }
-                w.commit(position, commit_us, ddl)?;
-                self.stats.txns += 1;
+            if let Some(GtidSet::Mysql(have)) = s.position.as_ref().map(|p| &p.gtid_set)
+                && w.end.is_subset(have)
+            {
+                return Ok(());
             }
-            CaptureItem::Rollback => w.rollback()?,
-            CaptureItem::Taint { table, reason } => {
-                // Other clients of the shared test server may taint their own tables.
-                if table == self.bench {
-                    bail!("capture tainted {table}: {reason}")
-                }
-            }
-            CaptureItem::Heartbeat { .. } => {}
         }
-        Ok(())
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
-/// Run C: stream + decode on the runtime, log writes on a writer thread.
+/// Run C: the daemon's capture task and log writer on a source opened as dbtraild opens one,
+/// its fresh log starting at the workload's first binlog file. Returns the source (its log
+/// is measured afterwards).
 fn capture_to_log(
     rt: &tokio::runtime::Runtime,
-    spec: &SourceSpec,
+    server: &Server,
     w: &Workload,
-    log: &Log,
+    data_dir: &Path,
     flush_every: usize,
-) -> Result<(CaptureStats, f64)> {
-    let (tx, mut rx) = mpsc::channel::<Vec<CaptureItem>>(256);
-    let initial = Position {
-        gtid_set: GtidSet::Mysql(w.start.clone()),
-        file: w.start_file.clone(),
-        pos: 4,
-        server_uuid: w.info.server_uuid.clone(),
+) -> Result<(CaptureStats, f64, Arc<Source>)> {
+    let cfg = daemon_config(server, data_dir)?;
+    let metrics = Arc::new(Metrics::new());
+    let tasks = SourceTasks::open(&cfg, &cfg.sources[0], metrics.clone())?;
+    let source = tasks.source.clone();
+    // The log's first checkpoint: capture resumes from it, as after a restart.
+    Writer::open(&source.log, workload_start(w))?.flush()?;
+    let policy = FlushPolicy {
+        batch_events: flush_every,
+        ..FlushPolicy::of(&source.config)
     };
+    let cancel = CancellationToken::new();
     let started = Instant::now();
-    let (streamed, written) = std::thread::scope(|s| {
-        let writer = s.spawn(move || -> Result<CaptureStats> {
-            let mut a = Applier {
-                writer: Writer::open(log, initial)?,
-                ids: HashMap::new(),
-                bench: TableRef::new(DB, "sbtest1"),
-                stats: CaptureStats::default(),
-            };
-            let mut last_sync = Instant::now();
-            while let Some(items) = rx.blocking_recv() {
-                for item in items {
-                    a.apply(item)?;
-                }
-                if a.writer.batch_events() >= flush_every {
-                    a.flush(&mut last_sync, false)?;
-                }
-            }
-            a.flush(&mut last_sync, true)?;
-            Ok(a.stats)
-        });
-        let streamed = rt.block_on(stream_workload(spec, w, Some(tx)));
-        let written = writer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the writer thread panicked"));
-        (streamed, written)
+    let waited = rt.block_on(async {
+        let task = tokio::spawn(capture::run_with(source.clone(), policy, cancel.clone()));
+        let waited = wait_durable(&source, w).await;
+        // Capture stops: the writer writes and fsyncs what it holds, then exits.
+        cancel.cancel();
+        let _ = task.await;
+        waited
     });
     let secs = started.elapsed().as_secs_f64();
-    // A writer error explains a stream error ("writer stopped"), so report it first.
-    let stats = written??;
-    streamed?;
-    Ok((stats, secs))
+    waited?;
+    let ckpt = source
+        .log
+        .checkpoint()?
+        .context("the log has no checkpoint")?;
+    let bench = TableRef::new(DB, "sbtest1");
+    if let Some(t) = source.log.taints()?.into_iter().find(|t| t.table == bench) {
+        bail!("capture tainted {}: {}", t.table, t.reason);
+    }
+    let bench_rows = match source.log.table_id(&bench)? {
+        Some(id) => source
+            .log
+            .count_table_events(id, i64::MIN, i64::MAX, 0..u64::MAX)?,
+        None => 0,
+    };
+    // The writer's batch writes, as `/metrics` shows them.
+    let text = metrics.render();
+    let sample = |name: &str| -> Option<f64> {
+        let prefix = format!("dbtrail_capture_batch_write_seconds_{name}{{source=\"{SOURCE}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let stats = CaptureStats {
+        rows: ckpt.next_event_id,
+        bench_rows,
+        txns: ckpt.txns_total,
+        flushes: sample("count").context("no batch count in the metrics")? as u64,
+        flush_secs: sample("sum").context("no batch seconds in the metrics")?,
+    };
+    Ok((stats, secs, source))
 }
 
 /// Run D: stream + decode only.
@@ -466,32 +420,8 @@ fn decode_only(
     w: &Workload,
 ) -> Result<(CaptureStats, f64)> {
     let started = Instant::now();
-    let stats = rt.block_on(stream_workload(spec, w, None))?;
+    let stats = rt.block_on(stream_workload(spec, w))?;
     Ok((stats, started.elapsed().as_secs_f64()))
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(|e| e.ok())
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// Peak resident set size of this process, in KiB.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1 << 20) as f64
 }
 
 fn main() -> Result<()> {
@@ -500,17 +430,10 @@ fn main() -> Result<()> {
         args.events >= 10 && args.rows_per_txn >= 1,
         "--events must be >= 10 and --rows-per-txn >= 1"
     );
-    let url = args
-        .url
-        .clone()
-        .or_else(|| testdb_setting("DBTRAIL_TEST_MYSQL_GTID_URL"))
-        .context("no --url, no $DBTRAIL_TEST_MYSQL_GTID_URL and no testdb env file")?;
-    let root = match &args.sid_root {
-        Some(p) if p.as_os_str().is_empty() => None,
-        Some(p) => Some(p.clone()),
-        None => testdb_setting("DBTRAIL_TEST_SID_ROOT").map(PathBuf::from),
-    };
-    let spec = spec_from_url(&url)?;
+    let url = gtid_server_url(args.url.as_deref())?;
+    let root = sid_root(args.sid_root.as_deref());
+    let server = Server::from_url(&url)?;
+    let spec = server.spec(REPLICA_SERVER_ID);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -572,21 +495,21 @@ fn main() -> Result<()> {
     drop(fetched);
 
     // C: dbtrail decode + log write.
-    let log_dir = tempfile::Builder::new()
+    let data_dir = tempfile::Builder::new()
         .prefix("capture_bench_log.")
         .tempdir()?;
-    let log = Log::open(log_dir.path())?;
-    eprintln!("C: dbtrail capture into {}", log_dir.path().display());
-    let (c, capture_secs) = capture_to_log(&rt, &spec, &w, &log, args.flush_every)?;
+    eprintln!("C: dbtrail capture into {}", data_dir.path().display());
+    let (c, capture_secs, source) =
+        capture_to_log(&rt, &server, &w, data_dir.path(), args.flush_every)?;
     let settle = Instant::now();
-    log.flush()?;
-    log.compact_events()?;
+    source.log.flush()?;
+    source.log.compact_events()?;
     let settle_secs = settle.elapsed().as_secs_f64();
-    let events_disk = log.events_disk_bytes();
-    let log_disk = dir_bytes(log_dir.path());
-    drop(log);
-    drop(log_dir);
-    let rss_after_c = peak_rss_kib();
+    let events_disk = source.log.events_disk_bytes();
+    let log_disk = dir_bytes(&data_dir.path().join("sources").join(SOURCE).join("log"));
+    drop(source);
+    drop(data_dir);
+    let rss_after_c = peak_rss_kib(std::process::id());
 
     // D: dbtrail decode alone.
     let d = if args.no_decode_only {
@@ -679,7 +602,7 @@ fn main() -> Result<()> {
     println!(
         "  peak RSS          {} MiB after C, {} MiB at the end",
         rss_after_c.map_or("?".into(), |k| (k / 1024).to_string()),
-        peak_rss_kib().map_or("?".into(), |k| (k / 1024).to_string())
+        peak_rss_kib(std::process::id()).map_or("?".into(), |k| (k / 1024).to_string())
     );
     if c.bench_rows != w.rows {
         println!(

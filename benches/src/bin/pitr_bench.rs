@@ -28,25 +28,25 @@
 //! `cargo run --release -p dbtrail-benches --bin pitr_bench`.
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
-use dbtrail_core::api::{JobStatus, PitrJobView, PitrRequest, SourceState};
+use dbtrail_benches::{
+    Daemon, DaemonFiles, SOURCE, Server, cpu_secs, dbtraild_path, digit_groups, dir_bytes, exec,
+    gtid_executed, gtid_server_url, mib, peak_rss_kib, server_pid, sid_root,
+};
+use dbtrail_core::api::{JobStatus, PitrJobView, PitrRequest};
 use dbtrail_core::gtid::MysqlGtidSet;
 use dbtrail_core::value::timestamp_to_utc_string;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Where `scripts/testdb up` writes the test servers' connection settings.
-const TESTDB_ENV: &str = "/var/tmp/dbtrail-testdb/env";
 /// The database the table lives in (the live final state).
 const DB: &str = "bench_pitr";
 /// Where the classic procedure restores to.
 const DB_CLASSIC: &str = "bench_pitr_classic";
 /// Where dbtrail's output is imported for the check.
 const DB_DBTRAIL: &str = "bench_pitr_dbtrail";
-/// The daemon's source name.
-const SOURCE: &str = "bench";
 /// server_id the daemon's capture registers with (capture_bench: 4_242_001, backup_bench:
 /// 4_242_002).
 const REPLICA_SERVER_ID: u32 = 4_242_003;
@@ -93,73 +93,6 @@ struct Args {
     keep: bool,
 }
 
-/// A setting from the environment, else from the testdb env file.
-fn testdb_setting(key: &str) -> Option<String> {
-    if let Ok(v) = std::env::var(key)
-        && !v.is_empty()
-    {
-        return Some(v);
-    }
-    let text = std::fs::read_to_string(TESTDB_ENV).ok()?;
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim().to_string())
-}
-
-/// The server's address and account.
-struct Server {
-    host: String,
-    port: u16,
-    user: String,
-    password: Option<String>,
-    opts: mysql_async::Opts,
-}
-
-impl Server {
-    fn from_url(url: &str) -> Result<Server> {
-        let opts =
-            mysql_async::Opts::from_url(url).with_context(|| format!("parsing the url {url}"))?;
-        Ok(Server {
-            host: opts.ip_or_hostname().to_string(),
-            port: opts.tcp_port(),
-            user: opts.user().unwrap_or("root").to_string(),
-            password: opts.pass().map(str::to_string),
-            opts,
-        })
-    }
-
-    async fn connect(&self) -> Result<Conn> {
-        Conn::new(self.opts.clone())
-            .await
-            .with_context(|| format!("connecting to {}:{}", self.host, self.port))
-    }
-
-    /// `-h HOST -P PORT -u USER [-p PW]` for mydumper and myloader.
-    fn my_args(&self, cmd: &mut Command) {
-        cmd.args(["-h", &self.host])
-            .args(["-P", &self.port.to_string()])
-            .args(["-u", &self.user]);
-        if let Some(p) = &self.password {
-            cmd.args(["-p", p]);
-        }
-    }
-}
-
-/// Runs `sql` and returns its affected rows.
-async fn exec(conn: &mut Conn, sql: &str) -> Result<u64> {
-    conn.query_drop(sql)
-        .await
-        .with_context(|| format!("running {}", sql.chars().take(100).collect::<String>()))?;
-    Ok(conn.affected_rows())
-}
-
-/// `c`/`pad` values as sysbench makes them: groups of 11 random digits joined by '-'.
-fn digit_groups(groups: usize) -> String {
-    let g = "LPAD(CAST(FLOOR(RAND() * 99999999999) AS UNSIGNED), 11, '0')";
-    format!("CONCAT_WS('-', {})", vec![g; groups].join(", "))
-}
-
 /// xorshift64*: reproducible random ids without a dependency.
 struct Rng(u64);
 
@@ -191,67 +124,6 @@ fn load_average() -> String {
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into())
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1 << 20) as f64
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(|e| e.ok())
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// user + system CPU seconds of a process so far.
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / clock_ticks())
-}
-
-/// Peak resident set size (VmHWM) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The server's process on this host, for its CPU time (the testdb servers run in a chroot:
-/// the pid file is looked up there too).
-async fn server_pid(server: &Server) -> Option<u32> {
-    let mut conn = server.connect().await.ok()?;
-    let file: Option<String> = conn.query_first("SELECT @@pid_file").await.ok()?;
-    let _ = conn.disconnect().await;
-    let file = PathBuf::from(file?);
-    let mut candidates = vec![file.clone()];
-    if let Some(root) = testdb_setting("DBTRAIL_TEST_SID_ROOT") {
-        candidates.push(Path::new(&root).join(file.strip_prefix("/").unwrap_or(&file)));
-    }
-    candidates.into_iter().find_map(|p| {
-        let pid: u32 = std::fs::read_to_string(p).ok()?.trim().parse().ok()?;
-        cpu_secs(pid).map(|_| pid)
-    })
 }
 
 /// CPU seconds of mysqld between two readings.
@@ -518,164 +390,6 @@ fn binlog_replay(
     ))
 }
 
-/// The daemon, stopped with SIGTERM (then SIGKILL) when dropped.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(binary: &Path, config: &Path, log: &Path, server: &Server) -> Result<Daemon> {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let mut cmd = Command::new(binary);
-        cmd.arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file);
-        if let Some(p) = &server.password {
-            cmd.env("DBTRAIL_PASSWORD_BENCH", p);
-        }
-        eprintln!(
-            "dbtrail: {} --config {}",
-            binary.display(),
-            config.display()
-        );
-        Ok(Daemon {
-            child: cmd
-                .spawn()
-                .with_context(|| format!("starting {}", binary.display()))?,
-            log: log.to_path_buf(),
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// SIGTERM, then wait up to 30 s; returns the exit status.
-    fn stop(&mut self) -> Result<std::process::ExitStatus> {
-        if let Some(s) = self.child.try_wait()? {
-            return Ok(s);
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(s) = self.child.try_wait()? {
-                return Ok(s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child.kill()?;
-        Ok(self.child.wait()?)
-    }
-
-    /// Waits until the source streams.
-    async fn wait_streaming(&mut self, client: &dbtrail_ctl::Client) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = self.child.try_wait()? {
-                bail!(
-                    "dbtraild exited ({s}) before streaming:\n{}",
-                    self.log_tail()
-                );
-            }
-            if let Ok(st) = client.status(SOURCE).await {
-                match st.state {
-                    SourceState::Streaming => return Ok(()),
-                    SourceState::Failed => bail!(
-                        "dbtraild's source failed: {}\n{}",
-                        st.error.unwrap_or_default(),
-                        self.log_tail()
-                    ),
-                    _ => {}
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("dbtraild is not streaming after 60s:\n{}", self.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits until capture holds `want` and reports itself caught up (lag < 1 s).
-    async fn wait_captured(
-        &mut self,
-        client: &dbtrail_ctl::Client,
-        want: &MysqlGtidSet,
-    ) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            if let Some(s) = self.child.try_wait()? {
-                bail!("dbtraild exited ({s}):\n{}", self.log_tail());
-            }
-            let st = client.status(SOURCE).await?;
-            if st.state == SourceState::Failed {
-                bail!(
-                    "dbtraild's source failed: {}\n{}",
-                    st.error.unwrap_or_default(),
-                    self.log_tail()
-                );
-            }
-            let have: MysqlGtidSet = st
-                .captured_gtid_set
-                .parse()
-                .with_context(|| format!("parsing {:?}", st.captured_gtid_set))?;
-            if st.state == SourceState::Streaming
-                && want.is_subset(&have)
-                && st.lag_seconds.is_some_and(|l| l < 1.0)
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "capture does not hold the changes after 300s (captured {}, want {want}, \
-                     lag {:?})",
-                    st.captured_gtid_set,
-                    st.lag_seconds
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
-}
-
-fn dbtraild_path(args: &Args) -> Result<PathBuf> {
-    let path = match &args.dbtraild {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("this executable has no directory")?
-            .join("dbtraild"),
-    };
-    if !path.is_file() {
-        bail!(
-            "{} not found: build it first with \
-             `CARGO_TARGET_DIR=/var/cache/dbtrail-target cargo build --release -p dbtraild` \
-             (the same target directory and profile as this bench), or pass --dbtraild",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
 /// `COUNT(*)` and `BIT_XOR(CRC32(CONCAT_WS('#', id, k, c, pad)))` of `db.sbtest1`.
 async fn checksum(conn: &mut Conn, db: &str) -> Result<(u64, u64)> {
     conn.query_first(format!(
@@ -684,15 +398,6 @@ async fn checksum(conn: &mut Conn, db: &str) -> Result<(u64, u64)> {
     .await
     .with_context(|| format!("checksumming {db}.sbtest1"))?
     .context("no checksum row")
-}
-
-async fn gtid_executed(conn: &mut Conn) -> Result<MysqlGtidSet> {
-    let s: String = conn
-        .query_first("SELECT @@GLOBAL.gtid_executed")
-        .await?
-        .context("reading @@gtid_executed")?;
-    s.parse::<MysqlGtidSet>()
-        .with_context(|| format!("parsing @@gtid_executed {s:?}"))
 }
 
 /// Drops the bench's databases without binlogging it.
@@ -977,19 +682,11 @@ fn main() -> Result<()> {
         args.rows >= 1000 && args.changes >= 10 && args.rows_per_txn >= 1 && args.threads >= 1,
         "--rows must be >= 1000, --changes >= 10, --rows-per-txn and --threads >= 1"
     );
-    let url = args
-        .url
-        .clone()
-        .or_else(|| testdb_setting("DBTRAIL_TEST_MYSQL_GTID_URL"))
-        .context("no --url, no $DBTRAIL_TEST_MYSQL_GTID_URL and no testdb env file")?;
+    let url = gtid_server_url(args.url.as_deref())?;
     let server = Server::from_url(&url)?;
-    let root = match &args.sid_root {
-        Some(p) if p.as_os_str().is_empty() => None,
-        Some(p) => Some(p.clone()),
-        None => testdb_setting("DBTRAIL_TEST_SID_ROOT").map(PathBuf::from),
-    };
+    let root = sid_root(args.sid_root.as_deref());
     // Fail before the slow generation when the daemon is missing.
-    let binary = dbtraild_path(&args)?;
+    let binary = dbtraild_path(args.dbtraild.as_deref())?;
     if cfg!(debug_assertions) {
         eprintln!("WARNING: a debug build of pitr_bench; dbtraild next to it is one too");
     }
@@ -1014,24 +711,10 @@ fn main() -> Result<()> {
     );
 
     // 1. The daemon and its baseline.
-    let data_dir = w.join("dbtraild");
-    let socket = w.join("dbtrail.sock");
-    let config = w.join("dbtrail.toml");
-    let daemon_log = w.join("dbtraild.log");
-    let daemon_url = format!("mysql://{}@{}:{}", server.user, server.host, server.port);
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = {:?}\nsocket = {:?}\nmetrics_addr = \"\"\n\n[[sources]]\n\
-             name = \"{SOURCE}\"\nurl = {daemon_url:?}\nreplica_server_id = {REPLICA_SERVER_ID}\n\
-             backup_connections = {}\nbackup_databases = [\"{DB}\"]\n",
-            data_dir.display().to_string(),
-            socket.display().to_string(),
-            args.threads
-        ),
-    )?;
-    let client = dbtrail_ctl::Client::new(&socket);
-    let mut daemon = Daemon::start(&binary, &config, &daemon_log, &server)?;
+    let files = DaemonFiles::write(w, &server, REPLICA_SERVER_ID, args.threads, DB)?;
+    let (config, daemon_log) = (&files.config, &files.log);
+    let client = dbtrail_ctl::Client::new(&files.socket);
+    let mut daemon = Daemon::start(&binary, config, daemon_log, &server)?;
     let baseline = rt.block_on(async {
         daemon.wait_streaming(&client).await?;
         eprintln!("dbtrail: baseline");
@@ -1123,7 +806,7 @@ fn main() -> Result<()> {
     let first_exit = daemon.stop()?;
     drop(daemon);
     eprintln!("dbtrail: restarting the daemon (exit {first_exit})");
-    let mut daemon = Daemon::start(&binary, &config, &daemon_log, &server)?;
+    let mut daemon = Daemon::start(&binary, config, daemon_log, &server)?;
     let load_before = load_average();
     let run = rt.block_on(async {
         daemon.wait_streaming(&client).await?;

@@ -1,0 +1,213 @@
+//! The capture task of one source: the replication stream (async, network) feeding the log
+//! writer thread ([`writer`]: blocking, RocksDB) over a bounded channel.
+//!
+//! Resumption argument: the writer owns the checkpoint. When the stream breaks, the capture
+//! task sends `Reset` and waits for the writer's reply: the position after the last
+//! transaction the writer has accepted (flushed or about to be). Items are processed in order,
+//! so that position is exactly where the new stream must begin; an open transaction is
+//! rolled back by the writer and re-read in full.
+pub mod writer;
+
+use crate::metrics::Metrics;
+use crate::source::Source;
+use crate::util::lock;
+use dbtrail_binlog::BinlogError;
+use dbtrail_binlog::checks::{self, ServerInfo};
+use dbtrail_binlog::stream::{self, Capture};
+use dbtrail_core::api::SourceState;
+use dbtrail_storage::ServerFacts;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use writer::{FlushPolicy, ToWriter};
+
+/// Runs capture for one source until `cancel`.
+pub async fn run(source: Arc<Source>, cancel: CancellationToken) {
+    let policy = FlushPolicy::of(&source.config);
+    run_with(source, policy, cancel).await
+}
+
+/// [`run`] with the writer flushing by `policy` (the daemon's is [`FlushPolicy::of`] the
+/// source's configuration; benches vary it).
+pub async fn run_with(source: Arc<Source>, policy: FlushPolicy, cancel: CancellationToken) {
+    let metrics = source.metrics.clone();
+    let name = source.config.name.clone();
+    let labels = Metrics::source(&name);
+    let (tx, rx) = mpsc::channel::<ToWriter>(256);
+    let writer = writer::spawn(&source, rx, policy);
+    let writer = match writer {
+        Ok(w) => w,
+        Err(e) => {
+            set_failed(&source, &format!("cannot start the writer thread: {e}"));
+            return;
+        }
+    };
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        // A panic while decoding (in our code or the driver's) must not leave the source
+        // looking healthy: it stops the source with the message, like any definite error.
+        let guarded = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+            capture_once(&source, &tx, &metrics),
+        ));
+        let result = tokio::select! {
+            r = guarded => r.unwrap_or_else(|panic| {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)");
+                Err(BinlogError::Decode {
+                    what: "the replication stream".into(),
+                    file: String::new(),
+                    pos: 0,
+                    detail: format!(
+                        "internal error (panic: {msg}); this is a bug in dbtrail or its MySQL \
+                         driver: report it with the daemon's log"
+                    ),
+                })
+            }),
+            () = cancel.cancelled() => break,
+        };
+        let err = match result {
+            Ok(()) => break,
+            Err(e) => e,
+        };
+        metrics.up.get_or_create(&labels).set(0);
+        if err.is_transient() || matches!(err, BinlogError::Protocol { .. }) {
+            metrics.reconnects.get_or_create(&labels).inc();
+            tracing::warn!(source = %name, error = %err, retry_in = ?backoff, "capture interrupted; reconnecting");
+            {
+                let mut s = lock(&source.shared);
+                s.state = Some(SourceState::Reconnecting);
+                s.error = Some(err.to_string());
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {},
+                () = cancel.cancelled() => break,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+            continue;
+        }
+        if matches!(err, BinlogError::Decode { .. }) {
+            metrics.decode_errors.get_or_create(&labels).inc();
+        }
+        tracing::error!(source = %name, error = %err, "capture stopped: definite error; fix the cause and restart dbtraild");
+        set_failed(&source, &err.to_string());
+        break;
+    }
+    // Make everything received durable, then let the writer exit.
+    let (rtx, rrx) = oneshot::channel();
+    if tx.send(ToWriter::Reset(rtx)).await.is_ok() {
+        let _ = rrx.await;
+    }
+    drop(tx);
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    let mut s = lock(&source.shared);
+    if s.state != Some(SourceState::Failed) {
+        s.state = Some(SourceState::Stopped);
+    }
+}
+
+fn set_failed(source: &Source, msg: &str) {
+    let mut s = lock(&source.shared);
+    s.state = Some(SourceState::Failed);
+    s.error = Some(msg.to_string());
+}
+
+async fn capture_once(
+    source: &Source,
+    tx: &mpsc::Sender<ToWriter>,
+    metrics: &Metrics,
+) -> Result<(), BinlogError> {
+    let labels = Metrics::source(&source.config.name);
+    let spec = source.spec()?;
+    let mut conn = stream::connect(&spec).await?;
+    let info: ServerInfo = checks::check_server(&mut conn).await?;
+    let expire = i64::try_from(info.binlog_expire_seconds.unwrap_or(0)).unwrap_or(i64::MAX);
+    metrics.binlog_retention.get_or_create(&labels).set(expire);
+    for w in &info.warnings {
+        tracing::warn!(source = %source.config.name, "{w}");
+    }
+    lock(&source.shared).warnings = info.warnings.clone();
+    // Where the writer stands (after rolling back anything half-received).
+    let (rtx, rrx) = oneshot::channel();
+    tx.send(ToWriter::Reset(rtx))
+        .await
+        .map_err(|_| writer_gone())?;
+    let resume = rrx.await.map_err(|_| writer_gone())?;
+    let from = match resume {
+        Some(p) => {
+            if p.server_uuid != info.server_uuid && !info.gtid_mode {
+                return Err(BinlogError::Config(format!(
+                    "the source is now server {} but the log was captured from {} by binlog \
+                     file:pos, which cannot be carried across servers; enable GTIDs or start \
+                     a new data_dir",
+                    info.server_uuid, p.server_uuid
+                )));
+            }
+            p
+        }
+        None => {
+            let p = stream::current_position(&mut conn, &info).await?;
+            tracing::info!(source = %source.config.name, position = %p, "new log: capture starts at the server's current position");
+            tx.send(ToWriter::Init(p.clone()))
+                .await
+                .map_err(|_| writer_gone())?;
+            p
+        }
+    };
+    let (start, gap) =
+        stream::plan_start(&mut conn, &info, &from, source.config.no_gap_fill).await?;
+    if let Some(g) = gap {
+        tracing::warn!(source = %source.config.name, missing = %g.missing, "recording a gap: {}", g.reason);
+        tx.send(ToWriter::Gap(g)).await.map_err(|_| writer_gone())?;
+    }
+    // Before any event of this connection: restores need to know whether the server logs
+    // foreign-key cascades (dbtrail_replay::cascade).
+    tx.send(ToWriter::Facts(ServerFacts {
+        version: info.version.clone(),
+        fk_cascades_logged: info.fk_cascades_logged,
+    }))
+    .await
+    .map_err(|_| writer_gone())?;
+    let mut capture = Capture::start(conn, &info, &start, &spec).await?;
+    {
+        let mut s = lock(&source.shared);
+        s.state = Some(SourceState::Streaming);
+        s.error = None;
+    }
+    metrics.up.get_or_create(&labels).set(1);
+    tracing::info!(source = %source.config.name, from = %start, "streaming");
+    let mut items = Vec::with_capacity(64);
+    let retention = info.binlog_expire_seconds;
+    let mut warned_retention = false;
+    loop {
+        capture.next(&mut items).await?;
+        if let (Some(limit), false) = (retention, warned_retention) {
+            let lag = lock(&source.shared).lag_seconds.unwrap_or(0.0);
+            if lag > 0.8 * limit as f64 {
+                warned_retention = true;
+                let msg = format!(
+                    "capture lag {lag:.0}s is above 80% of the source's binlog retention \
+                     (binlog_expire_logs_seconds={limit}); binlogs may be purged before they are \
+                     read: raise the retention or fix what slows capture"
+                );
+                tracing::warn!(source = %source.config.name, "{msg}");
+                lock(&source.shared).warnings.push(msg);
+            }
+        }
+        if !items.is_empty() {
+            tx.send(ToWriter::Items(std::mem::take(&mut items)))
+                .await
+                .map_err(|_| writer_gone())?;
+        }
+    }
+}
+
+fn writer_gone() -> BinlogError {
+    BinlogError::Purged("the log writer stopped (see the error logged before this)".into())
+}

@@ -1,0 +1,40 @@
+//! dbtraild: the dbtrail daemon, as a library. The `dbtraild` executable (src/main.rs) parses
+//! its arguments and calls [`run`] or [`check`]; benches and tests drive the same code.
+//!
+//! This crate is the composition root: the only one that names concrete types (the RocksDB
+//! log, the MySQL stream, object stores) and puts them together. Its modules, from the
+//! leaves up (each uses only modules above it in this list; there is no import cycle):
+//!
+//! - [`config`]: the TOML configuration.
+//! - [`util`]: a poison-tolerant lock and the wall clock.
+//! - [`metrics`]: the metrics registry and the handles the tasks update.
+//! - [`store`]: baseline stores (a local directory or S3).
+//! - [`source`]: the shared per-source handle: configuration, log, baseline store, metrics,
+//!   and the live capture state the API and restores read.
+//! - Tasks, each using the handle and nothing of the others:
+//!   [`capture`] (the replication stream and its log writer thread),
+//!   [`backup`] (backup jobs, the schedule, retention, the store check at startup),
+//!   [`pitr`] (restore planning and restore jobs).
+//! - [`tasks`]: one source's set of tasks: opens its handle and job queues, spawns them.
+//! - [`api`] (the control API on the unix socket) and [`exporter`] (`/metrics`): the
+//!   process-wide tasks.
+//! - [`service`]: startup order, systemd notification, signals, shutdown.
+//!
+//! Hard rules: blocking work (RocksDB, Parquet, replay) runs on dedicated threads or
+//! `spawn_blocking`; a task logs an error once, where it handles it; handlers never panic on
+//! input.
+pub mod api;
+pub mod backup;
+pub mod capture;
+pub mod cascades;
+pub mod config;
+pub mod exporter;
+pub mod metrics;
+pub mod pitr;
+pub mod service;
+pub mod source;
+pub mod store;
+pub mod tasks;
+pub mod util;
+
+pub use service::{check, run};
