@@ -13,7 +13,7 @@
 //! snapshot is at or before the target. The log splits at one transaction into "held by B" and
 //! "not held" (`dbtrail_storage::baselines`), so the changes replayed are exactly the events
 //! with `cut <= event_id < end`.
-use crate::cascades::CascadeTable;
+use crate::cascades::describe_cascades;
 use crate::source::Source;
 use crate::store::BaselineStore;
 use crate::util::{lock, now_us};
@@ -22,14 +22,13 @@ use dbtrail_core::api::{GapView, JobStatus, PitrJobView, PitrPlan, PitrRequest};
 use dbtrail_core::baseline::{BaselineManifest, BaselineTable};
 use dbtrail_core::render::rfc3339_micros;
 use dbtrail_core::time::parse_time;
-use dbtrail_core::{GtidSet, TableRef, TableSchema};
-use dbtrail_replay::dump::{self, TableWriter};
-use dbtrail_replay::fold::Fold;
+use dbtrail_core::{GtidSet, TableRef};
+use dbtrail_replay::dump;
+use dbtrail_replay::restore::{Settings, TableInput, Window, cascading_parents};
 use dbtrail_storage::TxnRecord;
 use dbtrail_storage::baselines::held_by;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Data chunk files are closed after about this many bytes.
@@ -52,16 +51,28 @@ pub struct Plan {
     baseline: BaselineManifest,
     tables: Vec<(BaselineTable, Option<u32>)>,
     /// First event id not held by the baseline.
-    pub(crate) cut: u64,
+    cut: u64,
     /// Events with ids at or above this are after the target.
-    pub(crate) end: u64,
+    end: u64,
     /// Scan the events table keys from this commit time ...
-    pub(crate) since_us: i64,
+    since_us: i64,
     /// ... to this one (inclusive).
-    pub(crate) until_us: i64,
+    until_us: i64,
     last: Option<TxnRecord>,
     /// The source's `restore_keys_in_memory`.
-    pub(crate) keys_in_memory: u64,
+    keys_in_memory: u64,
+}
+
+impl Plan {
+    /// The changes a restore of this plan replays.
+    pub fn window(&self) -> Window {
+        Window {
+            cut: self.cut,
+            end: self.end,
+            since_us: self.since_us,
+            until_us: self.until_us,
+        }
+    }
 }
 
 enum Target {
@@ -349,7 +360,7 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
         let total = ckpt.as_ref().map(|c| c.next_event_id).unwrap_or(0).max(1);
         log.events_disk_bytes() / total
     };
-    let cascades = plan_cascades(source, &baseline, &requested);
+    let cascades = describe_cascades(source, &baseline, &requested);
     let view = PitrPlan {
         target: target_text,
         rule,
@@ -387,41 +398,6 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
         last,
         keys_in_memory: source.config.restore_keys_in_memory.max(1),
     })
-}
-
-/// The dry run's view of the foreign-key actions a restore of `requested` replays: the
-/// cascading keys of each requested table and of the parents it needs, from the baseline's
-/// schema (local store) or the log's latest one. The restore itself decides from the
-/// baseline files (`Restores::cascade_tables`).
-fn plan_cascades(
-    source: &Source,
-    baseline: &BaselineManifest,
-    requested: &[TableRef],
-) -> Vec<String> {
-    let schema_of = |t: &TableRef| -> Option<TableSchema> {
-        let from_file = baseline
-            .table(t)
-            .and_then(|e| source.store.local_file(&baseline.id, &e.file))
-            .and_then(|p| std::fs::File::open(p).ok())
-            .and_then(|f| dbtrail_replay::baseline::schema_of(&f).ok());
-        from_file.or_else(|| {
-            let id = source.log.table_id(t).ok().flatten()?;
-            source.log.schemas(id).ok()?.pop()
-        })
-    };
-    let mut lines = Vec::new();
-    let mut seen: BTreeSet<TableRef> = BTreeSet::new();
-    let mut queue: Vec<TableRef> = requested.to_vec();
-    while let Some(t) = queue.pop() {
-        if !seen.insert(t.clone()) {
-            continue;
-        }
-        let Some(s) = schema_of(&t) else { continue };
-        lines.extend(crate::cascades::describe(&s, requested.contains(&t)));
-        queue.extend(crate::cascades::cascading_parents(&s));
-    }
-    lines.sort();
-    lines
 }
 
 /// Checks an output location: a local directory must be absolute and new or empty (never a
@@ -623,17 +599,34 @@ impl Restores {
                     p
                 }
             };
-            inputs.push((entry.clone(), *table_id, local));
+            inputs.push(TableInput {
+                table: entry.table.clone(),
+                rows: entry.rows,
+                create_table: entry.create_table.clone(),
+                table_id: *table_id,
+                file: local,
+                requested: true,
+            });
         }
-        let cascade_tables = self.cascade_tables(source, &plan, &inputs, &tmp).await?;
+        let ancestors = self.ancestors(source, &plan, &inputs, &tmp).await?;
+        inputs.extend(ancestors);
         lock(job).phase = "reconstructing".into();
         let log = source.log.clone();
         let out = out_dir.clone();
         let job2 = job.clone();
-        let plan = Arc::new(plan);
-        let plan2 = plan.clone();
+        let window = plan.window();
+        let settings = Settings {
+            keys_in_memory: plan.keys_in_memory,
+            chunk_bytes: CHUNK_BYTES,
+            statement_bytes: STATEMENT_BYTES,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        };
+        let total = plan.tables.len().max(1) as f64;
         tokio::task::spawn_blocking(move || {
-            reconstruct_all(&log, &plan2, inputs, cascade_tables, &out, &job2)
+            let progress = JobProgress { job: &job2, total };
+            dbtrail_replay::restore::rebuild(&*log, &window, inputs, &out, &settings, &progress)
         })
         .await
         .context("the restore threads died")??;
@@ -699,366 +692,90 @@ impl Restores {
 }
 
 impl Restores {
-    /// The tables of the cascade phase (`crate::cascades`): requested tables with cascading
-    /// foreign keys, and the parents whose derived changes they need (their baselines are
-    /// fetched when not local).
-    async fn cascade_tables(
+    /// The parents a restore of `inputs` also rebuilds (not written): for every table with a
+    /// cascading foreign key, its parents that are themselves children of a cascading key,
+    /// whose derived changes fire its actions (`dbtrail_replay::restore`). Their baselines are
+    /// fetched when not local. A parent missing from the baseline is fine unless it is such a
+    /// child (then its cascades cannot be derived).
+    async fn ancestors(
         &self,
         source: &Source,
         plan: &Plan,
-        inputs: &[(BaselineTable, Option<u32>, PathBuf)],
+        inputs: &[TableInput],
         tmp: &Path,
-    ) -> anyhow::Result<Vec<CascadeTable>> {
-        // Where the server logged every cascade in the range, the log alone is exact.
-        if !crate::cascades::Derivable::new(&source.log)?.any_in(plan.cut, plan.end) {
-            return Ok(Vec::new());
-        }
-        let requested: BTreeSet<TableRef> =
-            inputs.iter().map(|(e, _, _)| e.table.clone()).collect();
-        let mut queue: Vec<(BaselineTable, Option<u32>, PathBuf)> = inputs.to_vec();
-        let mut seen: BTreeSet<TableRef> = BTreeSet::new();
+    ) -> anyhow::Result<Vec<TableInput>> {
+        let mut seen: BTreeSet<TableRef> = inputs.iter().map(|t| t.table.clone()).collect();
+        let mut queue: Vec<TableInput> = inputs.to_vec();
         let mut out = Vec::new();
-        let store = &source.store;
-        while let Some((entry, table_id, local)) = queue.pop() {
-            if !seen.insert(entry.table.clone()) {
-                continue;
-            }
-            let file = std::fs::File::open(&local)
-                .with_context(|| format!("opening the baseline file {}", local.display()))?;
-            let schema = dbtrail_replay::baseline::schema_of(&file)?;
-            let parents = crate::cascades::cascading_parents(&schema);
-            if parents.is_empty() {
-                continue;
-            }
-            for p in &parents {
-                if seen.contains(p) || p == &entry.table {
+        while let Some(t) = queue.pop() {
+            let schema = dbtrail_replay::restore::file_schema(&t.file)?;
+            for p in cascading_parents(&schema) {
+                if !seen.insert(p.clone()) {
                     continue;
                 }
-                match plan.baseline.table(p) {
+                match plan.baseline.table(&p) {
                     Some(pe) => {
-                        let local = match store.local_file(&plan.baseline.id, &pe.file) {
+                        let file = match source.store.local_file(&plan.baseline.id, &pe.file) {
                             Some(l) => l,
                             None => {
                                 let l = tmp.join(format!("parent-{}.parquet", seen.len()));
-                                store.download(&plan.baseline.id, &pe.file, &l).await?;
+                                source
+                                    .store
+                                    .download(&plan.baseline.id, &pe.file, &l)
+                                    .await?;
                                 l
                             }
                         };
-                        queue.push((pe.clone(), source.log.table_id(p)?, local));
+                        let parent = TableInput {
+                            table: p.clone(),
+                            rows: pe.rows,
+                            create_table: pe.create_table.clone(),
+                            table_id: source.log.table_id(&p)?,
+                            file,
+                            requested: false,
+                        };
+                        queue.push(parent.clone());
+                        out.push(parent);
                     }
                     None => {
-                        // Not in the baseline: only its logged changes can fire actions, which
-                        // is exact unless it is itself the child of a cascading key.
-                        let id = source.log.table_id(p)?;
-                        let latest = match id {
+                        let latest = match source.log.table_id(&p)? {
                             Some(id) => source.log.schemas(id)?.pop(),
                             None => None,
                         };
-                        if latest
-                            .is_some_and(|s| !crate::cascades::cascading_parents(&s).is_empty())
-                        {
+                        if latest.is_some_and(|s| !cascading_parents(&s).is_empty()) {
                             anyhow::bail!(
                                 "{} references {p} through a cascading foreign key, and {p} is \
                                  itself the child of one but is not in baseline {}: its cascades \
                                  cannot be derived; take a new baseline, or leave {} out",
-                                entry.table,
+                                t.table,
                                 plan.baseline.id,
-                                entry.table
+                                t.table
                             );
                         }
                     }
                 }
             }
-            let events = match table_id {
-                Some(id) if plan.cut < plan.end => source.log.count_table_events(
-                    id,
-                    plan.since_us,
-                    plan.until_us,
-                    plan.cut..plan.end,
-                )?,
-                _ => 0,
-            };
-            out.push(CascadeTable {
-                requested: requested.contains(&entry.table),
-                parts: (events * 2).div_ceil(plan.keys_in_memory).max(1),
-                entry,
-                table_id,
-                local,
-                schema,
-            });
         }
-        crate::cascades::order(out)
+        Ok(out)
     }
 }
 
-/// Tables at least this large (baseline rows + replayed events) are rebuilt by several
-/// threads at once when there are fewer tables than cores.
-const PARALLEL_MIN_ROWS: u64 = 100_000;
-
-/// One table of a restore, ready to be rebuilt.
-struct TableWork {
-    entry: BaselineTable,
-    table_id: Option<u32>,
-    local: PathBuf,
-    schema: TableSchema,
-    /// Hash partitions of its keys (memory bound).
-    parts: u64,
-    /// Threads working on it; lane `l` takes partitions `l, l + lanes, ...` and writes chunks
-    /// `l, l + lanes, ...`.
-    lanes: u64,
-    /// Lanes still running.
-    remaining: AtomicUsize,
+/// A restore job's progress, as the engine reports it.
+struct JobProgress<'a> {
+    job: &'a Arc<Mutex<PitrJobView>>,
+    total: f64,
 }
 
-/// Rebuilds every table of `plan` into `out` on a pool of one thread per core: tables in
-/// parallel, and a large table in several lanes when there are fewer tables than cores.
-///
-/// Memory: a table's changes are folded one hash partition of its keys at a time, each
-/// partition holding at most about `restore_keys_in_memory` keys (two per event at most).
-fn reconstruct_all(
-    log: &dbtrail_storage::Log,
-    plan: &Plan,
-    inputs: Vec<(BaselineTable, Option<u32>, PathBuf)>,
-    cascade: Vec<CascadeTable>,
-    out: &Path,
-    job: &Arc<Mutex<PitrJobView>>,
-) -> anyhow::Result<()> {
-    let total = inputs.len().max(1) as f64;
-    // Tables with cascading foreign keys first, one at a time, parents before children.
-    for c in cascade.iter().filter(|c| c.requested) {
-        dump::write_schema(out, &c.entry.table, &c.entry.create_table)?;
+impl dbtrail_replay::restore::Progress for JobProgress<'_> {
+    fn table_done(&self, _: &TableRef) {
+        let mut j = lock(self.job);
+        j.tables_done += 1;
+        j.progress = j.tables_done as f64 / self.total * 0.99;
     }
-    crate::cascades::rebuild_all(
-        log,
-        plan,
-        &cascade,
-        out,
-        |_, _| {
-            let mut j = lock(job);
-            j.tables_done += 1;
-            j.progress = j.tables_done as f64 / total * 0.99;
-        },
-        CHUNK_BYTES,
-        STATEMENT_BYTES,
-    )?;
-    let done: BTreeSet<TableRef> = cascade
-        .iter()
-        .filter(|c| c.requested)
-        .map(|c| c.entry.table.clone())
-        .collect();
-    let inputs: Vec<_> = inputs
-        .into_iter()
-        .filter(|(e, _, _)| !done.contains(&e.table))
-        .collect();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2) as u64;
-    let n_tables = inputs.len().max(1) as u64;
-    let mut work = Vec::new();
-    for (entry, table_id, local) in inputs {
-        let file = std::fs::File::open(&local)
-            .with_context(|| format!("opening the baseline file {}", local.display()))?;
-        let schema = dbtrail_replay::baseline::schema_of(&file)?;
-        let events = match table_id {
-            Some(id) if plan.cut < plan.end => {
-                log.count_table_events(id, plan.since_us, plan.until_us, plan.cut..plan.end)?
-            }
-            _ => 0,
-        };
-        let by_memory = (events * 2).div_ceil(plan.keys_in_memory).max(1);
-        let big = entry.rows + events >= PARALLEL_MIN_ROWS || by_memory > 1;
-        let lanes = if n_tables < cores && big {
-            (cores / n_tables).max(1)
-        } else {
-            1
-        };
-        // Lanes run at once: each partition holds a lanes-th of the bound.
-        let parts = (events * 2 * lanes)
-            .div_ceil(plan.keys_in_memory)
-            .max(1)
-            .div_ceil(lanes)
-            * lanes;
-        if by_memory > 1 {
-            tracing::info!(table = %entry.table, events, passes = parts,
-                "replaying in several passes to bound memory (restore_keys_in_memory)");
-        }
-        dump::write_schema(out, &entry.table, &entry.create_table)?;
-        work.push(TableWork {
-            entry,
-            table_id,
-            local,
-            schema,
-            parts,
-            lanes,
-            remaining: AtomicUsize::new(lanes as usize),
-        });
-    }
-    let units: Vec<(usize, u64)> = work
-        .iter()
-        .enumerate()
-        .flat_map(|(t, w)| (0..w.lanes).map(move |l| (t, l)))
-        .collect();
-    let next = AtomicUsize::new(0);
-    let errors: Mutex<Vec<anyhow::Error>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..(cores as usize).min(units.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    if !lock(&errors).is_empty() {
-                        return;
-                    }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(t, lane)) = units.get(i) else {
-                        return;
-                    };
-                    let w = &work[t];
-                    match rebuild_lane(log, plan, w, lane, out, job) {
-                        Ok(()) => {
-                            if w.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                                let mut j = lock(job);
-                                j.tables_done += 1;
-                                j.progress = j.tables_done as f64 / total * 0.99;
-                            }
-                        }
-                        Err(e) => {
-                            lock(&errors).push(e.context(format!("restoring {}", w.entry.table)));
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = lock(&errors).pop() {
-        return Err(e);
-    }
-    Ok(())
-}
 
-/// One lane of a table: its partitions, one pass each, into its own chunk files.
-fn rebuild_lane(
-    log: &dbtrail_storage::Log,
-    plan: &Plan,
-    w: &TableWork,
-    lane: u64,
-    out: &Path,
-    job: &Arc<Mutex<PitrJobView>>,
-) -> anyhow::Result<()> {
-    let mut writer = TableWriter::new(out, &w.schema, CHUNK_BYTES, STATEMENT_BYTES)?
-        .with_chunks(lane as u32, w.lanes as u32);
-    for index in (lane..w.parts).step_by(w.lanes as usize) {
-        let fold = fold_partition(log, plan, &w.entry, w.table_id, &w.schema, w.parts, index)?;
-        let file = std::fs::File::open(&w.local)
-            .with_context(|| format!("opening the baseline file {}", w.local.display()))?;
-        merge(file, fold, &mut writer, job)?;
+    fn rows(&self, n: u64) {
+        lock(self.job).rows += n;
     }
-    writer.finish()?;
-    Ok(())
-}
-
-/// The table's replayed changes, folded, for keys of partition `index` of `parts`.
-fn fold_partition(
-    log: &dbtrail_storage::Log,
-    plan: &Plan,
-    entry: &BaselineTable,
-    table_id: Option<u32>,
-    schema: &TableSchema,
-    parts: u64,
-    index: u64,
-) -> anyhow::Result<Fold> {
-    let mut fold = Fold::partition(&schema.primary_key, parts, index);
-    if let Some(id) = table_id
-        && plan.cut < plan.end
-    {
-        let mut layouts: std::collections::HashMap<u32, Option<String>> = Default::default();
-        let mut bad: Option<anyhow::Error> = None;
-        log.scan_table(
-            id,
-            plan.since_us,
-            plan.until_us,
-            |commit_us, event_id, ev| {
-                if event_id < plan.cut || event_id >= plan.end {
-                    return true;
-                }
-                let problem = layouts.entry(ev.schema_version).or_insert_with(|| {
-                    match log.schema(id, ev.schema_version) {
-                        Ok(Some(s)) => layout_problem(schema, &s),
-                        Ok(None) => {
-                            Some(format!("schema version {} is missing", ev.schema_version))
-                        }
-                        Err(e) => Some(e.to_string()),
-                    }
-                });
-                if let Some(p) = problem {
-                    bad = Some(anyhow!(
-                        "{} changed after the baseline (event at {}): {p}; restoring across DDL is \
-                     not supported yet: choose an earlier target or take a baseline after it",
-                        entry.table,
-                        rfc3339_micros(commit_us)
-                    ));
-                    return false;
-                }
-                fold.push(ev.change);
-                true
-            },
-        )?;
-        if let Some(e) = bad {
-            return Err(e);
-        }
-    }
-    Ok(fold)
-}
-
-/// Streams the baseline `file` through `fold` into `w`.
-fn merge(
-    file: std::fs::File,
-    fold: Fold,
-    w: &mut TableWriter,
-    job: &Arc<Mutex<PitrJobView>>,
-) -> anyhow::Result<()> {
-    let mut applier = fold.applier();
-    let mut err: Option<dbtrail_replay::dump::DumpError> = None;
-    let mut rows = 0u64;
-    {
-        let mut emit = |r: dbtrail_core::Row| {
-            if err.is_none()
-                && let Err(e) = w.push(&r)
-            {
-                err = Some(e);
-            }
-            rows += 1;
-            if rows.is_multiple_of(65536) {
-                lock(job).rows += 65536;
-            }
-        };
-        dbtrail_replay::baseline::read(file, |r| {
-            applier.feed(r, &mut emit);
-            Ok(())
-        })?;
-        applier.finish(&mut emit)?;
-    }
-    lock(job).rows += rows % 65536;
-    if let Some(e) = err {
-        return Err(e.into());
-    }
-    Ok(())
-}
-
-/// Why events of schema `s` cannot be applied to a baseline of `base`, if they cannot.
-pub(crate) fn layout_problem(base: &TableSchema, s: &TableSchema) -> Option<String> {
-    if base.columns.len() != s.columns.len() {
-        return Some(format!(
-            "it has {} columns in the log but {} in the baseline",
-            s.columns.len(),
-            base.columns.len()
-        ));
-    }
-    for (a, b) in base.columns.iter().zip(&s.columns) {
-        if !b.name.is_empty() && a.name != b.name {
-            return Some(format!("column {} is now {}", a.name, b.name));
-        }
-    }
-    None
 }
 
 impl From<Refused> for anyhow::Error {
