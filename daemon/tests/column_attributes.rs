@@ -87,6 +87,35 @@ async fn exec(conn: &mut mysql_async::Conn, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
+/// Restores `attrs` as of `at` (after a later commit so the log reaches past it) into `dir`
+/// and imports it with myloader into `<db>_r`; returns that database's name.
+async fn restore_attrs(
+    daemon: &Daemon,
+    db: &TestDb,
+    conn: &mut mysql_async::Conn,
+    at: &str,
+    dir: &std::path::Path,
+) -> String {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tick(conn).await;
+    daemon.wait_caught_up(db).await;
+    let name = db.db_name();
+    restore(
+        daemon,
+        PitrRequest {
+            target_time: Some(format!("{at}Z")),
+            tables: vec![format!("{name}.attrs")],
+            ..Default::default()
+        },
+        dir,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}: restore: {e}\n{}", db.server(), daemon.log()));
+    let into = format!("{name}_r");
+    myloader(db, dir, &into);
+    into
+}
+
 /// A commit in another table after a target, so the log is known to reach past it.
 async fn tick(conn: &mut mysql_async::Conn) {
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -202,22 +231,7 @@ async fn matrix(server: Server) {
         let v: Option<String> = conn.query_first(fmt).await.expect("now");
         v.expect("now")
     };
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    tick(&mut conn).await;
-    daemon.wait_caught_up(&db).await;
-    restore(
-        &daemon,
-        PitrRequest {
-            target_time: Some(format!("{at}Z")),
-            tables: vec![format!("{name}.attrs")],
-            ..Default::default()
-        },
-        &dir,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{server}: restore: {e}\n{}", daemon.log()));
-    let into = format!("{name}_r");
-    myloader(&db, &dir, &into);
+    let into = restore_attrs(&daemon, &db, &mut conn, &at, &dir).await;
     assert_eq!(
         hex_rows(&mut conn, &into, "attrs").await,
         want,
@@ -335,24 +349,8 @@ async fn mydumper_baseline_of_the_matrix_mariadb() {
             .expect("now");
         v.expect("now")
     };
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    tick(&mut conn).await;
-    daemon.wait_caught_up(&db).await;
     let out = tempfile::tempdir().expect("tmp");
-    let dir = out.path().join("r");
-    restore(
-        &daemon,
-        PitrRequest {
-            target_time: Some(format!("{at}Z")),
-            tables: vec![format!("{name}.attrs")],
-            ..Default::default()
-        },
-        &dir,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("restore: {e}\n{}", daemon.log()));
-    let into = format!("{name}_r");
-    myloader(&db, &dir, &into);
+    let into = restore_attrs(&daemon, &db, &mut conn, &at, &out.path().join("r")).await;
     assert_eq!(hex_rows(&mut conn, &into, "attrs").await, want);
     exec(&mut conn, &format!("DROP DATABASE `{into}`")).await;
     drop(conn);

@@ -598,6 +598,18 @@ fn walk(
         row: show(&pk.iter().map(|&i| row[i].clone()).collect::<Vec<_>>()),
         detail,
     };
+    // A logged update or delete after a derived change must start from the derived row.
+    let continues = |state: &Option<Row>, before: &Row, what: &str| match state {
+        None => Err(disagree(
+            before,
+            format!("the log {what} a row a derived cascade deleted"),
+        )),
+        Some(s) if !same(s, before) => Err(disagree(
+            before,
+            format!("the log's before-image {before:?} differs from the derived {s:?}"),
+        )),
+        Some(_) => Ok(()),
+    };
     let fire = |state: &mut Option<Row>,
                 from: Option<(At, usize)>,
                 to: At,
@@ -665,45 +677,13 @@ fn walk(
             }
             Step::Update { before, after } => {
                 if touched && tr.strict {
-                    match &state {
-                        None => {
-                            return Err(disagree(
-                                &before,
-                                "the log updates a row a derived cascade deleted".into(),
-                            ));
-                        }
-                        Some(s) if !same(s, &before) => {
-                            return Err(disagree(
-                                &before,
-                                format!(
-                                    "the log's before-image {before:?} differs from the derived {s:?}"
-                                ),
-                            ));
-                        }
-                        _ => {}
-                    }
+                    continues(&state, &before, "updates")?;
                 }
                 state = Some(after);
             }
             Step::Delete(before) => {
                 if touched && tr.strict {
-                    match &state {
-                        None => {
-                            return Err(disagree(
-                                &before,
-                                "the log deletes a row a derived cascade deleted".into(),
-                            ));
-                        }
-                        Some(s) if !same(s, &before) => {
-                            return Err(disagree(
-                                &before,
-                                format!(
-                                    "the log's before-image {before:?} differs from the derived {s:?}"
-                                ),
-                            ));
-                        }
-                        _ => {}
-                    }
+                    continues(&state, &before, "deletes")?;
                 }
                 state = None;
             }
