@@ -15,6 +15,8 @@
 //!   first, into the mydumper layout.
 //! - [`reverse`]: statements that undo one transaction.
 //! - [`sql`]: byte-exact SQL literals and INSERT statements for dump files.
+//! - [`undo`]: one transaction's undo script, refused on later conflicting changes or on an
+//!   unlogged cascade.
 pub mod baseline;
 pub mod cascade;
 pub mod dump;
@@ -24,3 +26,4 @@ pub mod plan;
 pub mod restore;
 pub mod reverse;
 pub mod sql;
+pub mod undo;

@@ -431,4 +431,4 @@ pub fn plan(catalog: &dyn Catalog, req: &PitrRequest, ctx: &PlanContext) -> Resu
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -13,14 +13,15 @@ const UUID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
 /// 2026-01-01T00:00:00Z.
 const T0: i64 = 1_767_225_600_000_000;
 
+/// The catalog, in memory.
 #[derive(Default)]
-struct MemCatalog {
-    baselines: Vec<BaselineManifest>,
-    origin: Option<Position>,
-    txns: Vec<TxnInfo>,
-    gaps: Vec<GapInfo>,
-    taints: Vec<TaintInfo>,
-    tables: Vec<(u32, TableRef)>,
+pub(crate) struct MemCatalog {
+    pub(crate) baselines: Vec<BaselineManifest>,
+    pub(crate) origin: Option<Position>,
+    pub(crate) txns: Vec<TxnInfo>,
+    pub(crate) gaps: Vec<GapInfo>,
+    pub(crate) taints: Vec<TaintInfo>,
+    pub(crate) tables: Vec<(u32, TableRef)>,
 }
 
 impl Catalog for MemCatalog {
@@ -65,12 +66,12 @@ impl Catalog for MemCatalog {
     }
 }
 
-fn gtid(n: u64) -> Gtid {
+pub(crate) fn gtid(n: u64) -> Gtid {
     format!("{UUID}:{n}").parse().expect("gtid")
 }
 
 /// Commit time of transaction `n` (1-based).
-fn commit(n: u64) -> i64 {
+pub(crate) fn commit(n: u64) -> i64 {
     T0 + 1_000 * n as i64
 }
 
@@ -88,7 +89,7 @@ fn position(n: u64) -> Position {
     }
 }
 
-fn txn(n: u64, first_event_id: u64, event_count: u64, tables: Vec<u32>) -> TxnInfo {
+pub(crate) fn txn(n: u64, first_event_id: u64, event_count: u64, tables: Vec<u32>) -> TxnInfo {
     TxnInfo {
         gtid: Some(gtid(n)),
         commit_us: commit(n),
