@@ -383,148 +383,21 @@ async fn undo(
         .map(Json)
 }
 
-fn key_of(schema: &TableSchema, row: &[dbtrail_core::Value]) -> Vec<u8> {
-    let key: Vec<&dbtrail_core::Value> = schema
-        .primary_key
-        .iter()
-        .filter_map(|i| row.get(*i))
-        .collect();
-    dbtrail_core::codec::encode(&key)
-}
-
+/// The undo of one transaction (`dbtrail_replay::undo`), its refusals mapped to HTTP.
 fn build_undo(
     source: &Source,
     gtid: &Gtid,
     force: bool,
 ) -> Result<dbtrail_core::api::UndoResponse, ApiError> {
-    let log = &source.log;
-    let Some(txn) = log.txn_by_gtid(gtid).map_err(ApiError::internal)? else {
-        return Err(ApiError::not_found(format!(
-            "transaction {gtid} is not in the log"
-        )));
-    };
-    if let Some(ddl) = &txn.ddl {
-        return Err(ApiError::bad(format!(
-            "transaction {gtid} is a statement ({ddl}); only row changes can be undone"
-        )));
-    }
-    let end = txn.first_event_id + txn.event_count;
-    let names: HashMap<u32, TableRef> = log
-        .tables()
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .collect();
-    let mut changes: Vec<(u64, TableSchema, RowChange)> = Vec::new();
-    let mut conflicts = Vec::new();
-    for tid in &txn.tables {
-        let tref = names.get(tid).ok_or_else(|| {
-            ApiError::internal(format!("table id {tid} missing from the catalog"))
-        })?;
-        let mut keys = std::collections::HashSet::new();
-        let mut schemas: HashMap<u32, TableSchema> = HashMap::new();
-        let mut err = None;
-        log.scan_table(*tid, txn.commit_us, i64::MAX, |commit_us, event_id, ev| {
-            let schema = match schemas.get(&ev.schema_version) {
-                Some(s) => s.clone(),
-                None => match log.schema(*tid, ev.schema_version) {
-                    Ok(Some(s)) => {
-                        schemas.insert(ev.schema_version, s.clone());
-                        s
-                    }
-                    other => {
-                        err = Some(format!("schema {} of {tref}: {other:?}", ev.schema_version));
-                        return false;
-                    }
-                },
-            };
-            if (txn.first_event_id..end).contains(&event_id) {
-                if schema.has_primary_key() {
-                    match &ev.change {
-                        RowChange::Insert { after } => {
-                            keys.insert(key_of(&schema, after));
-                        }
-                        RowChange::Delete { before } => {
-                            keys.insert(key_of(&schema, before));
-                        }
-                        RowChange::Update { before, after } => {
-                            keys.insert(key_of(&schema, before));
-                            keys.insert(key_of(&schema, after));
-                        }
-                    }
-                }
-                changes.push((event_id, schema, ev.change));
-            } else if event_id >= end {
-                let touched = !schema.has_primary_key()
-                    || match &ev.change {
-                        RowChange::Insert { after } => keys.contains(&key_of(&schema, after)),
-                        RowChange::Delete { before } => keys.contains(&key_of(&schema, before)),
-                        RowChange::Update { before, after } => {
-                            keys.contains(&key_of(&schema, before))
-                                || keys.contains(&key_of(&schema, after))
-                        }
-                    };
-                if touched && conflicts.len() < 100 {
-                    conflicts.push(format!(
-                        "{tref}: {} at {} ({}) changes a row this transaction changed",
-                        ev.change.kind(),
-                        rfc3339_micros(commit_us),
-                        ev.gtid
-                            .as_ref()
-                            .map(|g| g.to_string())
-                            .unwrap_or_else(|| format!("event {event_id}")),
-                    ));
-                }
-            }
-            true
-        })
-        .map_err(ApiError::internal)?;
-        if let Some(e) = err {
-            return Err(ApiError::internal(e));
+    use dbtrail_replay::undo::UndoRefused;
+    let mut keys = || crate::cascades::cascading_keys(source).map_err(|e| format!("{e:#}"));
+    dbtrail_replay::undo::undo(&*source.log, &*source.log, gtid, force, &mut keys).map_err(|r| {
+        match r {
+            UndoRefused::NotFound(m) => ApiError::not_found(m),
+            UndoRefused::Bad(m) => ApiError::bad(m),
+            UndoRefused::Conflict(m) => ApiError::conflict(m),
+            UndoRefused::Internal(m) => ApiError::internal(m),
         }
-    }
-    changes.sort_by_key(|(id, _, _)| *id);
-    if let Some(why) =
-        crate::cascades::undo_blocker(source, &changes).map_err(ApiError::internal)?
-    {
-        return Err(ApiError::bad(format!(
-            "transaction {gtid} cannot be undone row by row: {why}. Restore the affected tables \
-             as they were just before it with `dbtrailctl pitr --tables ... --at '{}'` (the \
-             restore derives the cascaded rows) instead",
-            rfc3339_micros(txn.commit_us - 1)
-        )));
-    }
-    if !conflicts.is_empty() && !force {
-        return Err(ApiError {
-            status: StatusCode::CONFLICT,
-            code: "conflict",
-            message: format!(
-                "later transactions changed rows that {gtid} changed; undoing it would overwrite \
-                 them: {}. Inspect them with `dbtrailctl events`, or pass --force to get the \
-                 script anyway",
-                conflicts.join("; ")
-            ),
-        });
-    }
-    let title = format!(
-        "Undo of transaction {gtid}, committed {} ({} row changes).",
-        rfc3339_micros(txn.commit_us),
-        changes.len()
-    );
-    let sql = dbtrail_replay::reverse::undo_script(&title, changes.iter().map(|(_, s, c)| (s, c)));
-    let mut tables: Vec<String> = Vec::new();
-    for (_, s, _) in &changes {
-        let t = s.table.to_string();
-        if !tables.contains(&t) {
-            tables.push(t);
-        }
-    }
-    Ok(dbtrail_core::api::UndoResponse {
-        gtid: gtid.to_string(),
-        commit_time: rfc3339_micros(txn.commit_us),
-        tables,
-        statements: changes.len(),
-        conflicts,
-        sql: String::from_utf8(sql).map_err(|_| ApiError::internal("undo script is not UTF-8"))?,
     })
 }
 

@@ -1,11 +1,12 @@
 //! Foreign keys in the daemon: the dry run's description of the cascading keys a restore
-//! replays, and the undo refusal for a transaction whose cascade the server did not log.
+//! replays, and every cascading key the source is known to have (for the undo refusal of a
+//! transaction whose cascade the server did not log, `dbtrail_replay::undo`).
 //! The derivation itself is the restore engine's (`dbtrail_replay::cascade`, run by
 //! `dbtrail_replay::restore`).
 use crate::source::Source;
 use dbtrail_core::baseline::BaselineManifest;
 use dbtrail_core::{TableRef, TableSchema};
-use dbtrail_replay::restore::{Derivable, cascading_parents};
+use dbtrail_replay::restore::cascading_parents;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Describes the cascading foreign keys of `schema`, one line each (dry runs, job records).
@@ -100,60 +101,4 @@ pub fn cascading_keys(
                 .map(move |fk| (t.clone(), fk))
         })
         .collect())
-}
-
-/// Why the changes of one transaction cannot be undone row by row, if they cannot: one of
-/// them deleted or re-keyed a parent row of a cascading foreign key at a point where the
-/// server did not log the child rows its action changed (the undo would not bring them back).
-pub fn undo_blocker(
-    source: &Source,
-    changes: &[(u64, TableSchema, dbtrail_core::RowChange)],
-) -> anyhow::Result<Option<String>> {
-    use dbtrail_core::RowChange;
-    let keys = cascading_keys(source)?;
-    if keys.is_empty() {
-        return Ok(None);
-    }
-    let derivable = Derivable::new(&*source.log)?;
-    for (event_id, schema, change) in changes {
-        if !derivable.at(*event_id) {
-            continue;
-        }
-        for (child, fk) in keys.iter().filter(|(_, fk)| fk.parent == schema.table) {
-            let idx: Option<Vec<usize>> = fk
-                .parent_columns
-                .iter()
-                .map(|c| schema.column_index(c))
-                .collect();
-            let Some(idx) = idx else { continue };
-            let hit = match change {
-                RowChange::Insert { .. } => false,
-                RowChange::Delete { .. } => fk.on_delete.changes_children(),
-                RowChange::Update { before, after } => {
-                    fk.on_update.changes_children()
-                        && idx.iter().any(|&i| {
-                            dbtrail_core::codec::encode(&before[i])
-                                != dbtrail_core::codec::encode(&after[i])
-                        })
-                }
-            };
-            if hit {
-                return Ok(Some(format!(
-                    "it {} rows of {} that {child} references through foreign key {} (ON DELETE {}, \
-                     ON UPDATE {}), and the server applied that action without logging the child \
-                     rows",
-                    if matches!(change, RowChange::Delete { .. }) {
-                        "deleted"
-                    } else {
-                        "re-keyed"
-                    },
-                    schema.table,
-                    fk.name,
-                    fk.on_delete.as_sql(),
-                    fk.on_update.as_sql()
-                )));
-            }
-        }
-    }
-    Ok(None)
 }

@@ -8,16 +8,22 @@
 //! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
 //!   for tables without one) and applied to a baseline.
 //! - [`mydumper`]: mydumper 0.10 backups read back as exact values (metadata, layout, rows).
+//! - [`plan`]: a restore target validated against [`dbtrail_core::history::Catalog`] into
+//!   the plan `restore` executes (with the argument why the baseline/log split is exact).
 //! - [`restore`]: the restore engine's execution over [`dbtrail_core::history::ChangeLog`]:
 //!   tables rebuilt in parallel lanes and hash partitions (bounded memory), cascading ones
 //!   first, into the mydumper layout.
 //! - [`reverse`]: statements that undo one transaction.
 //! - [`sql`]: byte-exact SQL literals and INSERT statements for dump files.
+//! - [`undo`]: one transaction's undo script, refused on later conflicting changes or on an
+//!   unlogged cascade.
 pub mod baseline;
 pub mod cascade;
 pub mod dump;
 pub mod fold;
 pub mod mydumper;
+pub mod plan;
 pub mod restore;
 pub mod reverse;
 pub mod sql;
+pub mod undo;

@@ -656,4 +656,4 @@ fn rebuild_one(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -14,7 +14,6 @@ use crate::log::{CF_CATALOG, CF_EVENTS, CF_GTIDS, CF_META, CF_TXNS, Log, TxnReco
 use dbtrail_core::baseline::BaselineManifest;
 use dbtrail_core::{Position, codec};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
-use std::cmp::Ordering;
 
 const BASELINE_PREFIX: &[u8] = b"baseline/";
 
@@ -24,30 +23,12 @@ fn baseline_key(id: &str) -> Vec<u8> {
     k
 }
 
-/// Orders two binlog coordinates of the same server: files by their numeric extension
-/// (`mysql-bin.000010` after `mysql-bin.000009`), then by offset.
-pub fn cmp_binlog(a: (&str, u64), b: (&str, u64)) -> Ordering {
-    fn seq(f: &str) -> (u64, &str) {
-        let n = f
-            .rsplit_once('.')
-            .and_then(|(_, n)| n.parse().ok())
-            .unwrap_or(0);
-        (n, f)
-    }
-    seq(a.0).cmp(&seq(b.0)).then(a.1.cmp(&b.1))
-}
+pub use dbtrail_core::history::cmp_binlog;
 
-/// Whether the transaction `t` is held by a snapshot at `position`.
+/// Whether the transaction `t` is held by a snapshot at `position`
+/// ([`dbtrail_core::history::held_by`]).
 pub fn held_by(position: &Position, t: &TxnRecord) -> bool {
-    match &t.gtid {
-        Some(g) if !position.gtid_set.is_empty() => position.gtid_set.contains(g),
-        _ => {
-            cmp_binlog(
-                (t.end_file.as_str(), t.end_pos),
-                (position.file.as_str(), position.pos),
-            ) != Ordering::Greater
-        }
-    }
+    dbtrail_core::history::held_by(position, t.gtid.as_ref(), &t.end_file, t.end_pos)
 }
 
 /// What retention removed from the log.
@@ -157,23 +138,5 @@ impl Log {
             transactions: n,
             before_commit_us: kept.commit_us,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binlog_files_order_by_number() {
-        assert_eq!(
-            cmp_binlog(("b.000010", 4), ("b.000009", 900)),
-            Ordering::Greater
-        );
-        assert_eq!(
-            cmp_binlog(("b.000009", 4), ("b.000009", 4)),
-            Ordering::Equal
-        );
-        assert_eq!(cmp_binlog(("b.000009", 4), ("b.000009", 5)), Ordering::Less);
     }
 }

@@ -538,6 +538,7 @@ impl dbtrail_core::history::ChangeLog for Log {
                     commit_us,
                     event_id,
                     schema_version: ev.schema_version,
+                    gtid: ev.gtid,
                     change: ev.change,
                 })
             },
@@ -563,6 +564,105 @@ impl dbtrail_core::history::ChangeLog for Log {
             .into_iter()
             .map(|(id, f)| (id, f.fk_cascades_logged))
             .collect())
+    }
+}
+
+impl From<TxnRecord> for dbtrail_core::history::TxnInfo {
+    fn from(t: TxnRecord) -> Self {
+        dbtrail_core::history::TxnInfo {
+            gtid: t.gtid,
+            commit_us: t.commit_us,
+            first_event_id: t.first_event_id,
+            event_count: t.event_count,
+            tables: t.tables,
+            end_file: t.end_file,
+            end_pos: t.end_pos,
+            ddl: t.ddl,
+        }
+    }
+}
+
+impl dbtrail_core::history::Catalog for Log {
+    fn baselines(
+        &self,
+    ) -> Result<Vec<dbtrail_core::baseline::BaselineManifest>, dbtrail_core::history::HistoryError>
+    {
+        Log::baselines(self).map_err(history)
+    }
+
+    fn origin(&self) -> Result<Option<Position>, dbtrail_core::history::HistoryError> {
+        Log::origin(self).map_err(history)
+    }
+
+    fn scan_txns(
+        &self,
+        visit: &mut dyn FnMut(dbtrail_core::history::TxnInfo) -> bool,
+    ) -> Result<(), dbtrail_core::history::HistoryError> {
+        Log::scan_txns(self, 0, |_, t| visit(t.into())).map_err(history)
+    }
+
+    fn txn_by_gtid(
+        &self,
+        gtid: &Gtid,
+    ) -> Result<Option<dbtrail_core::history::TxnInfo>, dbtrail_core::history::HistoryError> {
+        Ok(Log::txn_by_gtid(self, gtid)
+            .map_err(history)?
+            .map(Into::into))
+    }
+
+    fn horizon(
+        &self,
+    ) -> Result<Option<dbtrail_core::history::Horizon>, dbtrail_core::history::HistoryError> {
+        Ok(self
+            .checkpoint()
+            .map_err(history)?
+            .map(|c| dbtrail_core::history::Horizon {
+                last_commit_us: c.last_commit_us,
+                next_event_id: c.next_event_id,
+            }))
+    }
+
+    fn gaps(
+        &self,
+    ) -> Result<Vec<dbtrail_core::history::GapInfo>, dbtrail_core::history::HistoryError> {
+        Ok(Log::gaps(self)
+            .map_err(history)?
+            .into_iter()
+            .map(|g| dbtrail_core::history::GapInfo {
+                missing: g.missing,
+                recorded_us: g.recorded_us,
+                after_commit_us: g.after_commit_us,
+                reason: g.reason,
+            })
+            .collect())
+    }
+
+    fn taints(
+        &self,
+    ) -> Result<Vec<dbtrail_core::history::TaintInfo>, dbtrail_core::history::HistoryError> {
+        Ok(Log::taints(self)
+            .map_err(history)?
+            .into_iter()
+            .map(|t| dbtrail_core::history::TaintInfo {
+                table: t.table,
+                reason: t.reason,
+                since_us: t.since_us,
+            })
+            .collect())
+    }
+
+    fn tables(&self) -> Result<Vec<(u32, TableRef)>, dbtrail_core::history::HistoryError> {
+        Log::tables(self).map_err(history)
+    }
+
+    fn event_bytes(&self) -> Result<u64, dbtrail_core::history::HistoryError> {
+        let total = self
+            .checkpoint()
+            .map_err(history)?
+            .map(|c| c.next_event_id)
+            .unwrap_or(0)
+            .max(1);
+        Ok(self.events_disk_bytes() / total)
     }
 }
 

@@ -10,9 +10,9 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 
 /// The log: (table id, change), in log order.
-struct MemLog {
-    schemas: Vec<TableSchema>,
-    changes: Vec<(u32, LoggedChange)>,
+pub(crate) struct MemLog {
+    pub(crate) schemas: Vec<TableSchema>,
+    pub(crate) changes: Vec<(u32, LoggedChange)>,
 }
 
 impl ChangeLog for MemLog {
@@ -58,7 +58,7 @@ impl ChangeLog for MemLog {
     }
 }
 
-fn schemas() -> Vec<TableSchema> {
+pub(crate) fn schemas() -> Vec<TableSchema> {
     let keyed = TableSchema {
         table: TableRef::new("d", "k"),
         version: 1,
@@ -83,7 +83,7 @@ fn schemas() -> Vec<TableSchema> {
 }
 
 #[derive(Clone, Debug)]
-enum Op {
+pub(crate) enum Op {
     Insert(i64, u8),
     Update(usize, u8),
     Rekey(usize, i64),
@@ -93,7 +93,7 @@ enum Op {
     BagUpdate(usize, i64),
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(crate) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0i64..40, any::<u8>()).prop_map(|(k, v)| Op::Insert(k, v)),
         2 => (any::<usize>(), any::<u8>()).prop_map(|(i, v)| Op::Update(i, v)),
@@ -106,7 +106,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 #[derive(Clone, Default)]
-struct Model {
+pub(crate) struct Model {
     k: BTreeMap<i64, Vec<u8>>,
     /// Key-less rows, duplicates allowed.
     b: Vec<(i64, i64)>,
@@ -122,7 +122,7 @@ fn brow(x: i64, y: i64) -> Row {
 
 impl Model {
     /// Applies `op`; the change it logs, if any (table id, change).
-    fn apply(&mut self, op: &Op) -> Option<(u32, RowChange)> {
+    pub(crate) fn apply(&mut self, op: &Op) -> Option<(u32, RowChange)> {
         let keys: Vec<i64> = self.k.keys().copied().collect();
         match *op {
             Op::Insert(id, v) if !self.k.contains_key(&id) => {
@@ -194,7 +194,7 @@ impl Model {
         }
     }
 
-    fn rows(&self, table: u32) -> Vec<Row> {
+    pub(crate) fn rows(&self, table: u32) -> Vec<Row> {
         let mut rows: Vec<Row> = match table {
             0 => self.k.iter().map(|(id, v)| krow(*id, v)).collect(),
             _ => self.b.iter().map(|(x, y)| brow(*x, *y)).collect(),
@@ -204,14 +204,14 @@ impl Model {
     }
 }
 
-struct Quiet;
+pub(crate) struct Quiet;
 
 impl Progress for Quiet {
     fn table_done(&self, _: &TableRef) {}
     fn rows(&self, _: u64) {}
 }
 
-fn create_table(s: &TableSchema) -> String {
+pub(crate) fn create_table(s: &TableSchema) -> String {
     let cols: Vec<String> = s
         .columns
         .iter()
@@ -249,6 +249,7 @@ proptest! {
                         commit_us: 1_000 * (n as i64 + 1),
                         event_id: id,
                         schema_version: 1,
+                        gtid: None,
                         change,
                     }));
                     id += 2;

@@ -1,0 +1,523 @@
+//! Planning against an in-memory [`Catalog`]: every refusal, with its message; and random
+//! histories where `plan()` for a random target (time or GTID) over random baselines, then
+//! [`crate::restore::rebuild`], gives the model's state at the target.
+use super::*;
+use crate::restore::tests::{MemLog, Model, Quiet, create_table, op, schemas};
+use crate::restore::{Settings, TableInput, rebuild};
+use dbtrail_core::baseline::BaselineOrigin;
+use dbtrail_core::history::{Horizon, LoggedChange};
+use dbtrail_core::{Gtid, Position, Row};
+use proptest::prelude::*;
+
+const UUID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600_000_000;
+
+/// The catalog, in memory.
+#[derive(Default)]
+pub(crate) struct MemCatalog {
+    pub(crate) baselines: Vec<BaselineManifest>,
+    pub(crate) origin: Option<Position>,
+    pub(crate) txns: Vec<TxnInfo>,
+    pub(crate) gaps: Vec<GapInfo>,
+    pub(crate) taints: Vec<TaintInfo>,
+    pub(crate) tables: Vec<(u32, TableRef)>,
+}
+
+impl Catalog for MemCatalog {
+    fn baselines(&self) -> Result<Vec<BaselineManifest>, HistoryError> {
+        Ok(self.baselines.clone())
+    }
+    fn origin(&self) -> Result<Option<Position>, HistoryError> {
+        Ok(self.origin.clone())
+    }
+    fn scan_txns(&self, visit: &mut dyn FnMut(TxnInfo) -> bool) -> Result<(), HistoryError> {
+        for t in &self.txns {
+            if !visit(t.clone()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+    fn txn_by_gtid(&self, gtid: &Gtid) -> Result<Option<TxnInfo>, HistoryError> {
+        Ok(self
+            .txns
+            .iter()
+            .find(|t| t.gtid.as_ref() == Some(gtid))
+            .cloned())
+    }
+    fn horizon(&self) -> Result<Option<Horizon>, HistoryError> {
+        Ok(self.txns.last().map(|t| Horizon {
+            last_commit_us: t.commit_us,
+            next_event_id: t.first_event_id + t.event_count,
+        }))
+    }
+    fn gaps(&self) -> Result<Vec<GapInfo>, HistoryError> {
+        Ok(self.gaps.clone())
+    }
+    fn taints(&self) -> Result<Vec<TaintInfo>, HistoryError> {
+        Ok(self.taints.clone())
+    }
+    fn tables(&self) -> Result<Vec<(u32, TableRef)>, HistoryError> {
+        Ok(self.tables.clone())
+    }
+    fn event_bytes(&self) -> Result<u64, HistoryError> {
+        Ok(10)
+    }
+}
+
+pub(crate) fn gtid(n: u64) -> Gtid {
+    format!("{UUID}:{n}").parse().expect("gtid")
+}
+
+/// Commit time of transaction `n` (1-based).
+pub(crate) fn commit(n: u64) -> i64 {
+    T0 + 1_000 * n as i64
+}
+
+/// A snapshot holding transactions 1..=n.
+fn position(n: u64) -> Position {
+    Position {
+        gtid_set: if n == 0 {
+            GtidSet::empty_mysql()
+        } else {
+            format!("{UUID}:1-{n}").parse().expect("set")
+        },
+        file: "b.000001".into(),
+        pos: 100 * (n + 1),
+        server_uuid: UUID.into(),
+    }
+}
+
+pub(crate) fn txn(n: u64, first_event_id: u64, event_count: u64, tables: Vec<u32>) -> TxnInfo {
+    TxnInfo {
+        gtid: Some(gtid(n)),
+        commit_us: commit(n),
+        first_event_id,
+        event_count,
+        tables,
+        end_file: "b.000001".into(),
+        end_pos: 100 * (n + 1),
+        ddl: None,
+    }
+}
+
+/// A baseline holding transactions 1..=n, of `tables`, its files named `n-i.parquet`.
+fn baseline(n: u64, tables: &[(TableRef, u64)]) -> BaselineManifest {
+    let snapshot_us = commit(n) + 500;
+    BaselineManifest {
+        format_version: 1,
+        id: dbtrail_core::baseline::baseline_id(snapshot_us),
+        source: "src".into(),
+        origin: BaselineOrigin::Snapshot,
+        position: position(n),
+        snapshot_us,
+        started_us: snapshot_us,
+        finished_us: snapshot_us,
+        lock_held_us: 0,
+        lock_mode: "FLUSH TABLES WITH READ LOCK".into(),
+        tables: tables
+            .iter()
+            .enumerate()
+            .map(|(i, (t, rows))| BaselineTable {
+                table: t.clone(),
+                file: format!("{n}-{i}.parquet"),
+                rows: *rows,
+                bytes: 0,
+                create_table: String::new(),
+            })
+            .collect(),
+        skipped: Vec::new(),
+    }
+}
+
+fn ctx() -> PlanContext {
+    PlanContext {
+        now_us: T0 + 3_600_000_000,
+        covered_until_us: None,
+        keys_in_memory: 1000,
+        source_name: "src".into(),
+    }
+}
+
+/// Baseline after transaction 2; transactions 1..=5, one event each on d.k (id 0).
+fn small() -> MemCatalog {
+    let k = TableRef::new("d", "k");
+    MemCatalog {
+        baselines: vec![baseline(2, &[(k.clone(), 3)])],
+        origin: Some(position(0)),
+        txns: (1..=5).map(|n| txn(n, n * 10, 1, vec![0])).collect(),
+        tables: vec![(0, k), (1, TableRef::new("d", "new"))],
+        ..MemCatalog::default()
+    }
+}
+
+fn at(us: i64) -> PitrRequest {
+    PitrRequest {
+        target_time: Some(rfc3339_micros(us)),
+        ..PitrRequest::default()
+    }
+}
+
+fn refused(c: &MemCatalog, req: &PitrRequest) -> String {
+    match plan(c, req, &ctx()) {
+        Ok(p) => panic!("planned {:?}", p.view),
+        Err(r) => r.0,
+    }
+}
+
+#[test]
+fn a_time_target_includes_a_prefix() {
+    let p = plan(&small(), &at(commit(4)), &ctx()).expect("plan");
+    assert_eq!(p.view.transactions, 2);
+    assert_eq!(p.view.events, 2);
+    assert_eq!(p.view.event_bytes, 20);
+    assert_eq!(p.view.last_gtid, Some(gtid(4).to_string()));
+    assert_eq!(p.view.gtid_set_reached, format!("{UUID}:1-4"));
+    assert_eq!(p.view.not_in_baseline, vec!["d.new".to_string()]);
+    assert_eq!(p.tables.len(), 1);
+    assert_eq!(p.tables[0].1, Some(0));
+    let w = p.window();
+    assert_eq!((w.cut, w.end), (30, 41));
+    assert_eq!((w.since_us, w.until_us), (commit(3), commit(4)));
+    // A whole-second target includes all of its second.
+    let whole = PitrRequest {
+        target_time: Some(rfc3339_micros(T0).replace(".000000", "")),
+        ..PitrRequest::default()
+    };
+    let p = plan(&small(), &whole, &ctx());
+    assert!(p.is_err(), "T0's second ends after the newest commit");
+}
+
+#[test]
+fn a_gtid_target_is_the_state_right_after_it() {
+    let req = PitrRequest {
+        target_gtid: Some(format!("{UUID}:1-3")),
+        ..PitrRequest::default()
+    };
+    let p = plan(&small(), &req, &ctx()).expect("plan");
+    assert_eq!(p.view.transactions, 1);
+    let w = p.window();
+    assert_eq!((w.cut, w.end, w.until_us), (30, 31, commit(3)));
+}
+
+#[test]
+fn refusals() {
+    let c = small();
+    let both = PitrRequest {
+        target_time: Some(rfc3339_micros(commit(3))),
+        target_gtid: Some(format!("{UUID}:1-3")),
+        ..PitrRequest::default()
+    };
+    assert_eq!(
+        refused(&c, &both),
+        "give exactly one of target_time (--at) and target_gtid (--gtid)"
+    );
+    let bad = PitrRequest {
+        target_gtid: Some("nonsense".into()),
+        ..PitrRequest::default()
+    };
+    assert!(refused(&c, &bad).starts_with("target_gtid \"nonsense\" is not a GTID set: "));
+    // No baseline.
+    let none = MemCatalog {
+        baselines: Vec::new(),
+        ..small()
+    };
+    assert_eq!(
+        refused(&none, &at(commit(3))),
+        "no baseline snapshot found for source src: take one with `dbtrailctl backup`, then \
+         restore to a time after it"
+    );
+    // Before the oldest baseline.
+    let msg = refused(&c, &at(commit(1)));
+    assert!(
+        msg.starts_with("no baseline snapshot found at or before ")
+            && msg.contains(&format!("the oldest baseline is {}", c.baselines[0].id)),
+        "{msg}"
+    );
+    // In the future.
+    assert_eq!(
+        refused(&c, &at(ctx().now_us + 1)),
+        format!(
+            "the target {} is in the future",
+            rfc3339_micros(ctx().now_us + 1)
+        )
+    );
+    // After the newest captured commit, capture not caught up.
+    let msg = refused(&c, &at(commit(5) + 1));
+    assert!(
+        msg.contains("is after the newest captured transaction")
+            && msg.contains("capture is not known to be caught up"),
+        "{msg}"
+    );
+    let caught_up = PlanContext {
+        covered_until_us: Some(commit(5) + 10),
+        ..ctx()
+    };
+    assert!(plan(&c, &at(commit(5) + 1), &caught_up).is_ok());
+    // The log begins after the baseline.
+    let late = MemCatalog {
+        origin: Some(position(4)),
+        ..small()
+    };
+    let msg = refused(&late, &at(commit(4)));
+    assert!(msg.contains("predates the log, which begins at"), "{msg}");
+    // Not a prefix.
+    let holes = PitrRequest {
+        target_gtid: Some(format!("{UUID}:1-3:5")),
+        ..PitrRequest::default()
+    };
+    assert_eq!(
+        refused(&c, &holes),
+        format!(
+            "the target is not a prefix of the log: transaction {} (ends at b.000001:600) is \
+             in it but an earlier one is not",
+            gtid(5)
+        )
+    );
+    // GTIDs the log does not have.
+    let beyond = PitrRequest {
+        target_gtid: Some(format!("{UUID}:1-9")),
+        ..PitrRequest::default()
+    };
+    assert!(refused(&c, &beyond).contains("holds transactions the log does not have"));
+    // A gap.
+    let gap = MemCatalog {
+        gaps: vec![GapInfo {
+            missing: format!("{UUID}:100"),
+            recorded_us: commit(3),
+            after_commit_us: commit(3),
+            reason: "purged".into(),
+        }],
+        ..small()
+    };
+    assert_eq!(
+        refused(&gap, &at(commit(4))),
+        format!(
+            "the log has a gap between baseline {} and the target: {UUID}:100 (purged); \
+             restore to an earlier target, or pass --allow-gaps to accept a result without \
+             those transactions",
+            c.baselines[0].id
+        )
+    );
+    assert!(
+        plan(&gap, &at(commit(3)), &ctx()).is_ok(),
+        "the gap lies after the target"
+    );
+    let allowed = PitrRequest {
+        allow_gaps: true,
+        ..at(commit(4))
+    };
+    assert_eq!(
+        plan(&gap, &allowed, &ctx())
+            .expect("allowed")
+            .view
+            .gaps
+            .len(),
+        1
+    );
+    // Taints: of the table, of its schema, of everything.
+    for (pattern, by) in [
+        (TableRef::new("d", "k"), String::new()),
+        (TableRef::new("d", "*"), " (by a change to d.*)".to_string()),
+        (TableRef::new("*", "*"), " (by a change to *.*)".to_string()),
+    ] {
+        let tainted = MemCatalog {
+            taints: vec![TaintInfo {
+                table: pattern,
+                reason: "XA".into(),
+                since_us: commit(4),
+            }],
+            ..small()
+        };
+        assert_eq!(
+            refused(&tainted, &at(commit(4))),
+            format!(
+                "the coverage of d.k is tainted since {}{by}: XA; it cannot be restored \
+                 exactly past that point (leave it out with --tables, or restore to a target \
+                 before it)",
+                rfc3339_micros(commit(4))
+            )
+        );
+        assert!(
+            plan(&tainted, &at(commit(3)), &ctx()).is_ok(),
+            "before the taint"
+        );
+    }
+    let other = MemCatalog {
+        taints: vec![TaintInfo {
+            table: TableRef::new("e", "*"),
+            reason: "XA".into(),
+            since_us: commit(3),
+        }],
+        ..small()
+    };
+    assert_eq!(
+        plan(&other, &at(commit(4)), &ctx())
+            .expect("another schema's taint")
+            .view
+            .tainted_tables
+            .len(),
+        1
+    );
+    // DDL on a restored table.
+    let mut ddl = small();
+    ddl.txns[3].ddl = Some("ALTER TABLE `d`.`k` ADD COLUMN c INT".into());
+    ddl.txns[3].event_count = 0;
+    assert_eq!(
+        refused(&ddl, &at(commit(5))),
+        format!(
+            "DDL on d.k at {} ({} (ends at b.000001:500)): \"ALTER TABLE `d`.`k` ADD COLUMN c \
+             INT\"; restoring across DDL is not supported yet: choose a target before it, or \
+             take a baseline after it",
+            rfc3339_micros(commit(4)),
+            gtid(4)
+        )
+    );
+    let mut elsewhere = small();
+    elsewhere.txns[3].ddl = Some("CREATE TABLE d.kk (a int)".into());
+    assert!(plan(&elsewhere, &at(commit(5)), &ctx()).is_ok());
+    // Unknown tables.
+    let unknown = PitrRequest {
+        tables: vec!["d.nope".into()],
+        ..at(commit(4))
+    };
+    assert_eq!(
+        refused(&c, &unknown),
+        format!(
+            "table d.nope is not in baseline {} (it holds: d.k)",
+            c.baselines[0].id
+        )
+    );
+    let malformed = PitrRequest {
+        tables: vec!["nodot".into()],
+        ..at(commit(4))
+    };
+    assert_eq!(refused(&c, &malformed), "table \"nodot\" is not db.table");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// plan() over random baselines and a random target, then rebuild, == the model at the
+    /// target: the plan's baseline choice and window are exact.
+    #[test]
+    fn plan_then_rebuild_gives_the_model_state(
+        txns in prop::collection::vec(prop::collection::vec(op(), 0..4), 1..20),
+        picks in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+        target in any::<prop::sample::Index>(),
+        by_gtid in any::<bool>(),
+        keys_in_memory in 1u64..8,
+    ) {
+        let schemas = schemas();
+        let refs: Vec<TableRef> = schemas.iter().map(|s| s.table.clone()).collect();
+        let mut m = Model::default();
+        let mut log = MemLog { schemas: schemas.clone(), changes: Vec::new() };
+        let mut cat = MemCatalog {
+            origin: Some(position(0)),
+            tables: refs.iter().cloned().enumerate().map(|(i, t)| (i as u32, t)).collect(),
+            ..MemCatalog::default()
+        };
+        // states[n]: the model after transactions 1..=n.
+        let mut states = vec![m.clone()];
+        let mut id = 0u64;
+        for (i, ops) in txns.iter().enumerate() {
+            let n = i as u64 + 1;
+            let first = id;
+            let mut tables = Vec::new();
+            for o in ops {
+                if let Some((t, change)) = m.apply(o) {
+                    log.changes.push((t, LoggedChange {
+                        commit_us: commit(n),
+                        event_id: id,
+                        schema_version: 1,
+                        gtid: Some(gtid(n)),
+                        change,
+                    }));
+                    id += 1;
+                    if !tables.contains(&t) {
+                        tables.push(t);
+                    }
+                }
+            }
+            cat.txns.push(txn(n, first, id - first, tables));
+            states.push(m.clone());
+        }
+        let count = txns.len() as u64;
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut held: Vec<u64> = picks.iter().map(|p| p.index(txns.len() + 1) as u64).collect();
+        held.sort_unstable();
+        held.dedup();
+        for &n in &held {
+            let rows: Vec<(TableRef, u64)> = schemas
+                .iter()
+                .enumerate()
+                .map(|(t, s)| (s.table.clone(), states[n as usize].rows(t as u32).len() as u64))
+                .collect();
+            let b = baseline(n, &rows);
+            for (t, s) in schemas.iter().enumerate() {
+                let f = std::fs::File::create(dir.path().join(&b.tables[t].file)).expect("create");
+                let mut w = crate::baseline::BaselineWriter::new(f, s, Vec::new(), 7).expect("writer");
+                for r in &states[n as usize].rows(t as u32) {
+                    w.push(r).expect("push");
+                }
+                w.finish().expect("finish");
+            }
+            cat.baselines.push(b);
+        }
+        // A target at or after the oldest baseline.
+        let oldest = held[0];
+        let to = oldest + target.index((count - oldest) as usize + 1) as u64;
+        let req = if by_gtid && to > 0 && oldest > 0 {
+            PitrRequest { target_gtid: Some(format!("{UUID}:1-{to}")), ..PitrRequest::default() }
+        } else if to == oldest {
+            at(commit(to) + 500)
+        } else {
+            at(commit(to))
+        };
+        let ctx = PlanContext { keys_in_memory, covered_until_us: Some(i64::MAX), ..ctx() };
+        let p = plan(&cat, &req, &ctx).expect("plan");
+        // The newest baseline at or before the target.
+        let chosen = if req.target_gtid.is_some() {
+            held.iter().rev().find(|&&n| n > 0 && n <= to)
+        } else {
+            held.iter().rev().find(|&&n| commit(n) + 500 <= commit(to) + if to == oldest { 500 } else { 0 })
+        };
+        let chosen = *chosen.expect("a baseline");
+        prop_assert_eq!(&p.baseline.id, &cat.baselines[held.iter().position(|&n| n == chosen).expect("held")].id);
+        prop_assert_eq!(p.view.transactions, to - chosen);
+        prop_assert_eq!(p.view.last_gtid.clone(), (to > chosen).then(|| gtid(to).to_string()));
+        let inputs: Vec<TableInput> = p
+            .tables
+            .iter()
+            .map(|(e, table_id)| TableInput {
+                table: e.table.clone(),
+                rows: e.rows,
+                create_table: create_table(&schemas[refs.iter().position(|r| r == &e.table).expect("known")]),
+                table_id: *table_id,
+                file: dir.path().join(&e.file),
+                requested: true,
+            })
+            .collect();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).expect("out");
+        let settings = Settings { keys_in_memory: p.keys_in_memory, chunk_bytes: 300, statement_bytes: 120, threads: 2 };
+        rebuild(&log, &p.window(), inputs, &out, &settings, &Quiet).expect("rebuild");
+        let dumped = crate::mydumper::tables(&out).expect("dump layout");
+        let want = &states[to as usize];
+        for (t, s) in schemas.iter().enumerate() {
+            let mut got: Vec<Row> = Vec::new();
+            if let Some(dt) = dumped.iter().find(|d| d.table_ref() == s.table) {
+                for f in &dt.data_files {
+                    crate::mydumper::for_each_row::<crate::mydumper::MydumperError>(f, s, |r| {
+                        got.push(r);
+                        Ok(())
+                    })
+                    .expect("read back");
+                }
+            }
+            got.sort_by_key(|r| format!("{r:?}"));
+            prop_assert_eq!(&got, &want.rows(t as u32), "table {}", s.table);
+        }
+    }
+}
