@@ -384,6 +384,16 @@ proptest! {
     }
 }
 
+/// Triggers of `c` from changes of the parent `p`, finished.
+fn triggers(c: &TableSchema, p: &TableSchema, changes: &[(At, RowChange)]) -> Triggers {
+    let mut tr = Triggers::new(c, |_| true).expect("ok").expect("some");
+    for (at, ch) in changes {
+        tr.add_parent_change(&p.table, p, *at, ch).expect("add");
+    }
+    tr.finish();
+    tr
+}
+
 #[test]
 fn set_null_on_delete_and_cascade_on_update() {
     let c = schema(
@@ -391,27 +401,25 @@ fn set_null_on_delete_and_cascade_on_update() {
         vec![fk("c_p", "p", FkAction::SetNull, FkAction::Cascade)],
     );
     let p = schema("p", vec![]);
-    let mut tr = Triggers::new(&c, |_| true).expect("ok").expect("some");
-    tr.add_parent_change(
-        &p.table,
+    let tr = triggers(
+        &c,
         &p,
-        (10, 0),
-        &RowChange::Update {
-            before: row(1, None, 0),
-            after: row(5, None, 0),
-        },
-    )
-    .expect("add");
-    tr.add_parent_change(
-        &p.table,
-        &p,
-        (20, 0),
-        &RowChange::Delete {
-            before: row(2, None, 0),
-        },
-    )
-    .expect("add");
-    tr.finish();
+        &[
+            (
+                (10, 0),
+                RowChange::Update {
+                    before: row(1, None, 0),
+                    after: row(5, None, 0),
+                },
+            ),
+            (
+                (20, 0),
+                RowChange::Delete {
+                    before: row(2, None, 0),
+                },
+            ),
+        ],
+    );
     let base = vec![
         row(100, Some(1), 1),
         row(101, Some(2), 1),
@@ -434,17 +442,16 @@ fn a_log_that_contradicts_the_derivation_is_an_error() {
         vec![fk("c_p", "p", FkAction::Cascade, FkAction::Restrict)],
     );
     let p = schema("p", vec![]);
-    let mut tr = Triggers::new(&c, |_| true).expect("ok").expect("some");
-    tr.add_parent_change(
-        &p.table,
+    let tr = triggers(
+        &c,
         &p,
-        (10, 0),
-        &RowChange::Delete {
-            before: row(1, None, 0),
-        },
-    )
-    .expect("add");
-    tr.finish();
+        &[(
+            (10, 0),
+            RowChange::Delete {
+                before: row(1, None, 0),
+            },
+        )],
+    );
     // The log updates child 100 after its parent was deleted: the derivation deleted it.
     let own = vec![(
         11,
@@ -469,11 +476,8 @@ fn case_only_matches_on_collated_strings_are_refused() {
     let mut p = schema("p", vec![]);
     p.columns[0] = ColumnDef::new("id", ColumnType::VarChar);
     p.columns[0].collation = Some(255);
-    let mut tr = Triggers::new(&c, |_| true).expect("ok").expect("some");
     let prow = vec![Value::Str(b"ABC".to_vec()), Value::Null, Value::Int(0)];
-    tr.add_parent_change(&p.table, &p, (10, 0), &RowChange::Delete { before: prow })
-        .expect("add");
-    tr.finish();
+    let tr = triggers(&c, &p, &[((10, 0), RowChange::Delete { before: prow })]);
     let child = vec![Value::Int(1), Value::Str(b"abc".to_vec()), Value::Int(0)];
     let err = rebuild(&c, vec![child], vec![], &[], &tr, |_| {}).expect_err("ambiguous");
     assert!(matches!(err, CascadeError::Ambiguous { .. }), "{err}");

@@ -2,11 +2,11 @@
 //! histories where `plan()` for a random target (time or GTID) over random baselines, then
 //! [`crate::restore::rebuild`], gives the model's state at the target.
 use super::*;
-use crate::restore::tests::{MemLog, Model, Quiet, create_table, op, schemas};
+use crate::restore::tests::{MemLog, Model, Quiet, create_table, dumped_rows, op, schemas};
 use crate::restore::{Settings, TableInput, rebuild};
 use dbtrail_core::baseline::BaselineOrigin;
 use dbtrail_core::history::{Horizon, LoggedChange};
-use dbtrail_core::{Gtid, Position, Row};
+use dbtrail_core::{Gtid, Position};
 use proptest::prelude::*;
 
 const UUID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
@@ -412,7 +412,7 @@ proptest! {
         let schemas = schemas();
         let refs: Vec<TableRef> = schemas.iter().map(|s| s.table.clone()).collect();
         let mut m = Model::default();
-        let mut log = MemLog { schemas: schemas.clone(), changes: Vec::new() };
+        let mut log = MemLog::new(schemas.clone());
         let mut cat = MemCatalog {
             origin: Some(position(0)),
             tables: refs.iter().cloned().enumerate().map(|(i, t)| (i as u32, t)).collect(),
@@ -503,21 +503,9 @@ proptest! {
         std::fs::create_dir(&out).expect("out");
         let settings = Settings { keys_in_memory: p.keys_in_memory, chunk_bytes: 300, statement_bytes: 120, threads: 2 };
         rebuild(&log, &p.window(), inputs, &out, &settings, &Quiet).expect("rebuild");
-        let dumped = crate::mydumper::tables(&out).expect("dump layout");
         let want = &states[to as usize];
         for (t, s) in schemas.iter().enumerate() {
-            let mut got: Vec<Row> = Vec::new();
-            if let Some(dt) = dumped.iter().find(|d| d.table_ref() == s.table) {
-                for f in &dt.data_files {
-                    crate::mydumper::for_each_row::<crate::mydumper::MydumperError>(f, s, |r| {
-                        got.push(r);
-                        Ok(())
-                    })
-                    .expect("read back");
-                }
-            }
-            got.sort_by_key(|r| format!("{r:?}"));
-            prop_assert_eq!(&got, &want.rows(t as u32), "table {}", s.table);
+            prop_assert_eq!(&dumped_rows(&out, s), &want.rows(t as u32), "table {}", s.table);
         }
     }
 }
