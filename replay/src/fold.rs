@@ -14,6 +14,21 @@
 //! an update does both, so duplicate rows are never over-deleted.
 //!
 //! Memory is proportional to the keys touched, not to the table.
+//!
+//! # Backward from a newer image
+//! With FULL images a table is also rebuilt from an image taken AFTER the target:
+//! `state(T) = apply(image(I), fold_backward(changes in (T, I]))`, the changes again pushed in
+//! log order ([`Fold::backward`]). Per key, the state at T is the before-image of the key's
+//! FIRST change after T (absent when that change inserted it; a primary-key update names two
+//! keys: its old key had `before`, its new key was absent, or the update would have failed
+//! on a duplicate key); a key with no change after T is at T as it is in the image. Why that
+//! is exact: a key's value only changes through its logged changes, and the before-image of
+//! the first one is the value the key held since T, because nothing changed it in between.
+//! So the backward fold keeps the FIRST touch of each key (`or_insert`), where the forward
+//! fold keeps the last. For tables without a key (multisets) every change is inverted (an
+//! insert removes one copy, a delete adds one, an update does both the other way); additions
+//! and removals of copies commute, so their order does not matter, and a removal the image
+//! cannot satisfy means the log does not continue to the image.
 use dbtrail_core::{Row, RowChange, Value, codec};
 use rustc_hash::FxHashMap;
 
@@ -43,6 +58,8 @@ pub enum Net {
 /// keys (see [`Fold::partition`]).
 pub struct Fold {
     kind: Kind,
+    /// Folding changes after the target onto a newer image (see the module doc).
+    backward: bool,
     /// (partitions, this one): only keys whose hash falls in this partition are held.
     part: (u64, u64),
 }
@@ -119,12 +136,23 @@ impl Fold {
         };
         Fold {
             kind,
+            backward: false,
             part: (parts.max(1), index),
         }
     }
 
+    /// The same fold for changes AFTER the target, applied to a newer image (the module doc
+    /// has the rule); changes are still pushed in log order.
+    pub fn backward(mut self) -> Fold {
+        self.backward = true;
+        self
+    }
+
     /// Adds the next change in log order.
     pub fn push(&mut self, change: RowChange) {
+        if self.backward {
+            return self.push_backward(change);
+        }
         let part = self.part;
         match &mut self.kind {
             Kind::Keyed { pk, net } => match change {
@@ -168,6 +196,48 @@ impl Fold {
                     }
                     RowChange::Delete { before } => add(before, -1),
                 }
+            }
+        }
+    }
+
+    /// A change after the target: each key keeps its state before its first change; key-less
+    /// rows are inverted.
+    fn push_backward(&mut self, change: RowChange) {
+        let part = self.part;
+        match &mut self.kind {
+            Kind::Keyed { pk, net } => {
+                let mut first = |k: Vec<u8>, n: Net| {
+                    if mine(part, &k) {
+                        net.entry(k).or_insert(n);
+                    }
+                };
+                match change {
+                    RowChange::Insert { after } => first(key_bytes(pk, &after), Net::Delete),
+                    RowChange::Update { before, after } => {
+                        let kb = key_bytes(pk, &before);
+                        let ka = key_bytes(pk, &after);
+                        if ka != kb {
+                            first(ka, Net::Delete);
+                        }
+                        first(kb, Net::Upsert(before));
+                    }
+                    RowChange::Delete { before } => {
+                        first(key_bytes(pk, &before), Net::Upsert(before))
+                    }
+                }
+            }
+            Kind::Multiset { .. } => {
+                let inverse = match change {
+                    RowChange::Insert { after } => RowChange::Delete { before: after },
+                    RowChange::Delete { before } => RowChange::Insert { after: before },
+                    RowChange::Update { before, after } => RowChange::Update {
+                        before: after,
+                        after: before,
+                    },
+                };
+                self.backward = false;
+                self.push(inverse);
+                self.backward = true;
             }
         }
     }
@@ -388,6 +458,60 @@ mod tests {
             one.sort_by_key(codec::encode);
             split.sort_by_key(codec::encode);
             prop_assert_eq!(one, split);
+        }
+
+        /// Any image, before or after, any target: `state(T)` from `state(I)` forward
+        /// (I <= T) or backward (I > T), keyed or key-less, in any number of partitions.
+        #[test]
+        fn images_in_both_directions(base in prop::collection::btree_map(0i64..12, 0i64..4, 0..8), ops in ops(), image in any::<usize>(), target in any::<usize>(), parts in 1u64..4, keyless in any::<bool>()) {
+            let pk: &[usize] = if keyless { &[] } else { &[0] };
+            // The states after each change, and the changes (key-less tables may hold
+            // duplicate rows: values are small so duplicates happen).
+            let mut states: Vec<Vec<(i64, i64)>> = vec![base.iter().map(|(k, v)| (*k, *v)).collect()];
+            let mut changes = Vec::new();
+            for op in ops {
+                let mut s = states.last().cloned().unwrap_or_default();
+                let has = |s: &Vec<(i64, i64)>, k: i64| !keyless && s.iter().any(|r| r.0 == k);
+                let change = match op {
+                    Op::Insert(k, v) if !has(&s, k) => {
+                        s.push((k, v.rem_euclid(4)));
+                        RowChange::Insert { after: row(k, v.rem_euclid(4)) }
+                    }
+                    Op::Update(i, k, v) if !s.is_empty() => {
+                        let idx = i % s.len();
+                        let old = s[idx];
+                        if old.0 != k && has(&s, k) { continue; }
+                        s[idx] = (k, v.rem_euclid(4));
+                        RowChange::Update { before: row(old.0, old.1), after: row(k, v.rem_euclid(4)) }
+                    }
+                    Op::Delete(i) if !s.is_empty() => {
+                        let old = s.remove(i % s.len());
+                        RowChange::Delete { before: row(old.0, old.1) }
+                    }
+                    _ => continue,
+                };
+                changes.push(change);
+                states.push(s);
+            }
+            let n = states.len();
+            let (i, t) = (image % n, target % n);
+            let mut got = Vec::new();
+            for index in 0..parts {
+                let mut f = Fold::partition(pk, parts, index);
+                let window = if i <= t { &changes[i..t] } else { f = f.backward(); &changes[t..i] };
+                for c in window {
+                    f.push(c.clone());
+                }
+                f.apply(states[i].iter().map(|(k, v)| row(*k, *v)), |r| {
+                    if let (Value::Int(k), Value::Int(v)) = (&r[0], &r[1]) {
+                        got.push((*k, *v));
+                    }
+                }).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            let mut want = states[t].clone();
+            got.sort();
+            want.sort();
+            prop_assert_eq!(got, want, "image {} target {}", i, t);
         }
 
         /// Same for a table without a key, with duplicate rows (a multiset).
