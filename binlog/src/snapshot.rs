@@ -131,6 +131,143 @@ pub async fn consistent_start(
     })
 }
 
+/// The lock [`tables_start`] takes, as reported in table images.
+pub const TABLES_LOCK_MODE: &str = "LOCK TABLES ... READ";
+
+/// A snapshot of some tables only, without a global lock (a table image): `conns[0]` takes
+/// `LOCK TABLES t READ, ...`, which waits until every transaction that wrote those tables
+/// has committed (they hold metadata locks until then) and keeps new writers out; while it is
+/// held, the other connections start their consistent-snapshot transactions and the
+/// position is read. Writers of the locked tables are all before the position and none after
+/// it, and the snapshots see exactly those writes, so for these tables the position is exact
+/// (transactions on other tables may commit meanwhile; an image is only ever used for its own
+/// tables). Needs `LOCK TABLES` and `SELECT` on the tables; `conns[1..]` read them.
+pub async fn tables_start(
+    conns: &mut [Conn],
+    info: &ServerInfo,
+    tables: &[TableRef],
+) -> Result<Snapshot, BinlogError> {
+    let Some((first, rest)) = conns.split_first_mut() else {
+        return Err(BinlogError::Config(
+            "a table image needs at least two connections".into(),
+        ));
+    };
+    if rest.is_empty() || tables.is_empty() {
+        return Err(BinlogError::Config(
+            "a table image needs at least two connections and one table".into(),
+        ));
+    }
+    for c in std::iter::once(&mut *first).chain(rest.iter_mut()) {
+        c.query_drop(SESSION)
+            .await
+            .map_err(BinlogError::driver("setting up a snapshot session"))?;
+        c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(BinlogError::driver("setting up a snapshot session"))?;
+    }
+    let list: Vec<String> = tables
+        .iter()
+        .map(|t| format!("{} READ", t.quoted()))
+        .collect();
+    first
+        .query_drop(format!("LOCK TABLES {}", list.join(", ")))
+        .await
+        .map_err(|e| match e {
+            mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1142 | 1227) => {
+                BinlogError::MissingPrivilege {
+                    privilege: "LOCK TABLES",
+                    fix: "GRANT SELECT, LOCK TABLES ON the tables' databases TO the dbtrail user \
+                          (a table image locks them for reading for a moment)"
+                        .into(),
+                }
+            }
+            e => BinlogError::driver(format!("locking {} for reading", list.join(", ")))(e),
+        })?;
+    let locked = Instant::now();
+    let taken_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let result = async {
+        for c in rest.iter_mut() {
+            c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                .await
+                .map_err(BinlogError::driver("starting a consistent snapshot"))?;
+        }
+        let (file, pos) = binlog_status(first, info).await?;
+        let executed: Option<String> = first
+            .query_first(match info.flavor {
+                Flavor::Mysql => "SELECT @@GLOBAL.gtid_executed",
+                Flavor::Mariadb => "SELECT @@GLOBAL.gtid_binlog_pos",
+            })
+            .await
+            .map_err(BinlogError::driver("reading the executed GTID set"))?;
+        let mut at = info.clone();
+        at.gtid_executed = executed.unwrap_or_default();
+        Ok::<_, BinlogError>(Position {
+            gtid_set: executed_set(&at)?,
+            file,
+            pos,
+            server_uuid: info.server_uuid.clone(),
+        })
+    }
+    .await;
+    let unlock = first.query_drop("UNLOCK TABLES").await;
+    let lock_held = locked.elapsed();
+    let position = result?;
+    unlock.map_err(BinlogError::driver("releasing the table locks"))?;
+    let mut tables = tables.to_vec();
+    tables.sort();
+    tables.dedup();
+    Ok(Snapshot {
+        position,
+        lock_held,
+        taken_us,
+        tables,
+    })
+}
+
+/// Checks that this connection's user may take a table image of `tables` ([`tables_start`]):
+/// read them, and lock them for reading (a lock that must wait for running writers is taken
+/// as proof of the right and given up after a second). Nothing is left locked.
+pub async fn check_image_rights(conn: &mut Conn, tables: &[TableRef]) -> Result<(), BinlogError> {
+    conn.query_drop("SET SESSION lock_wait_timeout = 1")
+        .await
+        .map_err(BinlogError::driver("setting up the check of a table image"))?;
+    for t in tables {
+        let q = t.quoted();
+        if let Err(e) = conn.query_drop(format!("SELECT 1 FROM {q} LIMIT 0")).await {
+            return Err(match e {
+                mysql_async::Error::Server(s) if matches!(s.code, 1142 | 1044 | 1146) => {
+                    BinlogError::Config(format!(
+                        "the dbtrail user cannot read {t} ({}): GRANT SELECT ON {q} TO it, or \
+                         restore {t} from a baseline (--image baseline)",
+                        s.message
+                    ))
+                }
+                e => BinlogError::driver(format!("reading {t}"))(e),
+            });
+        }
+        let locked = conn.query_drop(format!("LOCK TABLES {q} READ")).await;
+        let _ = conn.query_drop("UNLOCK TABLES").await;
+        match locked {
+            Ok(()) => {}
+            Err(mysql_async::Error::Server(s)) if s.code == 1205 => {}
+            Err(mysql_async::Error::Server(s)) if matches!(s.code, 1044 | 1142 | 1227) => {
+                return Err(BinlogError::Config(format!(
+                    "the dbtrail user cannot lock {t} for reading ({}), which a live image \
+                     needs for a moment: GRANT LOCK TABLES ON {}.* TO it, or restore {t} from \
+                     a baseline (--image baseline)",
+                    s.message,
+                    quote_ident(&t.db)
+                )));
+            }
+            Err(e) => return Err(BinlogError::driver(format!("locking {t} for reading"))(e)),
+        }
+    }
+    Ok(())
+}
+
 /// `SHOW CREATE TABLE` of `table`, as the server prints it.
 pub async fn show_create_table(conn: &mut Conn, table: &TableRef) -> Result<String, BinlogError> {
     let row: Option<(Vec<u8>, Vec<u8>)> = conn

@@ -236,6 +236,11 @@ pub struct PitrRequest {
     /// Validate and return the plan without writing anything.
     #[serde(default)]
     pub dry_run: bool,
+    /// Where each table's image comes from: `auto` (default: the one needing the fewest
+    /// events replayed), `baseline` (stored baselines and table images, forward or
+    /// backward), `live` (the live table now, with the changes since the target undone).
+    #[serde(default)]
+    pub image: Option<String>,
 }
 
 /// What a restore will do (the dry run's answer; also part of every job).
@@ -277,6 +282,35 @@ pub struct PitrPlan {
     /// restored table (and of the parents it needs), saying whose changes are replayed.
     #[serde(default)]
     pub cascades: Vec<String>,
+    /// Per restored table: the image it is rebuilt from and the alternatives.
+    #[serde(default)]
+    pub images: Vec<TableImagePlan>,
+}
+
+/// The image one table is rebuilt from, and the others that were considered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableImagePlan {
+    /// `db.table`.
+    pub table: String,
+    /// The choice.
+    pub chosen: ImageOption,
+    /// The other images considered (usable or not, with the reason).
+    pub alternatives: Vec<ImageOption>,
+}
+
+/// One way to rebuild a table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageOption {
+    /// `baseline <id>`, `table image <id>` or `live`.
+    pub image: String,
+    /// `forward` (image before the target, later changes replayed) or `backward` (image after
+    /// it, the changes since the target undone).
+    pub direction: String,
+    /// Row events of the table replayed.
+    pub events: u64,
+    /// Why it cannot be used (None: usable).
+    #[serde(default)]
+    pub unusable: Option<String>,
 }
 
 /// `POST .../pitr` answer: the job (`pitr_id`, running) or, for a dry run, just the plan.

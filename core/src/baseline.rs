@@ -24,6 +24,18 @@ pub enum BaselineOrigin {
     Snapshot,
     /// An existing mydumper backup directory imported with `dbtrailctl baseline import`.
     MydumperImport,
+    /// A table image: a snapshot of some tables only (after a DDL changed them, or of the
+    /// live tables for a restore), at its own exact position, under `LOCK TABLES ... READ`.
+    /// It is never the starting point of the whole source: retention keeps the images newer
+    /// than the oldest full baseline it keeps.
+    TableImage,
+}
+
+impl BaselineOrigin {
+    /// True for a snapshot of the whole source (a baseline proper).
+    pub fn is_full(self) -> bool {
+        !matches!(self, BaselineOrigin::TableImage)
+    }
 }
 
 /// One table of a baseline.

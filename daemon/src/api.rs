@@ -520,7 +520,7 @@ async fn start_pitr(
     let s = find(&state, &name)?;
     let req = json_body(
         body,
-        "{\"target_time\" | \"target_gtid\", \"tables\", \"allow_gaps\", \"output\", \"dry_run\"}",
+        "{\"target_time\" | \"target_gtid\", \"tables\", \"allow_gaps\", \"output\", \"dry_run\", \"image\"}",
     )?;
     if let Some(out) = &req.output {
         crate::pitr::check_output(out).map_err(|r| ApiError::bad(r.0))?;
@@ -543,11 +543,22 @@ async fn start_pitr(
         })
         .into_response());
     }
+    let live = plan.live();
+    if !live.is_empty() {
+        crate::pitr::check_live(&s.source, &live)
+            .await
+            .map_err(|r| ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "not_restorable",
+                message: r.0,
+            })?;
+    }
     let view = plan.view.clone();
     let id = s.restores.start(
         s.source.clone(),
         plan,
-        req.output.clone(),
+        req.clone(),
+        s.backups.clone(),
         state.cancel.clone(),
     );
     Ok((
@@ -589,7 +600,11 @@ async fn coverage(
             .checkpoint()?
             .map(|c| c.last_commit_us)
             .filter(|c| *c > 0);
-        let baselines = log.baselines()?;
+        let baselines: Vec<_> = log
+            .baselines()?
+            .into_iter()
+            .filter(|b| b.origin.is_full())
+            .collect();
         let gaps = log.gaps()?;
         let mut restorable = Vec::new();
         if let (Some(first), Some(newest)) = (baselines.first(), newest) {

@@ -51,6 +51,8 @@ pub struct Backups {
 enum Work {
     Snapshot,
     Import(PathBuf),
+    /// A table image of these tables (why, for the log).
+    Image(Vec<TableRef>, String),
 }
 
 /// Why a backup could not start.
@@ -85,7 +87,7 @@ impl Backups {
         lock(&self.jobs)
             .iter()
             .map(|j| lock(j).clone())
-            .find(|j| j.status == JobStatus::Running)
+            .find(|j| j.status == JobStatus::Running && !j.phase.starts_with("image"))
             .map(|j| j.id)
     }
 
@@ -97,6 +99,19 @@ impl Backups {
         cancel: CancellationToken,
     ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
         self.start_job(source, cancel, Work::Snapshot)
+    }
+
+    /// Starts a table image of `tables` (a snapshot of those tables only, under `LOCK TABLES
+    /// ... READ`, no global lock), e.g. after a DDL changed them or for a restore from the
+    /// live tables. Images run beside backups.
+    pub fn start_image(
+        self: &Arc<Self>,
+        source: Arc<Source>,
+        cancel: CancellationToken,
+        tables: Vec<TableRef>,
+        why: String,
+    ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
+        self.start_job(source, cancel, Work::Image(tables, why))
     }
 
     /// Starts importing the mydumper backup in `dir` as a baseline.
@@ -118,11 +133,12 @@ impl Backups {
         let metrics = source.metrics.clone();
         let job = {
             let mut jobs = lock(&self.jobs);
-            if let Some(id) = jobs
-                .iter()
-                .map(|j| lock(j).clone())
-                .find(|j| j.status == JobStatus::Running)
-                .map(|j| j.id)
+            if !matches!(work, Work::Image(..))
+                && let Some(id) = jobs
+                    .iter()
+                    .map(|j| lock(j).clone())
+                    .find(|j| j.status == JobStatus::Running && !j.phase.starts_with("image"))
+                    .map(|j| j.id)
             {
                 return Err(StartError::Running(id));
             }
@@ -136,7 +152,12 @@ impl Backups {
                 id,
                 source: source.config.name.clone(),
                 status: JobStatus::Running,
-                phase: "connecting".into(),
+                phase: if matches!(work, Work::Image(..)) {
+                    "image: connecting"
+                } else {
+                    "connecting"
+                }
+                .into(),
                 started_at: rfc3339_micros(started),
                 finished_at: None,
                 duration_ms: None,
@@ -159,7 +180,11 @@ impl Backups {
             let labels = Metrics::source(&source.config.name);
             let work = async {
                 match &work {
-                    Work::Snapshot => this.take(&source, &job).await,
+                    Work::Snapshot => this.take(&source, &job, None).await,
+                    Work::Image(tables, why) => {
+                        tracing::info!(source = %source.config.name, tables = ?tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(), why = %why, "table image started");
+                        this.take(&source, &job, Some(tables)).await
+                    }
                     Work::Import(dir) => this.import(&source, &job, dir).await.with_context(|| {
                         format!("importing the mydumper backup {}", dir.display())
                     }),
@@ -187,12 +212,15 @@ impl Backups {
                     tracing::info!(source = %source.config.name, baseline = %m.id,
                         tables = m.tables.len(), rows = m.rows(), bytes = m.bytes(),
                         seconds = elapsed.as_secs_f64(), "baseline complete");
+                    let image = !m.origin.is_full();
                     {
                         let mut j = lock(&job);
                         j.phase = "retention".into();
                         j.baseline = Some(m);
                     }
-                    if let Err(e) = this.retention(&source).await {
+                    if image {
+                        // Nothing to prune: images never move the log's start.
+                    } else if let Err(e) = this.retention(&source).await {
                         tracing::warn!(source = %source.config.name, error = %format!("{e:#}"),
                             "retention failed; it is retried after the next backup");
                     }
@@ -214,7 +242,8 @@ impl Backups {
                 }
             }
             if let Ok(b) = source.log.baselines() {
-                metrics.baselines.get_or_create(&labels).set(b.len() as i64);
+                let full = b.iter().filter(|b| b.origin.is_full()).count();
+                metrics.baselines.get_or_create(&labels).set(full as i64);
             }
             let mut j = lock(&job);
             let end = now_us();
@@ -228,7 +257,12 @@ impl Backups {
         &self,
         source: &Source,
         job: &Arc<Mutex<BackupJobView>>,
+        image: Option<&[TableRef]>,
     ) -> anyhow::Result<BaselineManifest> {
+        let phase = |p: &str| match image {
+            Some(_) => format!("image: {p}"),
+            None => p.to_string(),
+        };
         let id = lock(job).id.clone();
         let started_us = now_us();
         let name = &source.config.name;
@@ -248,18 +282,33 @@ impl Backups {
         let mut first = stream::connect(&spec).await?;
         let info = checks::check_server(&mut first).await?;
         let mut conns = vec![first];
-        for _ in 1..source.config.backup_connections {
+        let wanted = match image {
+            // One connection holds the locks; the others read.
+            Some(t) => 1 + source.config.backup_connections.min(t.len()).max(1),
+            None => source.config.backup_connections,
+        };
+        for _ in 1..wanted {
             conns.push(stream::connect(&spec).await?);
         }
-        lock(job).phase = "snapshot".into();
-        let mut snap = snapshot::consistent_start(&mut conns, &info).await?;
-        if let Some(dbs) = &source.config.backup_databases {
+        lock(job).phase = phase("snapshot");
+        let mut snap = match image {
+            Some(tables) => {
+                let s = snapshot::tables_start(&mut conns, &info, tables).await?;
+                // The locking connection is done.
+                conns.remove(0);
+                s
+            }
+            None => snapshot::consistent_start(&mut conns, &info).await?,
+        };
+        if image.is_none()
+            && let Some(dbs) = &source.config.backup_databases
+        {
             snap.tables.retain(|t| dbs.contains(&t.db));
         }
         conns.truncate(snap.tables.len().max(1));
         {
             let mut j = lock(job);
-            j.phase = "reading".into();
+            j.phase = phase("reading");
             j.tables_total = snap.tables.len() as u64;
             j.lock_held_ms = Some(snap.lock_held.as_secs_f64() * 1000.0);
         }
@@ -312,18 +361,27 @@ impl Backups {
         let mut skipped: Vec<SkippedTable> = skipped.into_iter().filter_map(Result::err).collect();
         tables.sort_by(|a, b| a.table.cmp(&b.table));
         skipped.sort_by(|a, b| a.table.cmp(&b.table));
-        lock(job).phase = "manifest".into();
+        lock(job).phase = phase("manifest");
         let m = BaselineManifest {
             format_version: MANIFEST_VERSION,
             id,
             source: name.clone(),
-            origin: BaselineOrigin::Snapshot,
+            origin: if image.is_some() {
+                BaselineOrigin::TableImage
+            } else {
+                BaselineOrigin::Snapshot
+            },
             position: snap.position.clone(),
             snapshot_us: snap.taken_us,
             started_us,
             finished_us: now_us(),
             lock_held_us: snap.lock_held.as_micros() as i64,
-            lock_mode: snapshot::LOCK_MODE.into(),
+            lock_mode: if image.is_some() {
+                snapshot::TABLES_LOCK_MODE
+            } else {
+                snapshot::LOCK_MODE
+            }
+            .into(),
             tables,
             skipped,
         };
@@ -559,7 +617,11 @@ impl Backups {
         if cfg.backup_keep.is_none() && max_age.is_none() {
             return Ok(());
         }
-        let all = source.log.baselines()?;
+        let (all, images): (Vec<_>, Vec<_>) = source
+            .log
+            .baselines()?
+            .into_iter()
+            .partition(|b| b.origin.is_full());
         let Some(newest) = all.last().map(|b| b.id.clone()) else {
             return Ok(());
         };
@@ -578,7 +640,21 @@ impl Backups {
                 tracing::info!(source = %cfg.name, baseline = %b.id, "baseline removed by retention");
             }
         }
-        if let Some(oldest) = source.log.baselines()?.first() {
+        let kept: Vec<BaselineManifest> = source
+            .log
+            .baselines()?
+            .into_iter()
+            .filter(|b| b.origin.is_full())
+            .collect();
+        // Table images older than the oldest full baseline kept are never used again.
+        if let Some(oldest) = kept.first() {
+            for i in images.iter().filter(|i| i.snapshot_us < oldest.snapshot_us) {
+                source.log.delete_baseline(&i.id)?;
+                source.store.delete(&i.id).await?;
+                tracing::info!(source = %cfg.name, image = %i.id, "table image removed by retention");
+            }
+        }
+        if let Some(oldest) = kept.first() {
             let log = source.log.clone();
             let position = oldest.position.clone();
             let pruned =
@@ -684,11 +760,12 @@ pub async fn schedule(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancel
     let name = source.config.name.clone();
     let mut retry = Duration::ZERO;
     loop {
-        let last = source
-            .log
-            .baselines()
-            .ok()
-            .and_then(|b| b.last().map(|b| b.snapshot_us));
+        let last = source.log.baselines().ok().and_then(|b| {
+            b.iter()
+                .rev()
+                .find(|b| b.origin.is_full())
+                .map(|b| b.snapshot_us)
+        });
         let due_in = match last {
             Some(t) => {
                 let due = t + interval.as_micros() as i64;

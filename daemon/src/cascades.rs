@@ -76,7 +76,13 @@ pub fn cascading_keys(
     source: &Source,
 ) -> anyhow::Result<Vec<(TableRef, dbtrail_core::ForeignKey)>> {
     let mut schemas: BTreeMap<TableRef, TableSchema> = BTreeMap::new();
-    if let Some(b) = source.log.baselines()?.pop() {
+    if let Some(b) = source
+        .log
+        .baselines()?
+        .into_iter()
+        .rev()
+        .find(|b| b.origin.is_full())
+    {
         for e in &b.tables {
             if let Some(p) = source.store.local_file(&b.id, &e.file)
                 && let Ok(f) = std::fs::File::open(p)

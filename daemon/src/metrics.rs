@@ -295,7 +295,12 @@ impl CatalogGauges {
         }
         if self.read_at.is_none_or(|t| t.elapsed() >= CATALOG_EVERY) {
             self.read_at = Some(Instant::now());
-            match log.baselines().and_then(|b| Ok((b, log.gaps()?))) {
+            let full = log.baselines().map(|b| {
+                b.into_iter()
+                    .filter(|b| b.origin.is_full())
+                    .collect::<Vec<_>>()
+            });
+            match full.and_then(|b| Ok((b, log.gaps()?))) {
                 Ok((b, gaps)) => {
                     let cuts: Vec<i64> = gaps.iter().map(|g| g.after_commit_us).collect();
                     self.window_start_us = window_start(&b, &cuts);

@@ -3,6 +3,7 @@
 //! (`dbtrail_replay::restore`), as a background job whose record survives restarts. The
 //! inclusion rule and the argument why the baseline/log split is exact are in
 //! `replay/src/plan.rs`.
+use crate::backup::Backups;
 use crate::cascades::describe_cascades;
 use crate::source::Source;
 use crate::store::BaselineStore;
@@ -32,14 +33,32 @@ macro_rules! refuse {
 /// the dry run's description of the cascading foreign keys it replays: every failure here is
 /// one a DBA must see before any work starts (docs/correctness.md, C19).
 pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
+    let live = match source.covered_until_us() {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "capture of source {} is not streaming, so a live image could not be placed in the \
+             log (see `dbtrailctl status`)",
+            source.config.name
+        )),
+    };
+    plan_with(source, req, live)
+}
+
+/// [`plan`] with the live image's availability given.
+fn plan_with(
+    source: &Source,
+    req: &PitrRequest,
+    live: Result<(), String>,
+) -> Result<Plan, Refused> {
     let ctx = PlanContext {
         now_us: now_us(),
         covered_until_us: source.covered_until_us(),
         keys_in_memory: source.config.restore_keys_in_memory,
         source_name: source.config.name.clone(),
+        live,
     };
-    let mut plan = dbtrail_replay::plan::plan(&*source.log, req, &ctx)?;
-    let requested: Vec<TableRef> = plan.tables.iter().map(|(t, _)| t.table.clone()).collect();
+    let mut plan = dbtrail_replay::plan::plan(&*source.log, &*source.log, req, &ctx)?;
+    let requested: Vec<TableRef> = plan.tables.iter().map(|t| t.table.clone()).collect();
     plan.view.cascades = describe_cascades(source, &plan.baseline, &requested);
     Ok(plan)
 }
@@ -139,14 +158,18 @@ impl Restores {
         }
     }
 
-    /// Starts the restore of `plan` into `output` (None: the default directory).
+    /// Starts the restore of `plan` (of `req`) into `output` (None: the default directory).
+    /// Tables the plan rebuilds from the live table are imaged first (by `backups`), then the
+    /// request is planned again with that image.
     pub fn start(
         self: &Arc<Self>,
         source: Arc<Source>,
         plan: Plan,
-        output: Option<String>,
+        req: PitrRequest,
+        backups: Arc<Backups>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> String {
+        let output = req.output.clone();
         let started = now_us();
         let id = {
             let jobs = lock(&self.jobs);
@@ -181,7 +204,7 @@ impl Restores {
         tokio::spawn(async move {
             let t0 = std::time::Instant::now();
             let result = tokio::select! {
-                r = this.run(&source, plan, &path, &job) => r,
+                r = this.run(&source, plan, &req, &backups, &cancel, &path, &job) => r,
                 () = cancel.cancelled() => Err(anyhow!("dbtraild is shutting down; run the restore again")),
             };
             let snapshot = {
@@ -211,14 +234,42 @@ impl Restores {
         id
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
-        source: &Source,
-        plan: Plan,
+        source: &Arc<Source>,
+        mut plan: Plan,
+        req: &PitrRequest,
+        backups: &Arc<Backups>,
+        cancel: &tokio_util::sync::CancellationToken,
         path: &str,
         job: &Arc<Mutex<PitrJobView>>,
     ) -> anyhow::Result<(u64, u64)> {
         let id = lock(job).pitr_id.clone();
+        let live = plan.live();
+        if !live.is_empty() {
+            lock(job).phase = "imaging the live tables".into();
+            let image = take_image(
+                source,
+                backups,
+                cancel,
+                live.clone(),
+                format!("restore {id} from the live tables"),
+            )
+            .await?;
+            let again = plan_with(
+                source,
+                req,
+                Err(format!(
+                    "the live tables were imaged for this restore ({})",
+                    image.id
+                )),
+            )
+            .map_err(|r| anyhow!("planning again with the live image {}: {}", image.id, r.0))?;
+            plan = again;
+            lock(job).plan = plan.view.clone();
+            self.save(&lock(job));
+        }
         let tmp = self.tmp_dir.join(&id);
         tokio::fs::create_dir_all(&tmp).await?;
         let s3 = path.starts_with("s3://");
@@ -230,24 +281,29 @@ impl Restores {
         check_output(&out_dir.display().to_string()).map_err(|r| anyhow!(r.0))?;
         std::fs::create_dir_all(&out_dir)
             .with_context(|| format!("creating the output directory {}", out_dir.display()))?;
-        // Baseline files: read in place from a local store, else downloaded (streamed).
+        // Image files: read in place from a local store, else downloaded (streamed).
         let store = &source.store;
         let mut inputs = Vec::new();
-        for (n, (entry, table_id)) in plan.tables.iter().enumerate() {
+        for (n, t) in plan.tables.iter().enumerate() {
+            let Some((image_id, entry)) = &t.image else {
+                anyhow::bail!("internal error: {} has no image after imaging", t.table);
+            };
             // A local store's file is read in place.
-            let local = match store.local_file(&plan.baseline.id, &entry.file) {
+            let local = match store.local_file(image_id, &entry.file) {
                 Some(p) => p,
                 None => {
                     let p = tmp.join(format!("{n}.parquet"));
-                    store.download(&plan.baseline.id, &entry.file, &p).await?;
+                    store.download(image_id, &entry.file, &p).await?;
                     p
                 }
             };
             inputs.push(TableInput {
                 table: entry.table.clone(),
+                window: t.window,
+                backward: t.backward,
                 rows: entry.rows,
                 create_table: entry.create_table.clone(),
-                table_id: *table_id,
+                table_id: t.table_id,
                 file: local,
                 requested: true,
             });
@@ -258,7 +314,6 @@ impl Restores {
         let log = source.log.clone();
         let out = out_dir.clone();
         let job2 = job.clone();
-        let window = plan.window();
         let settings = Settings {
             keys_in_memory: plan.keys_in_memory,
             chunk_bytes: CHUNK_BYTES,
@@ -270,7 +325,7 @@ impl Restores {
         let total = plan.tables.len().max(1) as f64;
         tokio::task::spawn_blocking(move || {
             let progress = JobProgress { job: &job2, total };
-            dbtrail_replay::restore::rebuild(&*log, &window, inputs, &out, &settings, &progress)
+            dbtrail_replay::restore::rebuild(&*log, inputs, &out, &settings, &progress)
         })
         .await
         .context("the restore threads died")??;
@@ -304,7 +359,7 @@ impl Restores {
             tables: &plan
                 .tables
                 .iter()
-                .map(|(t, _)| t.table.clone())
+                .map(|t| t.table.clone())
                 .collect::<Vec<_>>(),
         };
         dump::write_metadata(&out_dir, &md)?;
@@ -372,6 +427,8 @@ impl Restores {
                         };
                         let parent = TableInput {
                             table: p.clone(),
+                            window: plan.anchor_window,
+                            backward: false,
                             rows: pe.rows,
                             create_table: pe.create_table.clone(),
                             table_id: source.log.table_id(&p)?,
@@ -401,6 +458,69 @@ impl Restores {
             }
         }
         Ok(out)
+    }
+}
+
+/// Refuses a restore from the live tables when the daemon's user may not image them.
+pub async fn check_live(source: &Source, tables: &[TableRef]) -> Result<(), Refused> {
+    let spec = source.spec().map_err(|e| Refused(e.to_string()))?;
+    let mut conn = dbtrail_binlog::stream::connect(&spec)
+        .await
+        .map_err(|e| Refused(format!("connecting to check the live tables: {e}")))?;
+    dbtrail_binlog::snapshot::check_image_rights(&mut conn, tables)
+        .await
+        .map_err(|e| Refused(e.to_string()))
+}
+
+/// Takes a table image of `tables` and waits until the log holds every transaction it
+/// holds (so its window to the log is complete); returns its manifest.
+pub async fn take_image(
+    source: &Arc<Source>,
+    backups: &Arc<Backups>,
+    cancel: &tokio_util::sync::CancellationToken,
+    tables: Vec<TableRef>,
+    why: String,
+) -> anyhow::Result<dbtrail_core::baseline::BaselineManifest> {
+    let (image_id, handle) = backups
+        .start_image(source.clone(), cancel.clone(), tables, why)
+        .map_err(|_| anyhow!("a table image could not be started"))?;
+    let _ = handle.await;
+    let j = backups
+        .job(&image_id)
+        .ok_or_else(|| anyhow!("the table image job {image_id} vanished"))?;
+    let Some(image) = j.baseline.filter(|_| j.status == JobStatus::Completed) else {
+        anyhow::bail!(
+            "taking a table image failed: {}",
+            j.error.unwrap_or_else(|| "no reason given".into())
+        );
+    };
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        let ckpt = source.log.checkpoint()?;
+        let reached = ckpt.is_some_and(|c| {
+            let (have, want) = (&c.position, &image.position);
+            if !want.gtid_set.is_empty() && !have.gtid_set.is_empty() {
+                want.gtid_set.is_subset(&have.gtid_set)
+            } else {
+                dbtrail_storage::baselines::cmp_binlog(
+                    (&have.file, have.pos),
+                    (&want.file, want.pos),
+                ) != std::cmp::Ordering::Less
+            }
+        });
+        if reached {
+            return Ok(image);
+        }
+        if waited >= std::time::Duration::from_secs(120) {
+            anyhow::bail!(
+                "capture has not reached the position of table image {} ({}) after 2 minutes; \
+                 see `dbtrailctl status`",
+                image.id,
+                image.position
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += std::time::Duration::from_millis(100);
     }
 }
 

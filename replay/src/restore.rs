@@ -1,12 +1,15 @@
 //! The restore engine's execution: rebuild chosen tables from their baseline images and the
 //! log ([`ChangeLog`]) as a mydumper dump, in parallel, with bounded memory.
 //!
-//! # The rule (what the caller's [`Window`] selects)
-//! For each table, `state(target) = image + fold(changes with cut <= event_id < end)`, where
-//! the image is the table's baseline file and the window's changes are exactly those the
-//! baseline does not hold up to the last included transaction (the caller splits the log at
-//! one transaction: see `dbtrail_storage::baselines`). [`crate::fold`] states why the fold of
-//! full images is exact, per key and for key-less multisets.
+//! # The rule (what each table's [`Window`] selects)
+//! For each table, from an image at or before the target (forward),
+//! `state(target) = image + fold(changes with cut <= event_id < end)`: the window's changes
+//! are exactly those of the table the image does not hold up to the last included
+//! transaction. From an image after the target (backward),
+//! `state(target) = image + fold_backward(changes with cut <= event_id < end)`: the window's
+//! changes are those after the target that the image holds. [`crate::plan`] chooses the image
+//! and the window per table; [`crate::fold`] states why both folds of full images are exact,
+//! per key and for key-less multisets.
 //!
 //! # Execution
 //! - Tables whose foreign keys cascade (see [`crate::cascade`]) are rebuilt first, one at a
@@ -119,13 +122,18 @@ pub struct Settings {
 pub struct TableInput {
     /// The table.
     pub table: TableRef,
-    /// Rows in its baseline file.
+    /// Its changes to replay onto the image.
+    pub window: Window,
+    /// The image is after the target: the window is folded backward.
+    pub backward: bool,
+    /// Rows in its image file.
     pub rows: u64,
-    /// `SHOW CREATE TABLE` at the baseline (the dump's schema file).
+    /// `SHOW CREATE TABLE` at the image (the dump's schema file: no DDL lies between the
+    /// image and the target).
     pub create_table: String,
     /// Its id in the log, if the log has seen it.
     pub table_id: Option<u32>,
-    /// Its baseline file on local disk.
+    /// Its image (a baseline's table file) on local disk.
     pub file: PathBuf,
     /// Written to the output; otherwise only rebuilt for its children's cascades.
     pub requested: bool,
@@ -296,14 +304,12 @@ fn order(
 /// doc), then the rest in parallel. Writes each requested table's schema file too.
 pub fn rebuild(
     log: &dyn ChangeLog,
-    w: &Window,
     inputs: Vec<TableInput>,
     out: &Path,
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<(), RestoreError> {
     let derivable = Derivable::new(log)?;
-    let derive = derivable.any_in(w.cut, w.end);
     let mut cascading = BTreeMap::new();
     let mut plain = Vec::new();
     for t in inputs {
@@ -311,22 +317,24 @@ pub fn rebuild(
         if t.requested {
             dump::write_schema(out, &t.table, &t.create_table)?;
         }
+        let derive = derivable.any_in(t.window.cut, t.window.end);
         if derive && !cascading_parents(&schema).is_empty() {
+            if t.backward {
+                return Err(RestoreError::Table {
+                    table: t.table.clone(),
+                    detail: "its foreign-key cascades were not logged between the target and \
+                             the image after it, and a backward restore cannot un-derive them: \
+                             restore it from an image before the target (--image baseline)"
+                        .into(),
+                });
+            }
             cascading.insert(t.table.clone(), (t, schema));
         } else if t.requested {
             plain.push((t, schema));
         }
     }
-    rebuild_cascading(
-        log,
-        w,
-        order(cascading)?,
-        out,
-        settings,
-        &derivable,
-        progress,
-    )?;
-    rebuild_plain(log, w, plain, out, settings, progress)
+    rebuild_cascading(log, order(cascading)?, out, settings, &derivable, progress)?;
+    rebuild_plain(log, plain, out, settings, progress)
 }
 
 /// One table of the parallel phase.
@@ -340,7 +348,6 @@ struct Work {
 
 fn rebuild_plain(
     log: &dyn ChangeLog,
-    w: &Window,
     tables: Vec<(TableInput, TableSchema)>,
     out: &Path,
     settings: &Settings,
@@ -351,6 +358,7 @@ fn rebuild_plain(
     let bound = settings.keys_in_memory.max(1);
     let mut work = Vec::new();
     for (input, schema) in tables {
+        let w = &input.window;
         let changes = match input.table_id {
             Some(id) if w.cut < w.end => {
                 log.count_table_changes(id, w.since_us, w.until_us, w.ids())?
@@ -394,7 +402,7 @@ fn rebuild_plain(
                         return;
                     };
                     let x = &work[t];
-                    match rebuild_lane(log, w, x, lane, out, settings, progress) {
+                    match rebuild_lane(log, x, lane, out, settings, progress) {
                         Ok(()) => {
                             if x.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                                 progress.table_done(&x.input.table);
@@ -420,7 +428,6 @@ fn rebuild_plain(
 /// One lane of a table: its partitions, one pass each, into its own chunk files.
 fn rebuild_lane(
     log: &dyn ChangeLog,
-    w: &Window,
     x: &Work,
     lane: u64,
     out: &Path,
@@ -436,7 +443,11 @@ fn rebuild_lane(
     .with_chunks(lane as u32, x.lanes as u32);
     for index in (lane..x.parts).step_by(x.lanes as usize) {
         let mut fold = Fold::partition(&x.schema.primary_key, x.parts, index);
+        if x.input.backward {
+            fold = fold.backward();
+        }
         if let Some(id) = x.input.table_id {
+            let w = &x.input.window;
             scan_checked(log, w, &x.input.table, id, &x.schema, |_, c| fold.push(c))?;
         }
         let mut applier = fold.applier();
@@ -516,7 +527,6 @@ fn add_logged(
 
 fn rebuild_cascading(
     log: &dyn ChangeLog,
-    w: &Window,
     tables: Vec<(TableInput, TableSchema)>,
     out: &Path,
     settings: &Settings,
@@ -525,9 +535,29 @@ fn rebuild_cascading(
 ) -> Result<(), RestoreError> {
     // Derived changes of each table rebuilt so far, with its schema.
     let mut derived: HashMap<TableRef, (TableSchema, Vec<Derived>)> = HashMap::new();
+    // Windows of the tables rebuilt so far: a child's triggers are its parents' changes in
+    // the child's window, so a parent must have been rebuilt over at least that window.
+    let mut windows: HashMap<TableRef, Window> = HashMap::new();
     for (t, schema) in &tables {
         let name = &t.table;
+        let w = &t.window;
         let parents = cascading_parents(schema);
+        for p in &parents {
+            if let Some(pw) = windows.get(p)
+                && p != name
+                && (pw.cut > w.cut || pw.end < w.end)
+            {
+                return Err(RestoreError::Table {
+                    table: name.clone(),
+                    detail: format!(
+                        "its cascading parent {p} is rebuilt from a newer image than it is, so \
+                         the parent's cascades in between are unknown; restore both from the \
+                         same baseline (--image baseline)"
+                    ),
+                });
+            }
+        }
+        windows.insert(name.clone(), *w);
         let changes = match t.table_id {
             Some(id) if w.cut < w.end => {
                 log.count_table_changes(id, w.since_us, w.until_us, w.ids())?
@@ -543,7 +573,7 @@ fn rebuild_cascading(
             for p in &parents {
                 // A self-referencing table's own derived changes are added by `settle`.
                 if let Some((ps, d)) = derived.get(p) {
-                    for x in d {
+                    for x in d.iter().filter(|x| x.at.0 >= w.cut && x.at.0 < w.end) {
                         tr.add_parent_change(p, ps, x.at, &x.change)?;
                     }
                 }
@@ -552,13 +582,12 @@ fn rebuild_cascading(
             Ok(tr)
         };
         let settled = cascade::settle::<RestoreError>(name, schema, base, |tr, mv| {
-            rebuild_one(log, w, t, schema, parts, tr, mv, None, progress)
+            rebuild_one(log, t, schema, parts, tr, mv, None, progress)
         })?;
         // The final pass, strict: every logged change checked against the derived state.
         let write = t.requested.then_some((out, settings));
         let again = rebuild_one(
             log,
-            w,
             t,
             schema,
             parts,
@@ -586,7 +615,6 @@ fn rebuild_cascading(
 #[allow(clippy::too_many_arguments)]
 fn rebuild_one(
     log: &dyn ChangeLog,
-    w: &Window,
     t: &TableInput,
     schema: &TableSchema,
     parts: u64,
@@ -608,7 +636,7 @@ fn rebuild_one(
     for index in 0..parts.max(1) {
         let mut tl = Timeline::partition(&schema.primary_key, parts.max(1), index);
         if let Some(id) = t.table_id {
-            scan_checked(log, w, &t.table, id, schema, |event_id, c| {
+            scan_checked(log, &t.window, &t.table, id, schema, |event_id, c| {
                 tl.push(event_id, c)
             })?;
         }

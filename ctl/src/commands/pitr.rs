@@ -30,6 +30,11 @@ pub struct Args {
     /// Validate and print the plan; write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Where each table's image comes from: auto (the one needing the fewest events
+    /// replayed), baseline (stored baselines and table images), live (the live table, with
+    /// the changes since the target undone).
+    #[arg(long, value_name = "auto|baseline|live")]
+    image: Option<String>,
     /// Wait until it ends (progress on a terminal); exit non-zero if it fails.
     #[arg(long)]
     wait: bool,
@@ -147,6 +152,7 @@ fn request(args: Args) -> anyhow::Result<PitrRequest> {
         allow_gaps: args.allow_gaps,
         output,
         dry_run: args.dry_run,
+        image: args.image,
     })
 }
 
@@ -197,6 +203,23 @@ pub fn plan_text(p: &PitrPlan) -> String {
         }
         for c in &p.cascades {
             writeln!(o, "foreign key: {c}")?;
+        }
+        for t in &p.images {
+            writeln!(
+                o,
+                "image of {}: {} {}, {} events",
+                t.table, t.chosen.image, t.chosen.direction, t.chosen.events
+            )?;
+            for a in &t.alternatives {
+                match &a.unusable {
+                    None => writeln!(
+                        o,
+                        "  instead:  {} {}, {} events",
+                        a.image, a.direction, a.events
+                    )?,
+                    Some(why) => writeln!(o, "  unusable: {} {}: {why}", a.image, a.direction)?,
+                }
+            }
         }
         Ok(())
     })
@@ -285,6 +308,7 @@ mod tests {
                 "shop.c <- shop.orders (fk_c: ON DELETE CASCADE, ON UPDATE RESTRICT): replayed"
                     .into(),
             ],
+            images: vec![],
         }
     }
 
@@ -340,6 +364,7 @@ foreign key: shop.c <- shop.orders (fk_c: ON DELETE CASCADE, ON UPDATE RESTRICT)
             tainted_tables: vec![],
             not_in_baseline: vec![],
             cascades: vec![],
+            images: vec![],
             ..plan()
         };
         assert_eq!(

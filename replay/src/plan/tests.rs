@@ -14,7 +14,7 @@ const UUID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
 const T0: i64 = 1_767_225_600_000_000;
 
 /// The catalog, in memory.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct MemCatalog {
     pub(crate) baselines: Vec<BaselineManifest>,
     pub(crate) origin: Option<Position>,
@@ -137,7 +137,12 @@ fn ctx() -> PlanContext {
         covered_until_us: None,
         keys_in_memory: 1000,
         source_name: "src".into(),
+        live: Err("no live source in these tests".into()),
     }
+}
+
+fn nolog() -> MemLog {
+    MemLog::new(schemas())
 }
 
 /// Baseline after transaction 2; transactions 1..=5, one event each on d.k (id 0).
@@ -160,7 +165,7 @@ fn at(us: i64) -> PitrRequest {
 }
 
 fn refused(c: &MemCatalog, req: &PitrRequest) -> String {
-    match plan(c, req, &ctx()) {
+    match plan(c, &nolog(), req, &ctx()) {
         Ok(p) => panic!("planned {:?}", p.view),
         Err(r) => r.0,
     }
@@ -168,7 +173,7 @@ fn refused(c: &MemCatalog, req: &PitrRequest) -> String {
 
 #[test]
 fn a_time_target_includes_a_prefix() {
-    let p = plan(&small(), &at(commit(4)), &ctx()).expect("plan");
+    let p = plan(&small(), &nolog(), &at(commit(4)), &ctx()).expect("plan");
     assert_eq!(p.view.transactions, 2);
     assert_eq!(p.view.events, 2);
     assert_eq!(p.view.event_bytes, 20);
@@ -176,16 +181,16 @@ fn a_time_target_includes_a_prefix() {
     assert_eq!(p.view.gtid_set_reached, format!("{UUID}:1-4"));
     assert_eq!(p.view.not_in_baseline, vec!["d.new".to_string()]);
     assert_eq!(p.tables.len(), 1);
-    assert_eq!(p.tables[0].1, Some(0));
-    let w = p.window();
-    assert_eq!((w.cut, w.end), (30, 41));
+    assert_eq!(p.tables[0].table_id, Some(0));
+    let w = p.tables[0].window;
+    assert_eq!((w.cut, w.end), (30, 50));
     assert_eq!((w.since_us, w.until_us), (commit(3), commit(4)));
     // A whole-second target includes all of its second.
     let whole = PitrRequest {
         target_time: Some(rfc3339_micros(T0).replace(".000000", "")),
         ..PitrRequest::default()
     };
-    let p = plan(&small(), &whole, &ctx());
+    let p = plan(&small(), &nolog(), &whole, &ctx());
     assert!(p.is_err(), "T0's second ends after the newest commit");
 }
 
@@ -195,10 +200,10 @@ fn a_gtid_target_is_the_state_right_after_it() {
         target_gtid: Some(format!("{UUID}:1-3")),
         ..PitrRequest::default()
     };
-    let p = plan(&small(), &req, &ctx()).expect("plan");
+    let p = plan(&small(), &nolog(), &req, &ctx()).expect("plan");
     assert_eq!(p.view.transactions, 1);
-    let w = p.window();
-    assert_eq!((w.cut, w.end, w.until_us), (30, 31, commit(3)));
+    let w = p.tables[0].window;
+    assert_eq!((w.cut, w.end, w.until_us), (30, 40, commit(3)));
 }
 
 #[test]
@@ -254,7 +259,7 @@ fn refusals() {
         covered_until_us: Some(commit(5) + 10),
         ..ctx()
     };
-    assert!(plan(&c, &at(commit(5) + 1), &caught_up).is_ok());
+    assert!(plan(&c, &nolog(), &at(commit(5) + 1), &caught_up).is_ok());
     // The log begins after the baseline.
     let late = MemCatalog {
         origin: Some(position(4)),
@@ -291,17 +296,19 @@ fn refusals() {
         }],
         ..small()
     };
-    assert_eq!(
-        refused(&gap, &at(commit(4))),
-        format!(
-            "the log has a gap between baseline {} and the target: {UUID}:100 (purged); \
-             restore to an earlier target, or pass --allow-gaps to accept a result without \
-             those transactions",
-            c.baselines[0].id
-        )
+    let msg = refused(&gap, &at(commit(4)));
+    assert!(
+        msg.starts_with("d.k has no usable image for ")
+            && msg.contains(&format!(
+                "baseline {} forward: the log has a gap between the image and the target: \
+                 {UUID}:100 (purged); pass --allow-gaps to accept a result without those \
+                 transactions",
+                c.baselines[0].id
+            )),
+        "{msg}"
     );
     assert!(
-        plan(&gap, &at(commit(3)), &ctx()).is_ok(),
+        plan(&gap, &nolog(), &at(commit(3)), &ctx()).is_ok(),
         "the gap lies after the target"
     );
     let allowed = PitrRequest {
@@ -309,7 +316,7 @@ fn refusals() {
         ..at(commit(4))
     };
     assert_eq!(
-        plan(&gap, &allowed, &ctx())
+        plan(&gap, &nolog(), &allowed, &ctx())
             .expect("allowed")
             .view
             .gaps
@@ -340,7 +347,7 @@ fn refusals() {
             )
         );
         assert!(
-            plan(&tainted, &at(commit(3)), &ctx()).is_ok(),
+            plan(&tainted, &nolog(), &at(commit(3)), &ctx()).is_ok(),
             "before the taint"
         );
     }
@@ -353,7 +360,7 @@ fn refusals() {
         ..small()
     };
     assert_eq!(
-        plan(&other, &at(commit(4)), &ctx())
+        plan(&other, &nolog(), &at(commit(4)), &ctx())
             .expect("another schema's taint")
             .view
             .tainted_tables
@@ -364,19 +371,51 @@ fn refusals() {
     let mut ddl = small();
     ddl.txns[3].ddl = Some("ALTER TABLE `d`.`k` ADD COLUMN c INT".into());
     ddl.txns[3].event_count = 0;
-    assert_eq!(
-        refused(&ddl, &at(commit(5))),
-        format!(
-            "DDL on d.k at {} ({} (ends at b.000001:500)): \"ALTER TABLE `d`.`k` ADD COLUMN c \
-             INT\"; restoring across DDL is not supported yet: choose a target before it, or \
-             take a baseline after it",
+    let msg = refused(&ddl, &at(commit(5)));
+    assert!(
+        msg.contains(&format!(
+            "forward: DDL on d.k at {} ({} (ends at b.000001:500)): \"ALTER TABLE `d`.`k` ADD \
+             COLUMN c INT\" lies between the image and the target",
             rfc3339_micros(commit(4)),
             gtid(4)
-        )
+        )) && msg.contains("capture takes a table image after each DDL"),
+        "{msg}"
+    );
+    // A table image taken after the DDL makes targets after it restorable, forward and
+    // backward; targets before it still use the baseline.
+    let mut imaged = ddl.clone();
+    let mut img = baseline(4, &[(TableRef::new("d", "k"), 3)]);
+    img.origin = BaselineOrigin::TableImage;
+    imaged.baselines.push(img.clone());
+    let p = plan(&imaged, &nolog(), &at(commit(5)), &ctx()).expect("forward from the image");
+    assert_eq!(p.tables[0].image.as_ref().map(|i| &i.0), Some(&img.id));
+    assert!(!p.tables[0].backward);
+    let p = plan(&imaged, &nolog(), &at(commit(3)), &ctx()).expect("before the DDL");
+    assert_eq!(
+        p.tables[0].image.as_ref().map(|i| &i.0),
+        Some(&c.baselines[0].id)
+    );
+    let mut later = imaged.clone();
+    later.baselines.last_mut().expect("image").position = position(5);
+    later.baselines.last_mut().expect("image").snapshot_us = commit(5) + 500;
+    let p = plan(&later, &nolog(), &at(commit(4)), &ctx()).expect("backward from the image");
+    assert!(p.tables[0].backward, "{:?}", p.view.images);
+    let msg = refused(
+        &later,
+        &PitrRequest {
+            image: Some("sideways".into()),
+            ..at(commit(4))
+        },
+    );
+    assert!(
+        msg.starts_with("unknown image \"sideways\": use auto"),
+        "{msg}"
     );
     let mut elsewhere = small();
     elsewhere.txns[3].ddl = Some("CREATE TABLE d.kk (a int)".into());
-    assert!(plan(&elsewhere, &at(commit(5)), &ctx()).is_ok());
+    if let Err(e) = plan(&elsewhere, &nolog(), &at(commit(5)), &ctx()) {
+        panic!("{e}");
+    }
     // Unknown tables.
     let unknown = PitrRequest {
         tables: vec!["d.nope".into()],
@@ -385,7 +424,7 @@ fn refusals() {
     assert_eq!(
         refused(&c, &unknown),
         format!(
-            "table d.nope is not in baseline {} (it holds: d.k)",
+            "table d.nope is not in baseline {} (it holds: d.k) nor in any table image",
             c.baselines[0].id
         )
     );
@@ -399,15 +438,18 @@ fn refusals() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
-    /// plan() over random baselines and a random target, then rebuild, == the model at the
-    /// target: the plan's baseline choice and window are exact.
+    /// plan() over random baselines and table images (before and after the target) and a
+    /// random target, then rebuild, == the model at the target, with `--image auto` and
+    /// `--image baseline`: each table's image choice and window are exact in both directions.
     #[test]
     fn plan_then_rebuild_gives_the_model_state(
         txns in prop::collection::vec(prop::collection::vec(op(), 0..4), 1..20),
         picks in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+        images in prop::collection::vec((any::<prop::sample::Index>(), 0usize..2), 0..4),
         target in any::<prop::sample::Index>(),
         by_gtid in any::<bool>(),
         keys_in_memory in 1u64..8,
+        auto in any::<bool>(),
     ) {
         let schemas = schemas();
         let refs: Vec<TableRef> = schemas.iter().map(|s| s.table.clone()).collect();
@@ -445,6 +487,14 @@ proptest! {
         }
         let count = txns.len() as u64;
         let dir = tempfile::tempdir().expect("tmp");
+        let write = |file: &str, t: usize, n: u64| {
+            let f = std::fs::File::create(dir.path().join(file)).expect("create");
+            let mut w = crate::baseline::BaselineWriter::new(f, &schemas[t], Vec::new(), 7).expect("writer");
+            for r in &states[n as usize].rows(t as u32) {
+                w.push(r).expect("push");
+            }
+            w.finish().expect("finish");
+        };
         let mut held: Vec<u64> = picks.iter().map(|p| p.index(txns.len() + 1) as u64).collect();
         held.sort_unstable();
         held.dedup();
@@ -455,57 +505,65 @@ proptest! {
                 .map(|(t, s)| (s.table.clone(), states[n as usize].rows(t as u32).len() as u64))
                 .collect();
             let b = baseline(n, &rows);
-            for (t, s) in schemas.iter().enumerate() {
-                let f = std::fs::File::create(dir.path().join(&b.tables[t].file)).expect("create");
-                let mut w = crate::baseline::BaselineWriter::new(f, s, Vec::new(), 7).expect("writer");
-                for r in &states[n as usize].rows(t as u32) {
-                    w.push(r).expect("push");
-                }
-                w.finish().expect("finish");
+            for t in 0..schemas.len() {
+                write(&b.tables[t].file, t, n);
             }
             cat.baselines.push(b);
         }
+        // Table images: one table each, at any point.
+        for (k, (at_n, t)) in images.iter().enumerate() {
+            let n = at_n.index(txns.len() + 1) as u64;
+            let mut b = baseline(n, &[(refs[*t].clone(), states[n as usize].rows(*t as u32).len() as u64)]);
+            b.origin = BaselineOrigin::TableImage;
+            b.snapshot_us += 100 + k as i64;
+            b.id = dbtrail_core::baseline::baseline_id(b.snapshot_us);
+            b.tables[0].file = format!("img{k}.parquet");
+            write(&b.tables[0].file, *t, n);
+            cat.baselines.push(b);
+        }
+        cat.baselines.sort_by(|a, b| a.id.cmp(&b.id));
         // A target at or after the oldest baseline.
         let oldest = held[0];
         let to = oldest + target.index((count - oldest) as usize + 1) as u64;
-        let req = if by_gtid && to > 0 && oldest > 0 {
+        let mut req = if by_gtid && to > 0 && oldest > 0 {
             PitrRequest { target_gtid: Some(format!("{UUID}:1-{to}")), ..PitrRequest::default() }
         } else if to == oldest {
             at(commit(to) + 500)
         } else {
             at(commit(to))
         };
+        req.image = Some(if auto { "auto" } else { "baseline" }.into());
         let ctx = PlanContext { keys_in_memory, covered_until_us: Some(i64::MAX), ..ctx() };
-        let p = plan(&cat, &req, &ctx).expect("plan");
-        // The newest baseline at or before the target.
-        let chosen = if req.target_gtid.is_some() {
-            held.iter().rev().find(|&&n| n > 0 && n <= to)
-        } else {
-            held.iter().rev().find(|&&n| commit(n) + 500 <= commit(to) + if to == oldest { 500 } else { 0 })
+        let p = plan(&cat, &log, &req, &ctx).expect("plan");
+        prop_assert!(p.live().is_empty());
+        let file_of = |img: &str, file: &str| {
+            let _ = img;
+            dir.path().join(file)
         };
-        let chosen = *chosen.expect("a baseline");
-        prop_assert_eq!(&p.baseline.id, &cat.baselines[held.iter().position(|&n| n == chosen).expect("held")].id);
-        prop_assert_eq!(p.view.transactions, to - chosen);
-        prop_assert_eq!(p.view.last_gtid.clone(), (to > chosen).then(|| gtid(to).to_string()));
         let inputs: Vec<TableInput> = p
             .tables
             .iter()
-            .map(|(e, table_id)| TableInput {
-                table: e.table.clone(),
-                rows: e.rows,
-                create_table: create_table(&schemas[refs.iter().position(|r| r == &e.table).expect("known")]),
-                table_id: *table_id,
-                file: dir.path().join(&e.file),
-                requested: true,
+            .map(|t| {
+                let (img, e) = t.image.as_ref().expect("an image");
+                TableInput {
+                    table: t.table.clone(),
+                    window: t.window,
+                    backward: t.backward,
+                    rows: e.rows,
+                    create_table: create_table(&schemas[refs.iter().position(|r| r == &t.table).expect("known")]),
+                    table_id: t.table_id,
+                    file: file_of(img, &e.file),
+                    requested: true,
+                }
             })
             .collect();
         let out = dir.path().join("out");
         std::fs::create_dir(&out).expect("out");
         let settings = Settings { keys_in_memory: p.keys_in_memory, chunk_bytes: 300, statement_bytes: 120, threads: 2 };
-        rebuild(&log, &p.window(), inputs, &out, &settings, &Quiet).expect("rebuild");
+        rebuild(&log, inputs, &out, &settings, &Quiet).expect("rebuild");
         let want = &states[to as usize];
         for (t, s) in schemas.iter().enumerate() {
-            prop_assert_eq!(&dumped_rows(&out, s), &want.rows(t as u32), "table {}", s.table);
+            prop_assert_eq!(&dumped_rows(&out, s), &want.rows(t as u32), "table {} plan {:?}", s.table, p.view.images);
         }
     }
 }

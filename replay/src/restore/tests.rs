@@ -262,10 +262,10 @@ pub(crate) fn create_table(s: &TableSchema) -> String {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
-    /// image at A + the engine over the log's changes in (A, B] == the model at B, for any
-    /// A <= B, any memory bound and lanes.
+    /// image at A + the engine over the log's changes between A and B == the model at B, for
+    /// any A and B (forward when A <= B, backward when A > B), any memory bound and lanes.
     #[test]
-    fn any_baseline_and_target_give_the_model_state(
+    fn any_image_and_target_give_the_model_state(
         txns in prop::collection::vec(prop::collection::vec(op(), 1..4), 0..30),
         a in any::<prop::sample::Index>(),
         b in any::<prop::sample::Index>(),
@@ -294,9 +294,12 @@ proptest! {
             states.push((m.clone(), log.changes.len()));
         }
         let ia = a.index(states.len());
-        let ib = ia + b.index(states.len() - ia);
-        let (base, from) = &states[ia];
-        let (want, to) = &states[ib];
+        let ib = b.index(states.len());
+        let backward = ia > ib;
+        let (base, image_at) = &states[ia];
+        let (want, target_at) = &states[ib];
+        // The window: the changes between the image and the target, in log order.
+        let (from, to) = if backward { (target_at, image_at) } else { (image_at, target_at) };
         let dir = tempfile::tempdir().expect("tmp");
         let out = dir.path().join("out");
         std::fs::create_dir(&out).expect("out");
@@ -312,6 +315,8 @@ proptest! {
             w.finish().expect("finish");
             inputs.push(TableInput {
                 table: s.table.clone(),
+                window: Window { cut: 0, end: 0, since_us: 0, until_us: 0 },
+                backward,
                 rows: rows.len() as u64,
                 create_table: create_table(s),
                 table_id: Some(t as u32),
@@ -326,8 +331,11 @@ proptest! {
             since_us: ev(*from).map_or(i64::MAX, |e| e.1),
             until_us: if *to > 0 { log.changes[*to - 1].1.commit_us } else { i64::MIN },
         };
+        for i in &mut inputs {
+            i.window = window;
+        }
         let settings = Settings { keys_in_memory, chunk_bytes: 300, statement_bytes: 120, threads };
-        rebuild(&log, &window, inputs, &out, &settings, &Quiet).expect("rebuild");
+        rebuild(&log, inputs, &out, &settings, &Quiet).expect("rebuild");
         for (t, s) in schemas.iter().enumerate() {
             prop_assert_eq!(&dumped_rows(&out, s), &want.rows(t as u32), "table {}", s.table);
         }
