@@ -144,7 +144,13 @@ pub fn classify(statement: &str, default_db: &str) -> Ddl {
             }
             Err(LexError::Unsupported(reason)) => return Ddl::Unknown(reason),
         };
-        for (mariadb, version) in servers(&toks) {
+        let servers = servers(&toks);
+        if servers.len() > MAX_READINGS {
+            return Ddl::Unknown(
+                "too many executable comments with different versions".to_string(),
+            );
+        }
+        for (mariadb, version) in servers {
             let kept: Vec<&Tok> = toks
                 .iter()
                 .filter(|(_, c)| c.runs_on(mariadb, version))
@@ -169,6 +175,9 @@ pub fn classify(statement: &str, default_db: &str) -> Ddl {
 /// Executable comments at or below this version run on every supported server
 /// (MySQL 8.0.0 and later, MariaDB 10.6 and later).
 const EVERY_SERVER: u32 = 80000;
+
+/// At most this many server readings per `sql_mode` reading (bounds the work on odd text).
+const MAX_READINGS: usize = 32;
 
 /// How the lexer reads quotes (the `sql_mode` flags that change token boundaries).
 #[derive(Clone, Copy, Debug)]
@@ -437,7 +446,11 @@ fn is_word(t: &Tok, kw: &str) -> bool {
 }
 
 fn is_number(t: &Tok) -> bool {
-    matches!(t, Tok::Word(w) if w.bytes().all(|b| b.is_ascii_digit()))
+    matches!(t, Tok::Word(w) if all_digits(w))
+}
+
+fn all_digits(w: &str) -> bool {
+    w.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Modifiers between `CREATE`/`ALTER` and the object kind.
@@ -543,8 +556,7 @@ impl P<'_> {
         let n = match self.at(0) {
             Some(Tok::Ident(s)) if !s.is_empty() => s.clone(),
             Some(Tok::Word(w))
-                if !NOT_A_NAME.iter().any(|k| w.eq_ignore_ascii_case(k))
-                    && !is_number(&Tok::Word(w.clone())) =>
+                if !NOT_A_NAME.iter().any(|k| w.eq_ignore_ascii_case(k)) && !all_digits(w) =>
             {
                 w.clone()
             }
@@ -761,6 +773,11 @@ impl P<'_> {
             "FUNCTION" if m.only(&["definer", "aggregate"]) => {
                 self.body = true;
                 Ok(Ddl::NoTables)
+            }
+            // MariaDB's CREATE OR REPLACE DATABASE drops the old database first.
+            "DATABASE" | "SCHEMA" if m.only(&[]) && m.or_replace => {
+                let db = self.name()?;
+                Ok(Ddl::Tables(vec![DdlEffect::DropDatabase(db)]))
             }
             "DATABASE" | "SCHEMA" | "USER" | "ROLE" | "SERVER" | "LOGFILE" | "RESOURCE"
                 if m.only(&[]) =>
@@ -1219,6 +1236,11 @@ mod tests {
             "CREATE DATABASE `n` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci */ /*!80016 DEFAULT ENCRYPTION='N' */",
         );
         none("CREATE DATABASE IF NOT EXISTS n");
+        assert_eq!(
+            tables("CREATE OR REPLACE DATABASE `n` CHARACTER SET utf8mb4"),
+            vec![DdlEffect::DropDatabase("n".into())]
+        );
+        unknown("CREATE OR REPLACE DATABASE IF NOT EXISTS n");
         none("ALTER DATABASE `n` CHARACTER SET utf8mb4");
         none("ALTER SCHEMA n READ ONLY = 1");
     }
@@ -1454,6 +1476,62 @@ mod tests {
         none("CREATE SPATIAL REFERENCE SYSTEM 4120 NAME 'x' DEFINITION 'y'");
         unknown("SET GLOBAL x = 1");
         unknown("ROLLBACK TO SAVEPOINT sp1");
+    }
+
+    #[test]
+    fn mysqldump_definitions() {
+        none(
+            "/*!50001 CREATE ALGORITHM=UNDEFINED */\n/*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */\n/*!50001 VIEW `v` AS select 1 AS `1` */",
+        );
+        none(
+            "/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `trg` BEFORE INSERT ON `t` FOR EACH ROW SET NEW.a = 1 */",
+        );
+        assert_eq!(
+            tables("/*!40000 ALTER TABLE `t` ENABLE KEYS */;"),
+            vec![alter("t")]
+        );
+        assert_eq!(
+            tables("DROP TABLE IF EXISTS `t`;"),
+            vec![DdlEffect::Drop(t("shop", "t"))]
+        );
+    }
+
+    #[test]
+    fn many_version_comments_are_unknown() {
+        let mut sql = "CREATE TABLE t (a int)".to_string();
+        for v in 0..40 {
+            sql.push_str(&format!(" /*!{} COMMENT 'x' */", 80100 + v));
+        }
+        unknown(&sql);
+        let few = "CREATE TABLE t (a int) /*!80100 COMMENT 'x' */ /*!80200 COMMENT 'y' */";
+        assert_eq!(tables(few), vec![create("shop", "t")]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(s in "\\PC{0,80}") {
+            let _ = classify(&s, "d");
+            let _ = classify_recorded(&s);
+        }
+
+        #[test]
+        fn never_panics_on_sql_like_text(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "CREATE", "ALTER", "DROP", "RENAME", "TABLE", "TEMPORARY", "IF", "NOT",
+                    "EXISTS", "TO", "AS", "INDEX", "ON", "`a``b`", "t", ".", ",", "(", ")",
+                    ";", "'s\\'", "\"q\"", "/*!80100", "/*M!", "/*!", "*/", "/*", "--",
+                    "#", "\n", "RENAME TO", "EXCHANGE PARTITION p WITH TABLE", "DEFINER=",
+                    "@", "USE `d`; ", "=", "WAIT", "5",
+                ]),
+                0..24,
+            )
+        ) {
+            let sql = parts.join(" ");
+            let _ = classify(&sql, "d");
+            let _ = classify(&sql, "");
+            let _ = classify_recorded(&sql);
+        }
     }
 
     #[test]
