@@ -8,6 +8,7 @@
 //! - [`change`]: row changes with full before/after images, and the logged event.
 //! - [`history`]: the restore engine's read trait over a source's log ([`history::ChangeLog`]).
 //! - [`codec`]: the versioned binary encoding of every persisted record.
+//! - [`ddl`]: which tables a logged DDL statement affects, from its text.
 //! - [`render`]: values as JSON for people.
 //! - [`baseline`]: baseline manifests (the catalog record of a snapshot) and file naming.
 //! - [`api`]: the daemon's HTTP API wire types.
@@ -18,6 +19,7 @@ pub mod api;
 pub mod baseline;
 pub mod change;
 pub mod codec;
+pub mod ddl;
 pub mod gtid;
 pub mod history;
 pub mod position;
