@@ -822,6 +822,33 @@ impl Capture {
         if upper == "COMMIT" {
             return self.commit(&ev, mariadb_ts, None, out);
         }
+        // Savepoints inside a transaction (ORMs' nested transactions). A `ROLLBACK TO` that
+        // only undid transactional changes removed their rows from the binlog already and is
+        // not logged; a logged one means non-transactional changes were kept while the
+        // transactional ones since the savepoint were undone, which the rows cannot tell apart.
+        if self.txn.is_some()
+            && (upper.starts_with("SAVEPOINT") || upper.starts_with("RELEASE SAVEPOINT"))
+        {
+            return Ok(());
+        }
+        if self.txn.is_some() && upper.starts_with("ROLLBACK TO") {
+            let tables = self
+                .txn
+                .as_ref()
+                .map(|t| t.tables.clone())
+                .unwrap_or_default();
+            for table in tables {
+                out.push(CaptureItem::Taint {
+                    table,
+                    reason: format!(
+                        "{} was logged (a transaction mixing transactional and \
+                         non-transactional tables): which of its rows were undone is unknown",
+                        text.chars().take(80).collect::<String>()
+                    ),
+                });
+            }
+            return Ok(());
+        }
         if upper.starts_with("ROLLBACK") && !upper.starts_with("ROLLBACK TO") {
             self.txn = None;
             out.push(CaptureItem::Rollback);

@@ -11,10 +11,12 @@
 //! - [`store`]: baseline stores (a local directory or S3).
 //! - [`source`]: the shared per-source handle: configuration, log, baseline store, metrics,
 //!   and the live capture state the API and restores read.
-//! - Tasks, each using the handle and nothing of the others:
+//! - Tasks, each using the handle and, where named, the tasks above it:
 //!   [`capture`] (the replication stream and its log writer thread),
-//!   [`backup`] (backup jobs, the schedule, retention, the store check at startup),
-//!   [`pitr`] (restore planning and restore jobs).
+//!   [`backup`] (backup jobs and table images, the schedule, retention, the store check at
+//!   startup),
+//!   [`pitr`] (restore planning and restore jobs; uses `backup` to image live tables),
+//!   [`images`] (table images after DDL; uses `pitr`'s image-and-wait).
 //! - [`tasks`]: one source's set of tasks: opens its handle and job queues, spawns them.
 //! - [`api`] (the control API on the unix socket) and [`exporter`] (`/metrics`): the
 //!   process-wide tasks.
@@ -29,6 +31,7 @@ pub mod capture;
 pub mod cascades;
 pub mod config;
 pub mod exporter;
+pub mod images;
 pub mod metrics;
 pub mod pitr;
 pub mod service;

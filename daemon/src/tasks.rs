@@ -52,7 +52,8 @@ impl SourceTasks {
         })
     }
 
-    /// Starts capture, the store check and the backup schedule on `tracker`, until `cancel`.
+    /// Starts capture, the store check, the backup schedule and the table images after DDL on
+    /// `tracker`, until `cancel`.
     pub fn spawn(&self, tracker: &TaskTracker, cancel: &CancellationToken) {
         tracker.spawn(capture::run(self.source.clone(), cancel.clone()));
         let (s2, c2) = (self.source.clone(), cancel.clone());
@@ -66,6 +67,11 @@ impl SourceTasks {
             }
         });
         tracker.spawn(backup::schedule(
+            self.source.clone(),
+            self.backups.clone(),
+            cancel.clone(),
+        ));
+        tracker.spawn(crate::images::run(
             self.source.clone(),
             self.backups.clone(),
             cancel.clone(),

@@ -374,6 +374,63 @@ async fn xa_transactions_are_captured_and_flagged() {
     );
 }
 
+/// Savepoints (ORMs' nested transactions): MySQL logs `SAVEPOINT` inside the transaction;
+/// capture keeps the transaction whole, with only the rows that were kept, on every server.
+#[tokio::test(flavor = "multi_thread")]
+async fn savepoints_stay_inside_their_transaction() {
+    for server in [Server::MysqlGtid, Server::MariaDb] {
+        let Some(db) = dbtrail_testkit::require(server).await else {
+            return;
+        };
+        let daemon = Daemon::start(server, "");
+        daemon.wait_streaming().await;
+        db.exec("CREATE TABLE s (id INT PRIMARY KEY)").await;
+        let mut conn = db.conn().await;
+        for sql in [
+            "BEGIN",
+            "INSERT INTO s VALUES (1)",
+            "SAVEPOINT a",
+            "INSERT INTO s VALUES (2)",
+            "ROLLBACK TO SAVEPOINT a",
+            "INSERT INTO s VALUES (3)",
+            "SAVEPOINT b",
+            "INSERT INTO s VALUES (4)",
+            "RELEASE SAVEPOINT b",
+            "COMMIT",
+            "INSERT INTO s VALUES (5)",
+        ] {
+            conn.query_drop(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        let st = daemon.wait_caught_up(&db).await;
+        assert_eq!(
+            st.state,
+            dbtrail_core::api::SourceState::Streaming,
+            "{st:#?}"
+        );
+        let table = format!("{}.s", db.db_name());
+        assert!(
+            st.tainted_tables.iter().all(|t| t.table != table),
+            "{st:#?}"
+        );
+        let ev = daemon
+            .client()
+            .events(&daemon.source, &[("table", table)])
+            .await
+            .expect("events");
+        let rows: Vec<_> = ev
+            .events
+            .iter()
+            .map(|e| e.after.as_ref().expect("after")[0].clone())
+            .collect();
+        assert_eq!(rows, [json!(1), json!(3), json!(4), json!(5)], "{server:?}");
+        let txns: std::collections::BTreeSet<_> =
+            ev.events.iter().take(3).map(|e| e.gtid.clone()).collect();
+        assert_eq!(txns.len(), 1, "one transaction: {ev:#?}");
+    }
+}
+
 /// `limit` pages by log order across tables, not table by table.
 #[tokio::test(flavor = "multi_thread")]
 async fn events_limit_pages_in_log_order_across_tables() {

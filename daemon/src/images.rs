@@ -1,0 +1,210 @@
+//! Table images after DDL: every DDL that changes a captured table's layout or rows outside
+//! the row events (CREATE, ALTER, RENAME's new name, TRUNCATE; `dbtrail_core::ddl`) is a
+//! point where the log alone no longer continues the table's older images, so the table is
+//! imaged right after it (`LOCK TABLES ... READ`, [`crate::pitr::take_image`]). Restores to
+//! targets after the DDL start from that image (forward, or backward from a later one);
+//! targets before it from older images (`dbtrail_replay::plan`). Nothing emulates the DDL.
+//!
+//! The task finds the DDLs still to image from the log itself ([`holes`]): a DDL on table t
+//! is covered when some image holding that DDL's transaction contains t. So a restart, a
+//! failed image or a DDL captured while the task was away is imaged at the next pass; until
+//! then `dbtrailctl coverage` lists the table as a hole and restores past the DDL are
+//! refused with the reason.
+use crate::backup::Backups;
+use crate::source::Source;
+use dbtrail_core::TableRef;
+use dbtrail_core::baseline::BaselineManifest;
+use dbtrail_core::ddl::{Ddl, DdlEffect, classify_recorded};
+use dbtrail_storage::Log;
+use dbtrail_storage::baselines::held_by;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A table whose latest DDL no image holds yet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hole {
+    /// The table (by its name after the DDL).
+    pub table: TableRef,
+    /// The DDL's commit time (µs).
+    pub since_us: i64,
+    /// The statement.
+    pub ddl: String,
+}
+
+/// The tables a DDL leaves needing an image (by their names after it), and those it drops
+/// or renames away (which need none any more).
+fn effects(text: &str) -> (Vec<TableRef>, Vec<TableRef>) {
+    let (mut need, mut gone) = (Vec::new(), Vec::new());
+    if let Ddl::Tables(effects) = classify_recorded(text) {
+        for e in effects {
+            match e {
+                DdlEffect::Create { table, .. }
+                | DdlEffect::Alter(table)
+                | DdlEffect::Truncate(table) => need.push(table),
+                DdlEffect::Rename { from, to } => {
+                    gone.push(from);
+                    need.push(to);
+                }
+                DdlEffect::Drop(table) => gone.push(table),
+                DdlEffect::DropDatabase(_) => {}
+            }
+        }
+    }
+    (need, gone)
+}
+
+/// Tables whose newest DDL (since the oldest full baseline) no image holds, kept up to date
+/// incrementally ([`Holes::update`] scans only the transactions logged since the last call).
+#[derive(Default)]
+pub struct Holes {
+    /// The next transaction sequence to scan (None: start at the oldest full baseline).
+    cursor: Option<u64>,
+    open: BTreeMap<TableRef, (Hole, dbtrail_storage::TxnRecord)>,
+}
+
+impl Holes {
+    /// Scans the new transactions and drops the holes an image now covers; returns them.
+    pub fn update(&mut self, log: &Log) -> anyhow::Result<Vec<Hole>> {
+        let images = log.baselines()?;
+        let covered = |table: &TableRef, t: &dbtrail_storage::TxnRecord| {
+            images
+                .iter()
+                .any(|b| b.table(table).is_some() && held_by(&b.position, t))
+        };
+        let from = match self.cursor {
+            Some(c) => c,
+            None => {
+                let Some(oldest) = images.iter().find(|b| b.origin.is_full()) else {
+                    return Ok(Vec::new());
+                };
+                match log.first_txn_after(&oldest.position)? {
+                    Some((seq, _)) => seq,
+                    None => return Ok(Vec::new()),
+                }
+            }
+        };
+        let mut next = from;
+        let open = &mut self.open;
+        log.scan_txns(from, |seq, t| {
+            next = seq + 1;
+            let Some(text) = &t.ddl else {
+                return true;
+            };
+            let (need, gone) = effects(text);
+            for g in gone {
+                open.remove(&g);
+            }
+            for table in need {
+                let hole = Hole {
+                    table: table.clone(),
+                    since_us: t.commit_us,
+                    ddl: text.clone(),
+                };
+                open.insert(table, (hole, t.clone()));
+            }
+            true
+        })?;
+        self.cursor = Some(next);
+        open.retain(|table, (_, t)| !covered(table, t));
+        Ok(open.values().map(|(h, _)| h.clone()).collect())
+    }
+}
+
+/// Tables whose newest DDL since the oldest full baseline no image holds (one full scan).
+pub fn holes(log: &Log) -> anyhow::Result<Vec<Hole>> {
+    Holes::default().update(log)
+}
+
+/// Images the tables [`holes`] finds, every few seconds while capture streams, until `cancel`.
+pub async fn run(source: Arc<Source>, backups: Arc<Backups>, cancel: CancellationToken) {
+    let name = source.config.name.clone();
+    let mut pause = Duration::from_secs(2);
+    let holes = Arc::new(std::sync::Mutex::new(Holes::default()));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = cancel.cancelled() => return,
+        }
+        pause = Duration::from_secs(2);
+        if source.covered_until_us().is_none() {
+            continue;
+        }
+        let (log, h) = (source.log.clone(), holes.clone());
+        let found = match tokio::task::spawn_blocking(move || crate::util::lock(&h).update(&log))
+            .await
+        {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => {
+                tracing::warn!(source = %name, error = %format!("{e:#}"), "finding tables to image after DDL");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if found.is_empty() {
+            continue;
+        }
+        let tables: Vec<TableRef> = found.iter().map(|h| h.table.clone()).collect();
+        let why = format!(
+            "after DDL: {}",
+            found
+                .iter()
+                .map(|h| format!(
+                    "{} ({})",
+                    h.table,
+                    h.ddl.chars().take(80).collect::<String>()
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        match crate::pitr::take_image(&source, &backups, &cancel, tables.clone(), why).await {
+            Ok(m) => {
+                log_image(&name, &m);
+                if !m.skipped.is_empty() {
+                    pause = Duration::from_secs(30);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(source = %name, tables = ?tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                    error = %format!("{e:#}"), "table image after DDL failed; retrying in 30 s");
+                pause = Duration::from_secs(30);
+            }
+        }
+    }
+}
+
+fn log_image(source: &str, m: &BaselineManifest) {
+    tracing::info!(source = %source, image = %m.id, tables = m.tables.len(),
+        skipped = m.skipped.len(), position = %m.position, "table image after DDL complete");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddl_effects() {
+        let t = |n: &str| TableRef::new("shop", n);
+        assert_eq!(
+            effects("USE `shop`; ALTER TABLE orders ADD COLUMN note INT"),
+            (vec![t("orders")], vec![])
+        );
+        assert_eq!(
+            effects("USE `shop`; RENAME TABLE a TO b, c TO d"),
+            (vec![t("b"), t("d")], vec![t("a"), t("c")])
+        );
+        assert_eq!(
+            effects("USE `shop`; DROP TABLE `x` /* generated by server */"),
+            (vec![], vec![t("x")])
+        );
+        assert_eq!(
+            effects("USE `shop`; TRUNCATE TABLE items"),
+            (vec![t("items")], vec![])
+        );
+        assert_eq!(
+            effects("USE `shop`; CREATE VIEW v AS SELECT 1"),
+            (vec![], vec![])
+        );
+    }
+}
