@@ -192,6 +192,27 @@ pub fn taint_view(t: TaintInfo) -> TaintView {
     }
 }
 
+/// Whether the recorded DDL statement `text` may change `t` ([`dbtrail_core::ddl`]; names
+/// compared without case, since `lower_case_table_names` may fold them): a statement it does
+/// not understand counts when it mentions t's name at all.
+pub fn ddl_touches(text: &str, t: &TableRef) -> bool {
+    use dbtrail_core::ddl::{Ddl, DdlEffect, classify_recorded};
+    let same =
+        |a: &TableRef| a.db.eq_ignore_ascii_case(&t.db) && a.table.eq_ignore_ascii_case(&t.table);
+    match classify_recorded(text) {
+        Ddl::NoTables => false,
+        Ddl::Tables(effects) => effects.iter().any(|e| match e {
+            DdlEffect::Create { table, .. }
+            | DdlEffect::Alter(table)
+            | DdlEffect::Truncate(table)
+            | DdlEffect::Drop(table) => same(table),
+            DdlEffect::Rename { from, to } => same(from) || same(to),
+            DdlEffect::DropDatabase(db) => db.eq_ignore_ascii_case(&t.db),
+        }),
+        Ddl::Unknown(_) => ddl_may_touch(text, t),
+    }
+}
+
 /// Whether the DDL statement `text` may change `t` (conservative: any mention of its name).
 pub fn ddl_may_touch(text: &str, t: &TableRef) -> bool {
     let norm = text.replace('`', "").to_ascii_lowercase();
@@ -333,7 +354,10 @@ pub fn plan(
     // Tables.
     let known = catalog.tables()?;
     let requested: Vec<TableRef> = if req.tables.is_empty() {
-        baseline.tables.iter().map(|t| t.table.clone()).collect()
+        tables_at_target(catalog, &baseline, &|t: &TxnInfo| match &target {
+            Target::Time(tp) => t.commit_us <= tp.end_inclusive(),
+            Target::Gtid(set) => t.gtid.as_ref().is_some_and(|g| set.contains(g)),
+        })?
     } else {
         let mut v = Vec::new();
         for name in &req.tables {
@@ -472,7 +496,7 @@ pub fn plan(
             .collect();
         if let Some(text) = &t.ddl {
             for (i, s) in states.iter().enumerate() {
-                if ddl_may_touch(text, &s.table) && !touched.contains(&i) {
+                if ddl_touches(text, &s.table) && !touched.contains(&i) {
                     touched.push(i);
                 }
             }
@@ -484,7 +508,7 @@ pub fn plan(
                 let ddl = t
                     .ddl
                     .as_ref()
-                    .filter(|d| ddl_may_touch(d, &s.table))
+                    .filter(|d| ddl_touches(d, &s.table))
                     .map(|d| {
                         format!(
                             "DDL on {} at {} ({}): {d:?} lies between the image and the target",
@@ -793,7 +817,7 @@ pub fn plan(
     }
     let not_in_baseline: Vec<String> = known
         .into_iter()
-        .filter(|(_, t)| baseline.table(t).is_none())
+        .filter(|(_, t)| baseline.table(t).is_none() && !requested.contains(t))
         .map(|(_, t)| t.to_string())
         .collect();
     gaps_used.sort_by(|a, b| a.missing.cmp(&b.missing));
@@ -831,6 +855,50 @@ pub fn plan(
         last,
         keys_in_memory: ctx.keys_in_memory.max(1),
     })
+}
+
+/// The tables that exist at the target, for a restore of everything: the anchor's, then the
+/// DDLs after it up to the target applied in log order (CREATE adds a table, DROP and DROP
+/// DATABASE remove, RENAME moves the name). A statement the classifier does not understand
+/// changes nothing here; each table's own check then refuses an image across it.
+fn tables_at_target(
+    catalog: &dyn Catalog,
+    anchor: &BaselineManifest,
+    included: &dyn Fn(&TxnInfo) -> bool,
+) -> Result<Vec<TableRef>, Refused> {
+    use dbtrail_core::ddl::{Ddl, DdlEffect, classify_recorded};
+    let mut set: std::collections::BTreeSet<TableRef> =
+        anchor.tables.iter().map(|t| t.table.clone()).collect();
+    catalog.scan_txns(&mut |t| {
+        if !included(&t) {
+            return false;
+        }
+        if t.held_by(&anchor.position) {
+            return true;
+        }
+        if let Some(text) = &t.ddl
+            && let Ddl::Tables(effects) = classify_recorded(text)
+        {
+            for e in effects {
+                match e {
+                    DdlEffect::Create { table, .. } => {
+                        set.insert(table);
+                    }
+                    DdlEffect::Drop(table) => {
+                        set.remove(&table);
+                    }
+                    DdlEffect::Rename { from, to } => {
+                        set.remove(&from);
+                        set.insert(to);
+                    }
+                    DdlEffect::DropDatabase(db) => set.retain(|t| t.db != db),
+                    DdlEffect::Alter(_) | DdlEffect::Truncate(_) => {}
+                }
+            }
+        }
+        true
+    })?;
+    Ok(set.into_iter().collect())
 }
 
 /// Whether some schema version of the table has a cascading foreign key.
