@@ -392,4 +392,23 @@ pub struct CoverageView {
     pub tainted_tables: Vec<TaintView>,
     /// Times a restore can target (from a baseline to the newest commit, split at gaps).
     pub restorable: Vec<TimeRange>,
+    /// Table images (snapshots of some tables, after DDL or for restores from the live
+    /// tables), oldest first.
+    #[serde(default)]
+    pub table_images: Vec<CoverageBaseline>,
+    /// Tables whose latest DDL no image holds yet: restores of them past it are refused until
+    /// the daemon images them (it retries) or a baseline is taken.
+    #[serde(default)]
+    pub holes: Vec<CoverageHole>,
+}
+
+/// A table not restorable past a DDL (no image after it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoverageHole {
+    /// `db.table`.
+    pub table: String,
+    /// The DDL's commit time (RFC 3339).
+    pub since: String,
+    /// The statement.
+    pub ddl: String,
 }

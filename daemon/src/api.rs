@@ -600,11 +600,11 @@ async fn coverage(
             .checkpoint()?
             .map(|c| c.last_commit_us)
             .filter(|c| *c > 0);
-        let baselines: Vec<_> = log
+        let (baselines, images): (Vec<_>, Vec<_>) = log
             .baselines()?
             .into_iter()
-            .filter(|b| b.origin.is_full())
-            .collect();
+            .partition(|b| b.origin.is_full());
+        let holes = crate::images::holes(&log)?;
         let gaps = log.gaps()?;
         let mut restorable = Vec::new();
         if let (Some(first), Some(newest)) = (baselines.first(), newest) {
@@ -653,6 +653,30 @@ async fn coverage(
                 .map(crate::source::taint_view)
                 .collect(),
             restorable,
+            table_images: images
+                .iter()
+                .map(|b| CoverageBaseline {
+                    id: b.id.clone(),
+                    time: rfc3339_micros(b.snapshot_us),
+                    position: format!(
+                        "{} ({})",
+                        b.position,
+                        b.tables
+                            .iter()
+                            .map(|t| t.table.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+                .collect(),
+            holes: holes
+                .into_iter()
+                .map(|h| dbtrail_core::api::CoverageHole {
+                    table: h.table.to_string(),
+                    since: rfc3339_micros(h.since_us),
+                    ddl: h.ddl,
+                })
+                .collect(),
         })
     })
     .await

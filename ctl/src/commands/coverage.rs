@@ -51,6 +51,16 @@ pub fn render(c: &CoverageView) -> String {
         for t in &c.tainted_tables {
             writeln!(o, "TAINTED: {} since {}: {}", t.table, t.since, t.reason)?;
         }
+        for i in &c.table_images {
+            writeln!(o, "table image {} at {} ({})", i.id, i.time, i.position)?;
+        }
+        for h in &c.holes {
+            writeln!(
+                o,
+                "NO IMAGE: {} since {} ({}): not restorable past that DDL until it is imaged",
+                h.table, h.since, h.ddl
+            )?;
+        }
         Ok(())
     })
 }
@@ -81,6 +91,16 @@ mod tests {
                 range("2026-11-24T10:00:00Z", "2026-11-24T12:00:00Z"),
                 range("2026-11-24T13:00:00Z", "2026-11-24T16:00:00Z"),
             ],
+            table_images: vec![CoverageBaseline {
+                id: "I1".into(),
+                time: "2026-11-24T14:00:00Z".into(),
+                position: "binlog.000004:99 (shop.t)".into(),
+            }],
+            holes: vec![dbtrail_core::api::CoverageHole {
+                table: "shop.u".into(),
+                since: "2026-11-24T15:00:00Z".into(),
+                ddl: "ALTER TABLE u ADD c INT".into(),
+            }],
         };
         assert_eq!(
             render(&c),
@@ -91,6 +111,8 @@ restorable: 2026-11-24T10:00:00Z .. 2026-11-24T12:00:00Z
 restorable: 2026-11-24T13:00:00Z .. 2026-11-24T16:00:00Z
 GAP: u1:5-7 (purged; recorded 2026-11-24T10:00:00Z)
 TAINTED: shop.t since 2026-11-24T11:00:00Z: statement-format DML
+table image I1 at 2026-11-24T14:00:00Z (binlog.000004:99 (shop.t))
+NO IMAGE: shop.u since 2026-11-24T15:00:00Z (ALTER TABLE u ADD c INT): not restorable past that DDL until it is imaged
 "
         );
     }
@@ -104,6 +126,8 @@ TAINTED: shop.t since 2026-11-24T11:00:00Z: statement-format DML
             gaps: vec![],
             tainted_tables: vec![],
             restorable: vec![],
+            table_images: vec![],
+            holes: vec![],
         };
         assert_eq!(
             render(&c),
