@@ -131,6 +131,9 @@ pub async fn consistent_start(
     })
 }
 
+/// How long [`tables_start`] waits for its table locks.
+const LOCK_WAIT_SECS: u32 = 30;
+
 /// The lock [`tables_start`] takes, as reported in table images.
 pub const TABLES_LOCK_MODE: &str = "LOCK TABLES ... READ";
 
@@ -165,6 +168,11 @@ pub async fn tables_start(
             .await
             .map_err(BinlogError::driver("setting up a snapshot session"))?;
     }
+    // Never wait forever: a prepared XA transaction, or a long one, holds its tables' locks.
+    first
+        .query_drop(format!("SET SESSION lock_wait_timeout = {LOCK_WAIT_SECS}"))
+        .await
+        .map_err(BinlogError::driver("setting up a table image"))?;
     let list: Vec<String> = tables
         .iter()
         .map(|t| format!("{} READ", t.quoted()))
@@ -181,6 +189,12 @@ pub async fn tables_start(
                         .into(),
                 }
             }
+            mysql_async::Error::Server(s) if s.code == 1205 => BinlogError::Config(format!(
+                "could not lock {} for reading within {LOCK_WAIT_SECS} s: a transaction holds \
+                 them (a long one, or a prepared XA transaction: see XA RECOVER); the image is \
+                 retried",
+                list.join(", ")
+            )),
             e => BinlogError::driver(format!("locking {} for reading", list.join(", ")))(e),
         })?;
     let locked = Instant::now();

@@ -142,6 +142,17 @@ pub async fn run(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancellatio
             }
             Err(_) => continue,
         };
+        // Only the databases baselines cover (`backup_databases`).
+        let found: Vec<Hole> = found
+            .into_iter()
+            .filter(|h| {
+                source
+                    .config
+                    .backup_databases
+                    .as_ref()
+                    .is_none_or(|dbs| dbs.contains(&h.table.db))
+            })
+            .collect();
         if found.is_empty() {
             continue;
         }

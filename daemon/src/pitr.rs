@@ -41,7 +41,7 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
             source.config.name
         )),
     };
-    plan_with(source, req, live)
+    plan_with(source, req, live, None)
 }
 
 /// [`plan`] with the live image's availability given.
@@ -49,6 +49,7 @@ fn plan_with(
     source: &Source,
     req: &PitrRequest,
     live: Result<(), String>,
+    live_image: Option<String>,
 ) -> Result<Plan, Refused> {
     let ctx = PlanContext {
         now_us: now_us(),
@@ -56,6 +57,8 @@ fn plan_with(
         keys_in_memory: source.config.restore_keys_in_memory,
         source_name: source.config.name.clone(),
         live,
+        databases: source.config.backup_databases.clone(),
+        live_image,
     };
     let mut plan = dbtrail_replay::plan::plan(&*source.log, &*source.log, req, &ctx)?;
     let requested: Vec<TableRef> = plan.tables.iter().map(|t| t.table.clone()).collect();
@@ -257,13 +260,19 @@ impl Restores {
                 format!("restore {id} from the live tables"),
             )
             .await?;
+            // The live image is now a stored one.
+            let stored = PitrRequest {
+                image: Some("baseline".into()),
+                ..req.clone()
+            };
             let again = plan_with(
                 source,
-                req,
+                &stored,
                 Err(format!(
                     "the live tables were imaged for this restore ({})",
                     image.id
                 )),
+                Some(image.id.clone()),
             )
             .map_err(|r| anyhow!("planning again with the live image {}: {}", image.id, r.0))?;
             plan = again;

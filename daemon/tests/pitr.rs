@@ -331,15 +331,23 @@ async fn oracle(server: Server) {
         };
         check(req, &phases[1].1, "GTID target after phase 2").await;
     }
-    // One large table alone: rebuilt by one lane per core, each over its own key partitions.
+    // One large table alone, from the live table (the 27k changes since phase 2 undone):
+    // rebuilt by one lane per core, each over its own key partitions. (A plain restore to
+    // phase 2 is backward from the second baseline, with nothing to undo.)
     let mut one: BTreeMap<String, Vec<String>> = BTreeMap::new();
     one.insert("orders".into(), phases[1].1["orders"].clone());
     let req = PitrRequest {
         target_time: Some(phases[1].0.clone()),
         tables: vec![format!("{}.orders", db.db_name())],
+        image: Some("live".into()),
         ..Default::default()
     };
-    check(req, &one, "one large table in lanes at phase 2").await;
+    check(
+        req,
+        &one,
+        "one large table from the live table, in lanes, at phase 2",
+    )
+    .await;
     let lanes_used = std::fs::read_dir(out.path())
         .expect("out")
         .filter_map(|e| e.ok())
@@ -516,7 +524,13 @@ async fn validation_failures() {
         std::fs::read_to_string(full.join("keep.sql")).expect("kept"),
         "precious"
     );
+    // An unknown image.
+    let mut r = req_at(at.clone());
+    r.image = Some("sideways".into());
+    let e = ask(r).await;
+    assert!(e.contains("unknown image \"sideways\": use auto"), "{e}");
     // DDL on a requested table between the baseline and the target.
+    let before_ddl = at.clone();
     db.exec("INSERT INTO t VALUES (2, 2)").await;
     db.exec("ALTER TABLE t ADD COLUMN w INT").await;
     db.exec("INSERT INTO u VALUES (1)").await;
@@ -524,10 +538,41 @@ async fn validation_failures() {
     // A second that capture has certainly covered, after the writes above.
     tokio::time::sleep(Duration::from_millis(3200)).await;
     let at = now(-3);
-    let e = ask(req_at(at.clone())).await;
+    // The live table's layout changed since a target before the ALTER.
+    let mut r = req_at(before_ddl.clone());
+    r.image = Some("live".into());
+    r.tables = vec![format!("{}.t", db.db_name())];
+    let e = ask(r).await;
     assert!(
-        e.contains("DDL on") && e.contains(".t") && e.contains("ALTER TABLE"),
+        e.contains("layout may have changed") && e.contains("ALTER TABLE"),
         "{e}"
+    );
+    // After the ALTER, t is rebuilt from the table image the daemon took after it.
+    let mut r = req_at(at.clone());
+    r.dry_run = true;
+    r.image = Some("baseline".into());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let plan = loop {
+        match client.pitr(&daemon.source, &r).await {
+            Ok(p) => break p,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no image after the ALTER: {e:#}"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    let t_plan = plan
+        .plan
+        .images
+        .iter()
+        .find(|i| i.table.ends_with(".t"))
+        .expect("t planned");
+    assert!(
+        t_plan.chosen.image.starts_with("table image ") && t_plan.chosen.direction == "forward",
+        "{plan:?}"
     );
     // Nothing was written by any refused request.
     assert!(!target.exists(), "a refused restore created its output");

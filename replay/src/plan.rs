@@ -38,7 +38,9 @@
 //! there, or when the prefix property fails. Per table the planner considers the newest image
 //! at or before the target, the oldest after it, and the live table (a table image taken
 //! when the restore starts: its window runs to the log's horizon), and picks the usable one
-//! with the fewest events to replay (`--image auto`), forward on a tie.
+//! with the least work (`--image auto`): a stored image costs the events it replays, the live
+//! table those plus the rows its snapshot reads plus [`LIVE_OVERHEAD`] (so it wins when the
+//! changes since an older image outnumber the table's rows); forward on a tie.
 //!
 //! The log must reach back to an anchor: the newest full baseline at or before the target
 //! (its origin at or before it), so every transaction after the anchor is logged, which is
@@ -55,6 +57,10 @@ use dbtrail_core::time::{TimePoint, parse_time};
 use std::collections::HashMap;
 
 use crate::restore::{Derivable, Window, cascading_parents};
+
+/// What taking a live image costs besides its rows (connections, the lock, the files), in
+/// replayed events: `--image auto` never images a small table to save a few events.
+pub const LIVE_OVERHEAD: u64 = 10_000;
 
 /// Why a request cannot be planned: always the caller's to fix (HTTP 4xx).
 #[derive(Debug, thiserror::Error)]
@@ -83,9 +89,15 @@ pub struct PlanContext {
     pub keys_in_memory: u64,
     /// The source's name (for messages).
     pub source_name: String,
-    /// Whether the caller can take a live table image when the restore starts (None: it
+    /// Whether the caller can take a live table image when the restore starts (Err: it
     /// cannot, with the reason).
     pub live: Result<(), String>,
+    /// The databases baselines cover (None: all): tables created after the anchor elsewhere
+    /// are not part of a restore of everything.
+    pub databases: Option<Vec<String>>,
+    /// The table image taken for this restore from the live tables: the tables it holds are
+    /// rebuilt from it (and only from it).
+    pub live_image: Option<String>,
 }
 
 /// Where the tables' images may come from (`--image`).
@@ -354,10 +366,15 @@ pub fn plan(
     // Tables.
     let known = catalog.tables()?;
     let requested: Vec<TableRef> = if req.tables.is_empty() {
-        tables_at_target(catalog, &baseline, &|t: &TxnInfo| match &target {
+        let mut v = tables_at_target(catalog, &baseline, &|t: &TxnInfo| match &target {
             Target::Time(tp) => t.commit_us <= tp.end_inclusive(),
             Target::Gtid(set) => t.gtid.as_ref().is_some_and(|g| set.contains(g)),
-        })?
+        })?;
+        v.retain(|t| {
+            baseline.table(t).is_some()
+                || ctx.databases.as_ref().is_none_or(|dbs| dbs.contains(&t.db))
+        });
+        v
     } else {
         let mut v = Vec::new();
         for name in &req.tables {
@@ -412,6 +429,13 @@ pub fn plan(
         }
         if mode == ImageMode::Live {
             cands.retain(|c| c.image.is_none());
+        }
+        if let Some(id) = &ctx.live_image
+            && let Some(ix) = images
+                .iter()
+                .position(|b| &b.id == id && b.table(t).is_some())
+        {
+            cands = vec![Cand::new(Some(ix), !before(&images[ix]))];
         }
         let id = known.iter().find(|(_, k)| k == t).map(|(id, _)| *id);
         states.push(TableState {
@@ -757,12 +781,27 @@ pub fn plan(
             }
             options.push((c, window, n, option));
         }
-        // The usable option with the fewest events; forward, then stored images, on a tie.
+        // The usable option with the least work: a stored image costs its events; the live
+        // table also costs the rows its snapshot reads (the table's size in its images).
+        // Forward, then stored images, on a tie.
+        let rows = options
+            .iter()
+            .filter_map(|o| o.0.image)
+            .filter_map(|ix| images[ix].table(&s.table).map(|e| e.rows))
+            .max()
+            .unwrap_or(0);
         let best = options
             .iter()
             .enumerate()
             .filter(|(_, o)| o.0.bad.is_none())
-            .min_by_key(|(_, o)| (o.2, o.0.backward, o.0.image.is_none()))
+            .min_by_key(|(_, o)| {
+                let cost = if o.0.image.is_none() && mode != ImageMode::Live {
+                    o.2.saturating_add(rows).saturating_add(LIVE_OVERHEAD)
+                } else {
+                    o.2
+                };
+                (cost, o.0.backward, o.0.image.is_none())
+            })
             .map(|(i, _)| i);
         let Some(best) = best else {
             let why: Vec<String> = options

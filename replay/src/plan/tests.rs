@@ -138,6 +138,8 @@ fn ctx() -> PlanContext {
         keys_in_memory: 1000,
         source_name: "src".into(),
         live: Err("no live source in these tests".into()),
+        databases: None,
+        live_image: None,
     }
 }
 
