@@ -125,7 +125,7 @@ impl Parser<'_> {
     fn string(&mut self) -> Option<Vec<u8>> {
         let t = self.s.trim_start();
         let hex = |h: &str| -> Option<Vec<u8>> {
-            if h.len() % 2 != 0 {
+            if !h.len().is_multiple_of(2) {
                 return None;
             }
             (0..h.len())

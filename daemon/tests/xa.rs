@@ -139,7 +139,7 @@ async fn writer(url: String, prefix: String, w: u64, round: u64, ms: u64) {
             conn.disconnect().await.expect("disconnect");
             conn = writer_conn(&url).await;
         }
-        if round == 2 && n % 5 == 0 {
+        if round == 2 && n.is_multiple_of(5) {
             let x = format!("'{prefix}-o{w}-{n}'");
             conn.query_drop(format!("XA START {x}")).await.expect("xa");
             conn.query_drop(format!(
