@@ -6,6 +6,7 @@
 //!   with heartbeats and timeouts, and yields [`stream::CaptureItem`]s per transaction.
 //! - [`decode`]: TABLE_MAP metadata to versioned [`dbtrail_core::TableSchema`]s.
 //! - [`rows`]: row images to exact [`dbtrail_core::Value`]s; [`jsonb`]: MySQL binary JSON.
+//! - [`xa`]: XA transaction ids from XA_PREPARE events and `XA COMMIT`/`XA ROLLBACK` text.
 //!
 //! Hard rule: nothing is skipped. An event that cannot be decoded exactly ends the stream with
 //! a definite error (see [`BinlogError::is_transient`]); the caller stops that source.
@@ -17,6 +18,7 @@ pub mod jsonb;
 pub mod rows;
 pub mod snapshot;
 pub mod stream;
+pub mod xa;
 
 pub use error::BinlogError;
 /// A connection to a source (the driver's type).

@@ -16,6 +16,10 @@
 //! ends it (MariaDB; whole seconds). The header time of row events is the statement START
 //! time and is never used (docs/correctness.md, C1).
 //!
+//! An XA transaction ends at its XA_PREPARE event as [`CaptureItem::XaPrepared`] (its GTID
+//! is captured there, as a commit's would be); the later `XA COMMIT`/`XA ROLLBACK`, a
+//! transaction of its own, is [`CaptureItem::XaResolved`] (docs/correctness.md, C13).
+//!
 //! # Never skip
 //! Every event type is either handled or rejected: an undecodable event, a CRC mismatch, an
 //! INCIDENT, MariaDB compressed events, or a compressed MySQL transaction whose payload does
@@ -25,7 +29,7 @@ use crate::decode::schema_from_tme;
 use crate::rows::{ColumnCodec, RowReader};
 use crate::{BinlogError, checks};
 use dbtrail_core::gtid::{MariadbGtidSet, MysqlGtidSet, Tag};
-use dbtrail_core::{Gtid, GtidSet, Position, RowChange, TableRef, TableSchema};
+use dbtrail_core::{Gtid, GtidSet, Position, RowChange, TableRef, TableSchema, Xid};
 use futures_util::StreamExt;
 use mysql_async::binlog::events::{Event, TableMapEvent};
 use mysql_async::prelude::Queryable;
@@ -401,6 +405,30 @@ pub enum CaptureItem {
         /// Seconds since the epoch on the server, if the event carried it.
         server_time: Option<u32>,
     },
+    /// The open transaction ended with `XA PREPARE`: its rows count only once `XA COMMIT`
+    /// resolves it (docs/correctness.md, C13). Its GTID is in `position`'s set, as for a
+    /// commit.
+    XaPrepared {
+        /// The XA transaction.
+        xid: Xid,
+        /// Position just after the XA_PREPARE event.
+        position: Position,
+        /// Final commit time (µs) of the prepare, when only known at the end.
+        commit_us: Option<i64>,
+    },
+    /// The open transaction is an `XA COMMIT` (`commit`) or `XA ROLLBACK` of a transaction
+    /// prepared earlier: the prepared rows count at this transaction (its GTID and commit
+    /// time), or are dropped.
+    XaResolved {
+        /// The XA transaction.
+        xid: Xid,
+        /// COMMIT (true) or ROLLBACK.
+        commit: bool,
+        /// Position just after the statement.
+        position: Position,
+        /// Final commit time (µs), when only known at the end.
+        commit_us: Option<i64>,
+    },
 }
 
 struct TableEntry {
@@ -686,19 +714,7 @@ impl Capture {
                  baseline after checking the source",
             )),
             // XA_PREPARE: the prepared transaction ends here; its rows count at XA COMMIT.
-            38 => {
-                if let Some(txn) = &self.txn {
-                    for t in txn.tables.clone() {
-                        out.push(CaptureItem::Taint {
-                            table: t,
-                            reason: "XA transaction: rows are logged at XA PREPARE, not at XA \
-                                     COMMIT"
-                                .into(),
-                        });
-                    }
-                }
-                self.commit(&ev, None, None, out)
-            }
+            38 => self.on_xa_prepare(&ev, out),
             // MariaDB: ANNOTATE_ROWS, BINLOG_CHECKPOINT, GTID_LIST, START_ENCRYPTION
             160 | 161 | 163 | 164 if self.flavor == Flavor::Mariadb => Ok(()),
             // MariaDB GTID
@@ -786,7 +802,8 @@ impl Capture {
         };
         self.standalone = flags & 1 != 0;
         if flags & (64 | 128) != 0 {
-            // XA on MariaDB: handled like MySQL's (tainted) below at commit.
+            // XA on MariaDB (FL_PREPARED_XA, FL_COMPLETED_XA): the transaction ends at its
+            // XA_PREPARE event, or is the `XA COMMIT`/`XA ROLLBACK` query, as on MySQL.
             self.standalone = false;
         }
         self.begin(
@@ -855,8 +872,34 @@ impl Capture {
             return Ok(());
         }
         if upper.starts_with("XA COMMIT") || upper.starts_with("XA ROLLBACK") {
-            // The XA transaction's rows were logged at XA PREPARE (tainted there).
-            return self.commit(&ev, mariadb_ts, Some(text), out);
+            // Resolves a transaction prepared earlier (docs/correctness.md, C13).
+            let Some(r) = crate::xa::parse_resolution(strip_leading_comments(&text)) else {
+                return Err(self.decode_err(
+                    &ev,
+                    "XA statement",
+                    format!(
+                        "cannot read the xid of `{}`",
+                        text.chars().take(200).collect::<String>()
+                    ),
+                ));
+            };
+            if self.txn.is_none() {
+                self.begin(None, i64::from(ev.header().timestamp()) * 1_000_000, out);
+            }
+            self.standalone = false;
+            if r.one_phase {
+                // Not written by the servers (see crate::xa), but exact if it were: the rows
+                // before it in this transaction commit here.
+                return self.commit(&ev, mariadb_ts, None, out);
+            }
+            let (_, position) = self.end_txn(&ev)?;
+            out.push(CaptureItem::XaResolved {
+                xid: r.xid,
+                commit: r.commit,
+                position,
+                commit_us: mariadb_ts,
+            });
+            return Ok(());
         }
         let dml = ["INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD DATA"]
             .iter()
@@ -901,6 +944,18 @@ impl Capture {
         ddl: Option<String>,
         out: &mut Vec<CaptureItem>,
     ) -> Result<(), BinlogError> {
+        let (_, position) = self.end_txn(ev)?;
+        out.push(CaptureItem::Commit {
+            position,
+            commit_us,
+            ddl,
+        });
+        Ok(())
+    }
+
+    /// Ends the open transaction at `ev`: its GTID joins the captured set; returns it with
+    /// the position just after it.
+    fn end_txn(&mut self, ev: &Event) -> Result<(OpenTxn, Position), BinlogError> {
         let Some(txn) = self.txn.take() else {
             return Err(self.decode_err(ev, "commit", "commit without a transaction start"));
         };
@@ -913,11 +968,26 @@ impl Capture {
         if let Some(end) = self.in_payload {
             position.pos = end;
         }
-        let _ = txn.has_rows;
-        out.push(CaptureItem::Commit {
+        Ok((txn, position))
+    }
+
+    /// XA_PREPARE: a one-phase `XA COMMIT` commits here; otherwise the transaction is
+    /// prepared, and its rows wait for `XA COMMIT` (docs/correctness.md, C13).
+    fn on_xa_prepare(&mut self, ev: &Event, out: &mut Vec<CaptureItem>) -> Result<(), BinlogError> {
+        let (one_phase, xid) = crate::xa::decode_prepare(ev.data())
+            .map_err(|d| self.decode_err(ev, "XA_PREPARE event", d))?;
+        let commit_us = match self.flavor {
+            Flavor::Mariadb => Some(i64::from(ev.header().timestamp()) * 1_000_000),
+            Flavor::Mysql => None,
+        };
+        if one_phase {
+            return self.commit(ev, commit_us, None, out);
+        }
+        let (_, position) = self.end_txn(ev)?;
+        out.push(CaptureItem::XaPrepared {
+            xid,
             position,
             commit_us,
-            ddl,
         });
         Ok(())
     }

@@ -76,6 +76,25 @@ pub struct SourceStatus {
     pub tainted_tables: Vec<TaintView>,
     /// Recorded gaps.
     pub gaps: Vec<GapView>,
+    /// XA transactions prepared on the source and not yet committed or rolled back: their
+    /// rows are in no restore until `XA COMMIT` (docs/correctness.md, C13).
+    #[serde(default)]
+    pub prepared_xa: Vec<XaView>,
+}
+
+/// An XA transaction prepared and not yet resolved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct XaView {
+    /// The xid as the server writes it: `X'<gtrid hex>',X'<bqual hex>',<format id>`.
+    pub xid: String,
+    /// Commit time of the `XA PREPARE` (RFC 3339, µs, UTC).
+    pub prepared_at: String,
+    /// The prepare's GTID, when the source has GTIDs.
+    pub prepare_gtid: Option<String>,
+    /// Tables its rows change (`db.table`).
+    pub tables: Vec<String>,
+    /// Row events waiting for `XA COMMIT`.
+    pub rows: u64,
 }
 
 /// A tainted table.

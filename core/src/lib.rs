@@ -12,6 +12,7 @@
 //! - [`render`]: values as JSON for people.
 //! - [`baseline`]: baseline manifests (the catalog record of a snapshot) and file naming.
 //! - [`api`]: the daemon's HTTP API wire types.
+//! - [`xa`]: XA transaction identifiers.
 //!
 //! Hard rules: nothing here does I/O or panics on outside input; every persisted encoding
 //! has a golden test.
@@ -27,9 +28,11 @@ pub mod render;
 pub mod schema;
 pub mod time;
 pub mod value;
+pub mod xa;
 
 pub use change::{ChangeEvent, Row, RowChange};
 pub use gtid::{Gtid, GtidSet};
 pub use position::Position;
 pub use schema::{ColumnDef, ColumnType, FkAction, ForeignKey, TableRef, TableSchema};
 pub use value::Value;
+pub use xa::Xid;

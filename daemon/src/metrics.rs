@@ -33,6 +33,9 @@ pub struct Metrics {
     pub gaps: Family<Labels, Gauge>,
     /// Tables with tainted coverage.
     pub tainted_tables: Family<Labels, Gauge>,
+    /// XA transactions prepared on the source and not yet committed or rolled back (their
+    /// rows are not in any restore until `XA COMMIT`).
+    pub xa_prepared: Family<Labels, Gauge>,
     /// Definite decode errors (capture stopped).
     pub decode_errors: Family<Labels, Counter>,
     /// Reconnects after transient errors.
@@ -85,6 +88,7 @@ impl Metrics {
         });
         let gaps = Family::<Labels, Gauge>::default();
         let tainted_tables = Family::<Labels, Gauge>::default();
+        let xa_prepared = Family::<Labels, Gauge>::default();
         let decode_errors = Family::<Labels, Counter>::default();
         let reconnects = Family::<Labels, Counter>::default();
         let up = Family::<Labels, Gauge>::default();
@@ -126,6 +130,11 @@ impl Metrics {
             "capture_tainted_tables",
             "Tables whose coverage is tainted",
             tainted_tables.clone(),
+        );
+        registry.register(
+            "xa_prepared_transactions",
+            "XA transactions prepared on the source and not yet resolved (excluded from restores)",
+            xa_prepared.clone(),
         );
         registry.register(
             "capture_decode_errors",
@@ -215,6 +224,7 @@ impl Metrics {
             batch_seconds,
             gaps,
             tainted_tables,
+            xa_prepared,
             decode_errors,
             reconnects,
             up,

@@ -11,7 +11,7 @@ use crate::util::{lock, now_us};
 use dbtrail_binlog::BinlogError;
 use dbtrail_binlog::stream::SourceSpec;
 use dbtrail_core::Position;
-use dbtrail_core::api::{GapView, SourceState, SourceStatus, TaintView};
+use dbtrail_core::api::{GapView, SourceState, SourceStatus, TaintView, XaView};
 use dbtrail_core::render::rfc3339_micros;
 use dbtrail_storage::{Gap, Log, Taint};
 use std::sync::{Arc, Mutex};
@@ -131,6 +131,30 @@ impl Source {
             .or_else(|| ckpt.as_ref().map(|c| c.position.clone()));
         let gaps = self.log.gaps()?.into_iter().map(gap_view).collect();
         let tainted_tables = self.log.taints()?.into_iter().map(taint_view).collect();
+        let prepared = self.log.xa_prepared()?;
+        let names: std::collections::HashMap<u32, String> = if prepared.is_empty() {
+            Default::default()
+        } else {
+            self.log
+                .tables()?
+                .into_iter()
+                .map(|(id, t)| (id, t.to_string()))
+                .collect()
+        };
+        let prepared_xa = prepared
+            .into_iter()
+            .map(|r| XaView {
+                xid: r.xid.to_string(),
+                prepared_at: rfc3339_micros(r.prepared_us),
+                prepare_gtid: r.gtid.map(|g| g.to_string()),
+                tables: r
+                    .tables
+                    .iter()
+                    .map(|id| names.get(id).cloned().unwrap_or_else(|| format!("#{id}")))
+                    .collect(),
+                rows: r.rows,
+            })
+            .collect();
         let last_commit = s
             .last_commit_us
             .or_else(|| ckpt.as_ref().map(|c| c.last_commit_us).filter(|c| *c > 0));
@@ -155,6 +179,7 @@ impl Source {
             transactions_total: ckpt.as_ref().map(|c| c.txns_total).unwrap_or(0),
             tainted_tables,
             gaps,
+            prepared_xa,
         })
     }
 }

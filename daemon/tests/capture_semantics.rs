@@ -320,9 +320,9 @@ async fn metrics_count_captured_events() {
     assert_eq!(value("dbtrail_restore_window_seconds"), 0.0);
 }
 
-/// XA: rows are logged at XA PREPARE; until PITR counts them at XA COMMIT
-/// (docs/correctness.md, C13) the table is marked tainted, never silently wrong. A rolled-back
-/// XA transaction leaves no rows.
+/// XA: rows the binlog holds at XA PREPARE count at XA COMMIT, with its GTID
+/// (docs/correctness.md, C13); nothing is tainted. An XA transaction rolled back, before or
+/// after PREPARE, leaves no rows. (Restores across XA: `daemon/tests/xa.rs`.)
 #[tokio::test(flavor = "multi_thread")]
 async fn xa_transactions_are_captured_and_flagged() {
     let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
@@ -342,6 +342,11 @@ async fn xa_transactions_are_captured_and_flagged() {
         "INSERT INTO x VALUES (2)",
         "XA END 'dbt2'",
         "XA ROLLBACK 'dbt2'",
+        "XA START 'dbt3'",
+        "INSERT INTO x VALUES (4)",
+        "XA END 'dbt3'",
+        "XA PREPARE 'dbt3'",
+        "XA ROLLBACK 'dbt3'",
         "INSERT INTO x VALUES (3)",
     ] {
         conn.query_drop(sql)
@@ -350,12 +355,14 @@ async fn xa_transactions_are_captured_and_flagged() {
     }
     let st = daemon.wait_caught_up(&db).await;
     let table = format!("{}.x", db.db_name());
+    // docs/correctness.md, C13: XA transactions count at XA COMMIT and taint nothing.
     assert!(
-        st.tainted_tables
+        !st.tainted_tables
             .iter()
-            .any(|t| t.table == table && t.reason.contains("XA")),
+            .any(|t| t.table == table || t.table == "*.*"),
         "{st:#?}"
     );
+    assert!(st.prepared_xa.is_empty(), "{st:#?}");
     assert_eq!(st.state, dbtrail_core::api::SourceState::Streaming);
     let ev = daemon
         .client()
@@ -370,8 +377,18 @@ async fn xa_transactions_are_captured_and_flagged() {
     assert_eq!(
         ids,
         [json!(1), json!(3)],
-        "the rolled-back XA transaction left nothing"
+        "the XA transactions rolled back (before and after PREPARE) left nothing"
     );
+    // The committed row carries the GTID of the XA COMMIT, one after its XA PREPARE's.
+    let seq = |g: &str| {
+        g.rsplit(':')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .expect("gtid seq")
+    };
+    let g1 = ev.events[0].gtid.as_deref().expect("gtid");
+    let g3 = ev.events[1].gtid.as_deref().expect("gtid");
+    assert!(seq(g3) > seq(g1) + 1, "{g1} {g3}");
 }
 
 /// Savepoints (ORMs' nested transactions): MySQL logs `SAVEPOINT` inside the transaction;

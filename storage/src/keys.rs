@@ -10,7 +10,29 @@
 //!   `schema/ u32 u32(version)` -> TableSchema.
 //! - `meta`: fixed names (`checkpoint`, `pending`) and prefixed lists (`gap/ u64`, `taint/ db 0x00 table`,
 //!   `facts/ u64`: server facts in force from that event id).
-use dbtrail_core::Gtid;
+//! - `xa`: `p/ xid` (see [`dbtrail_core::Xid::key`]) -> XaRecord of a prepared XA
+//!   transaction; `r/ seq u64 | n u64` -> `table_id u32 | StoredEvent`: its n-th row event,
+//!   `seq` being the sequence number of the prepare's transaction record.
+use dbtrail_core::{Gtid, Xid};
+
+/// Prefix of the prepared-XA records in the `xa` column family.
+pub const XA_RECORD_PREFIX: &[u8] = b"p/";
+
+/// `p/ xid`
+pub fn xa_record_key(xid: &Xid) -> Vec<u8> {
+    let mut k = XA_RECORD_PREFIX.to_vec();
+    k.extend_from_slice(&xid.key());
+    k
+}
+
+/// `r/ seq n`: the n-th row event of the XA transaction prepared at transaction `seq`.
+pub fn xa_row_key(seq: u64, n: u64) -> [u8; 18] {
+    let mut k = [0u8; 18];
+    k[..2].copy_from_slice(b"r/");
+    k[2..10].copy_from_slice(&seq.to_be_bytes());
+    k[10..].copy_from_slice(&n.to_be_bytes());
+    k
+}
 
 /// Encodes an `i64` so byte order equals numeric order.
 pub fn i64_key(v: i64) -> [u8; 8] {
@@ -119,6 +141,20 @@ mod tests {
             hex(&event_key(7, 1_700_000_000_000_000, 42)),
             "0000000780060a24181e4000000000000000002a"
         );
+    }
+
+    #[test]
+    fn golden_xa_keys() {
+        assert_eq!(
+            hex(&xa_row_key(3, 258)),
+            "722f00000000000000030000000000000102"
+        );
+        let xid = Xid {
+            format_id: 1,
+            gtrid: b"a".to_vec(),
+            bqual: Vec::new(),
+        };
+        assert_eq!(hex(&xa_record_key(&xid)), "702f00000001016100");
     }
 
     fn hex(b: &[u8]) -> String {

@@ -7,6 +7,8 @@
 //! - `catalog`: table ids and every schema version of every table;
 //! - `meta`: the [`Checkpoint`], recorded gaps, tainted tables, the pending large transaction,
 //!   the log's origin (where capture began);
+//! - `xa`: XA transactions prepared and not yet committed ([`XaRecord`]) and their rows,
+//!   invisible until `XA COMMIT` logs them (docs/correctness.md, C13);
 //! - the baseline catalog ([`baselines`]) and retention.
 //!
 //! Hard rules (the argument for each is in [`writer`]):
@@ -22,8 +24,8 @@ mod log;
 pub mod writer;
 
 pub use baselines::Pruned;
-pub use log::{Checkpoint, Gap, Log, ServerFacts, StoredEvent, Taint, TxnRecord};
-pub use writer::Writer;
+pub use log::{Checkpoint, Gap, Log, ServerFacts, StoredEvent, Taint, TxnRecord, XaRecord};
+pub use writer::{Writer, XaOutcome};
 
 /// Errors from the log.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 use crate::StorageError;
 use crate::keys;
 use dbtrail_core::codec;
-use dbtrail_core::{ChangeEvent, Gtid, Position, RowChange, TableRef, TableSchema};
+use dbtrail_core::{ChangeEvent, Gtid, Position, RowChange, TableRef, TableSchema, Xid};
 use rocksdb::{
     BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode,
     Options, ReadOptions,
@@ -15,7 +15,8 @@ pub(crate) const CF_TXNS: &str = "txns";
 pub(crate) const CF_GTIDS: &str = "gtids";
 pub(crate) const CF_CATALOG: &str = "catalog";
 pub(crate) const CF_META: &str = "meta";
-const ALL_CFS: [&str; 5] = [CF_EVENTS, CF_TXNS, CF_GTIDS, CF_CATALOG, CF_META];
+pub(crate) const CF_XA: &str = "xa";
+const ALL_CFS: [&str; 6] = [CF_EVENTS, CF_TXNS, CF_GTIDS, CF_CATALOG, CF_META, CF_XA];
 
 /// The value of an `events` record (table, commit time and event id are in the key).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,6 +100,25 @@ pub struct ServerFacts {
     /// to the binlog: MySQL 9.x with SQL-layer foreign keys (`innodb_native_foreign_keys`
     /// OFF). False for MySQL 8.0/8.4, MariaDB, and MySQL 9.x with native foreign keys.
     pub fk_cascades_logged: bool,
+}
+
+/// An XA transaction prepared and not yet resolved (docs/correctness.md, C13). Its rows are
+/// in the `xa` column family under `r/ seq` (see [`keys`]), invisible to every reader, until
+/// `XA COMMIT` logs them as a transaction of its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct XaRecord {
+    /// The XA transaction.
+    pub xid: Xid,
+    /// Sequence number of the prepare's (empty) transaction record; its rows are keyed by it.
+    pub seq: u64,
+    /// The prepare's GTID.
+    pub gtid: Option<Gtid>,
+    /// Commit time of the prepare (µs).
+    pub prepared_us: i64,
+    /// Table ids its rows touch.
+    pub tables: Vec<u32>,
+    /// Row events waiting.
+    pub rows: u64,
 }
 
 /// Pieces of a large transaction written ahead of its commit.
@@ -461,6 +481,24 @@ impl Log {
     /// Tainted tables.
     pub fn taints(&self) -> Result<Vec<Taint>, StorageError> {
         self.list(b"taint/", "taint")
+    }
+
+    /// XA transactions prepared and not yet resolved (as of the last write), by xid.
+    pub fn xa_prepared(&self) -> Result<Vec<XaRecord>, StorageError> {
+        let cfh = self.cf(CF_XA)?;
+        let mut out = Vec::new();
+        let prefix = keys::XA_RECORD_PREFIX;
+        for item in self
+            .db
+            .iterator_cf(cfh, IteratorMode::From(prefix, Direction::Forward))
+        {
+            let (k, v) = item.map_err(self.rocks("reading prepared XA transactions"))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push(codec::decode("xa record", &v).map_err(|e| self.corrupt(e.to_string()))?);
+        }
+        Ok(out)
     }
 
     /// Approximate bytes on disk (SST files) of the events column family.

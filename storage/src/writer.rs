@@ -15,12 +15,27 @@
 //!    commit time)`, so the log's clock never goes backwards in binlog order even when the
 //!    server clock or statement times do (docs/correctness.md, C1), and (commit_us, event_id)
 //!    order equals log order.
-use crate::log::{CF_CATALOG, CF_EVENTS, CF_GTIDS, CF_META, CF_TXNS, Pending};
-use crate::{Checkpoint, Gap, Log, ServerFacts, StorageError, StoredEvent, Taint, TxnRecord, keys};
+//! 4. *XA at commit* (docs/correctness.md, C13). A transaction that ends at `XA PREPARE`
+//!    ([`Writer::xa_prepare`]) is logged as a transaction with no rows (its GTID and position
+//!    count, so GTID targets and the captured set stay consistent); its rows go to the `xa`
+//!    column family with an [`XaRecord`], in the batch that carries the checkpoint after the
+//!    prepare (invariant 1). No reader looks there. `XA COMMIT` ([`Writer::xa_resolve`]) reads
+//!    them back, in order, into the transaction of the `XA COMMIT` itself (its GTID, commit
+//!    time, position, new event ids) through [`Writer::add`], so a huge one spills with
+//!    bounded memory (invariant 2), and deletes them and the record in the batch that
+//!    carries that commit's checkpoint. A crash in between leaves the record and rows, and
+//!    capture resumes before the `XA COMMIT` and does it again. `XA ROLLBACK` deletes them.
+//!    Rows in `xa` under a sequence number at or above the durable checkpoint's
+//!    `next_txn_seq` belong to a prepare whose batch never landed; [`Writer::open`] deletes
+//!    them.
+use crate::log::{CF_CATALOG, CF_EVENTS, CF_GTIDS, CF_META, CF_TXNS, CF_XA, Pending};
+use crate::{
+    Checkpoint, Gap, Log, ServerFacts, StorageError, StoredEvent, Taint, TxnRecord, XaRecord, keys,
+};
 use dbtrail_core::codec;
-use dbtrail_core::{Gtid, Position, RowChange, TableRef, TableSchema};
-use rocksdb::{WriteBatch, WriteOptions};
-use std::collections::{BTreeSet, HashMap};
+use dbtrail_core::{Gtid, Position, RowChange, TableRef, TableSchema, Xid};
+use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Buffered bytes of one transaction above which it is written in pieces.
 pub const SPILL_BYTES: usize = 32 << 20;
@@ -55,6 +70,26 @@ pub struct Writer<'a> {
     gap_seq: u64,
     /// The server facts in force at the end of the log (the last `facts/` record).
     facts: Option<ServerFacts>,
+    /// Prepared XA transactions not yet resolved, by [`Xid::key`].
+    xa: BTreeMap<Vec<u8>, XaRecord>,
+    /// Those of them whose rows are still in the unwritten batch.
+    xa_unwritten: HashSet<Vec<u8>>,
+    /// A batch was written without fsync since the last fsynced one.
+    unsynced: bool,
+}
+
+/// What [`Writer::xa_resolve`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XaOutcome {
+    /// `XA COMMIT`: this many prepared rows were logged at the commit.
+    Committed(u64),
+    /// `XA ROLLBACK`: the prepared rows were dropped.
+    RolledBack,
+    /// `XA COMMIT` of a transaction this log never saw prepared (prepared before capture
+    /// began): its rows cannot be known, so every table is tainted from here.
+    UnknownCommitted,
+    /// `XA ROLLBACK` of a transaction this log never saw prepared: nothing to do.
+    UnknownRolledBack,
 }
 
 impl<'a> Writer<'a> {
@@ -103,6 +138,25 @@ impl<'a> Writer<'a> {
                 "removed pieces of a large transaction whose commit was not captured before the last stop"
             );
         }
+        let mut xa = BTreeMap::new();
+        for r in log.xa_prepared()? {
+            xa.insert(r.xid.key(), r);
+        }
+        // Rows of a prepare whose batch never landed (moved ahead of it, see xa_prepare).
+        let orphans = keys::xa_row_key(ckpt.next_txn_seq, 0);
+        let cf = log.cf(CF_XA)?;
+        let mut it = log.db.raw_iterator_cf(cf);
+        it.seek(orphans);
+        if it.key().is_some_and(|k| k.starts_with(b"r/")) {
+            let mut b = WriteBatch::default();
+            b.delete_range_cf(cf, orphans, keys::xa_row_key(u64::MAX, u64::MAX));
+            log.db
+                .write(b)
+                .map_err(log.rocks("removing rows of an XA prepare that was not logged"))?;
+        }
+        it.status()
+            .map_err(log.rocks("reading prepared XA transactions"))?;
+        drop(it);
         Ok(Writer {
             log,
             batch: WriteBatch::default(),
@@ -114,7 +168,22 @@ impl<'a> Writer<'a> {
             txn: None,
             gap_seq,
             facts,
+            xa,
+            xa_unwritten: HashSet::new(),
+            unsynced: false,
         })
+    }
+
+    /// Prepared XA transactions not yet resolved, including ones not yet flushed.
+    pub fn xa_prepared(&self) -> impl Iterator<Item = &XaRecord> {
+        self.xa.values()
+    }
+
+    /// True (once) when a batch was written without fsync since the last fsynced write or
+    /// the last call (e.g. by a spill or an XA resolution): the caller's next fsync makes it
+    /// durable.
+    pub fn take_unsynced(&mut self) -> bool {
+        std::mem::take(&mut self.unsynced)
     }
 
     /// The checkpoint including transactions committed but not yet flushed.
@@ -273,9 +342,9 @@ impl<'a> Writer<'a> {
         if txn.spilled {
             self.batch.delete_cf(self.log.cf(CF_META)?, b"pending");
         }
-        let seq = self.ckpt.next_txn_seq;
+        self.batch_events += txn.count as usize;
         let rec = TxnRecord {
-            gtid: txn.gtid.clone(),
+            gtid: txn.gtid,
             commit_us: txn.commit_us,
             first_event_id: txn.first_event_id,
             event_count: txn.count,
@@ -284,22 +353,214 @@ impl<'a> Writer<'a> {
             end_pos: after.pos,
             ddl,
         };
+        self.log_txn(rec, after)
+    }
+
+    /// Puts a transaction record in the batch and moves the checkpoint past it.
+    fn log_txn(&mut self, rec: TxnRecord, after: Position) -> Result<(), StorageError> {
+        let seq = self.ckpt.next_txn_seq;
+        if let Some(g) = &rec.gtid {
+            self.batch
+                .put_cf(self.log.cf(CF_GTIDS)?, keys::gtid_key(g), seq.to_be_bytes());
+        }
         self.batch.put_cf(
             self.log.cf(CF_TXNS)?,
             seq.to_be_bytes(),
             codec::encode(&rec),
         );
-        if let Some(g) = &txn.gtid {
-            self.batch
-                .put_cf(self.log.cf(CF_GTIDS)?, keys::gtid_key(g), seq.to_be_bytes());
-        }
-        self.batch_events += txn.count as usize;
         self.ckpt.position = after;
-        self.ckpt.next_event_id = txn.first_event_id + txn.count;
+        self.ckpt.next_event_id = rec.first_event_id + rec.event_count;
         self.ckpt.next_txn_seq += 1;
-        self.ckpt.last_commit_us = txn.commit_us;
+        self.ckpt.last_commit_us = rec.commit_us;
         self.ckpt.txns_total += 1;
         Ok(())
+    }
+
+    /// Ends the open transaction at `XA PREPARE` (invariant 4): it is logged with no rows at
+    /// `after`; its rows wait in the `xa` column family for [`Writer::xa_resolve`].
+    /// `commit_us` is as for [`Writer::commit`].
+    pub fn xa_prepare(
+        &mut self,
+        xid: Xid,
+        after: Position,
+        commit_us: Option<i64>,
+    ) -> Result<(), StorageError> {
+        let Some(mut txn) = self.txn.take() else {
+            return Err(StorageError::NotFound(
+                "XA PREPARE outside a transaction".into(),
+            ));
+        };
+        if let (Some(c), false) = (commit_us, txn.spilled) {
+            txn.commit_us = c.max(self.ckpt.last_commit_us);
+        }
+        let seq = self.ckpt.next_txn_seq;
+        let xa_cf = self.log.cf(CF_XA)?;
+        let key = xid.key();
+        if let Some(old) = self.xa.remove(&key) {
+            // Its XA COMMIT/ROLLBACK never reached the log (e.g. lost in a recorded gap);
+            // the server reuses the name only after resolving it.
+            tracing::warn!(xid = %xid, "XA transaction prepared again; dropping the rows of its earlier prepare");
+            self.batch.delete_range_cf(
+                xa_cf,
+                keys::xa_row_key(old.seq, 0),
+                keys::xa_row_key(old.seq + 1, 0),
+            );
+        }
+        let row_value = |t: u32, bytes: &[u8]| {
+            let mut v = Vec::with_capacity(4 + bytes.len());
+            v.extend_from_slice(&t.to_be_bytes());
+            v.extend_from_slice(bytes);
+            v
+        };
+        if txn.spilled {
+            // Move the pieces written ahead into `xa`, in bounded batches; until the record
+            // below lands they are orphans that `open` removes (seq >= next_txn_seq).
+            let events = self.log.cf(CF_EVENTS)?;
+            let mut b = WriteBatch::default();
+            let mut bytes = 0usize;
+            for t in &txn.tables {
+                let start = keys::event_key(*t, txn.commit_us, txn.first_event_id);
+                let end = keys::event_key(*t, txn.commit_us, u64::MAX);
+                let mut ro = ReadOptions::default();
+                ro.set_iterate_upper_bound(end.to_vec());
+                let mut it = self.log.db.raw_iterator_cf_opt(events, ro);
+                it.seek(start);
+                while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                    let (_, _, id) = keys::parse_event_key(k)
+                        .ok_or_else(|| self.log.corrupt("event key is not 20 bytes"))?;
+                    b.put_cf(
+                        xa_cf,
+                        keys::xa_row_key(seq, id - txn.first_event_id),
+                        row_value(*t, v),
+                    );
+                    bytes += v.len() + 32;
+                    if bytes >= SPILL_BYTES {
+                        self.log
+                            .db
+                            .write(std::mem::take(&mut b))
+                            .map_err(self.log.rocks("moving a prepared XA transaction"))?;
+                        bytes = 0;
+                    }
+                    it.next();
+                }
+                it.status()
+                    .map_err(self.log.rocks("reading a prepared XA transaction"))?;
+                self.batch.delete_range_cf(events, start, end);
+            }
+            self.log
+                .db
+                .write(b)
+                .map_err(self.log.rocks("moving a prepared XA transaction"))?;
+            self.unsynced = true;
+            self.batch.delete_cf(self.log.cf(CF_META)?, b"pending");
+        }
+        for (t, id, bytes) in txn.buffered.drain(..) {
+            self.batch.put_cf(
+                xa_cf,
+                keys::xa_row_key(seq, id - txn.first_event_id),
+                row_value(t, &bytes),
+            );
+        }
+        let rec = XaRecord {
+            xid,
+            seq,
+            gtid: txn.gtid.clone(),
+            prepared_us: txn.commit_us,
+            tables: txn.tables.iter().copied().collect(),
+            rows: txn.count,
+        };
+        self.batch
+            .put_cf(xa_cf, keys::xa_record_key(&rec.xid), codec::encode(&rec));
+        self.xa_unwritten.insert(key.clone());
+        self.xa.insert(key, rec);
+        // Row events of the prepare are not logged: they take no event ids.
+        let txn_rec = TxnRecord {
+            gtid: txn.gtid,
+            commit_us: txn.commit_us,
+            first_event_id: self.ckpt.next_event_id,
+            event_count: 0,
+            tables: Vec::new(),
+            end_file: after.file.clone(),
+            end_pos: after.pos,
+            ddl: None,
+        };
+        self.log_txn(txn_rec, after)
+    }
+
+    /// Ends the open transaction, an `XA COMMIT` (`commit`) or `XA ROLLBACK` of `xid`
+    /// (invariant 4): on commit the prepared rows become this transaction's; either way
+    /// they leave `xa`. `after` and `commit_us` are as for [`Writer::commit`].
+    pub fn xa_resolve(
+        &mut self,
+        xid: &Xid,
+        commit: bool,
+        after: Position,
+        commit_us: Option<i64>,
+    ) -> Result<XaOutcome, StorageError> {
+        let Some(open) = self.txn.as_ref() else {
+            return Err(StorageError::NotFound(
+                "XA COMMIT or XA ROLLBACK outside a transaction".into(),
+            ));
+        };
+        let key = xid.key();
+        let Some(rec) = self.xa.get(&key).cloned() else {
+            if !commit {
+                self.commit(after, commit_us, None)?;
+                return Ok(XaOutcome::UnknownRolledBack);
+            }
+            let since_us = commit_us.map_or(open.commit_us, |c| c.max(self.ckpt.last_commit_us));
+            self.taint(Taint {
+                table: TableRef::new("*", "*"),
+                reason: format!(
+                    "XA COMMIT {xid} resolves a transaction prepared before capture began, so                      its rows are not in the log; targets after it cannot be restored exactly                      (start a new log with a baseline after it)"
+                ),
+                since_us,
+            })?;
+            self.commit(after, commit_us, None)?;
+            return Ok(XaOutcome::UnknownCommitted);
+        };
+        if self.xa_unwritten.contains(&key) {
+            // Its rows are still in the batch: write it so they can be read back.
+            self.flush_with(false)?;
+        }
+        let xa_cf = self.log.cf(CF_XA)?;
+        let start = keys::xa_row_key(rec.seq, 0);
+        let end = keys::xa_row_key(rec.seq + 1, 0);
+        let mut n = 0u64;
+        if commit {
+            let log = self.log;
+            let mut ro = ReadOptions::default();
+            ro.set_iterate_upper_bound(end.to_vec());
+            let mut it = log.db.raw_iterator_cf_opt(xa_cf, ro);
+            it.seek(start);
+            while let Some(v) = it.value() {
+                let (t, ev) = v
+                    .split_first_chunk::<4>()
+                    .ok_or_else(|| log.corrupt("prepared XA row shorter than 4 bytes"))?;
+                let ev: StoredEvent =
+                    codec::decode("prepared XA row", ev).map_err(|e| log.corrupt(e.to_string()))?;
+                self.add(u32::from_be_bytes(*t), ev.schema_version, ev.change)?;
+                n += 1;
+                it.next();
+            }
+            it.status()
+                .map_err(log.rocks("reading a prepared XA transaction"))?;
+            if n != rec.rows {
+                return Err(log.corrupt(format!(
+                    "prepared XA transaction {xid} has {n} stored rows, its record says {}",
+                    rec.rows
+                )));
+            }
+        }
+        self.batch.delete_range_cf(xa_cf, start, end);
+        self.batch.delete_cf(xa_cf, keys::xa_record_key(xid));
+        self.xa.remove(&key);
+        self.commit(after, commit_us, None)?;
+        Ok(if commit {
+            XaOutcome::Committed(n)
+        } else {
+            XaOutcome::RolledBack
+        })
     }
 
     /// Abandons the open transaction (rolled back, or the stream broke mid-transaction).
@@ -404,6 +665,8 @@ impl<'a> Writer<'a> {
             .map_err(self.log.rocks("writing a batch of transactions"))?;
         self.durable_horizon = self.ckpt.next_event_id;
         self.batch_events = 0;
+        self.xa_unwritten.clear();
+        self.unsynced = !sync;
         Ok(true)
     }
 }

@@ -71,6 +71,20 @@ pub fn render(sources: &[SourceStatus]) -> String {
                     t.table, t.since, t.reason
                 )?;
             }
+            for x in &s.prepared_xa {
+                writeln!(
+                    o,
+                    "  XA PREPARED:  {} since {}{}: {} rows in {} (not in restores until XA COMMIT)",
+                    x.xid,
+                    x.prepared_at,
+                    x.prepare_gtid
+                        .as_deref()
+                        .map(|g| format!(" ({g})"))
+                        .unwrap_or_default(),
+                    x.rows,
+                    x.tables.join(", ")
+                )?;
+            }
             for w in &s.warnings {
                 writeln!(o, "  warning:      {w}")?;
             }
@@ -86,7 +100,7 @@ pub fn render(sources: &[SourceStatus]) -> String {
 mod tests {
     use super::*;
     use crate::commands::fixtures::{gap, taint};
-    use dbtrail_core::api::SourceState;
+    use dbtrail_core::api::{SourceState, XaView};
 
     fn streaming() -> SourceStatus {
         SourceStatus {
@@ -104,6 +118,13 @@ mod tests {
             transactions_total: 12,
             tainted_tables: vec![taint()],
             gaps: vec![gap()],
+            prepared_xa: vec![XaView {
+                xid: "X'6131',X'',1".into(),
+                prepared_at: "2026-11-24T11:59:00Z".into(),
+                prepare_gtid: Some("u1:9".into()),
+                tables: vec!["db.t".into(), "db.u".into()],
+                rows: 3,
+            }],
         }
     }
 
@@ -123,6 +144,7 @@ mod tests {
             transactions_total: 0,
             tainted_tables: vec![],
             gaps: vec![],
+            prepared_xa: vec![],
         }
     }
 
@@ -139,6 +161,7 @@ demo: streaming
   captured:     12 transactions, 99 row events
   GAP:          u1:5-7 (purged; recorded 2026-11-24T10:00:00Z)
   TAINTED:      shop.t since 2026-11-24T11:00:00Z: statement-format DML
+  XA PREPARED:  X'6131',X'',1 since 2026-11-24T11:59:00Z (u1:9): 3 rows in db.t, db.u (not in restores until XA COMMIT)
   warning:      w1
   warning:      w2
   error:        boom

@@ -11,7 +11,7 @@ use crate::util::{lock, now_us};
 use dbtrail_binlog::stream::{CaptureItem, GapFound};
 use dbtrail_core::api::SourceState;
 use dbtrail_core::{Position, TableSchema};
-use dbtrail_storage::{Gap, Log, ServerFacts, Taint, Writer};
+use dbtrail_storage::{Gap, Log, ServerFacts, Taint, Writer, XaOutcome};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -184,6 +184,14 @@ fn writer_thread(
                         return fail(format!("writing the log: {e}"));
                     }
                 }
+                if w.take_unsynced() && unsynced_since.is_none() {
+                    // The writer wrote a batch on its own (a spill, an XA resolution).
+                    unsynced_since = Some(Instant::now());
+                }
+                metrics
+                    .xa_prepared
+                    .get_or_create(&labels)
+                    .set(w.xa_prepared().count() as i64);
                 if first_unflushed.is_none() && (w.batch_events() > 0 || pending_commit.is_some()) {
                     first_unflushed = Some(Instant::now());
                 }
@@ -326,13 +334,7 @@ fn apply(
                 ids.clear();
             }
             w.commit(position, commit_us, ddl)?;
-            let c = w.checkpoint().last_commit_us;
-            metrics
-                .receive_lag
-                .get_or_create(labels)
-                .set(((now_us() - c) as f64 / 1e6).max(0.0));
-            metrics.transactions.get_or_create(labels).inc();
-            *pending_commit = Some(c);
+            committed(w, metrics, labels, pending_commit);
         }
         CaptureItem::Rollback => w.rollback()?,
         CaptureItem::Taint { table, reason } => {
@@ -347,6 +349,46 @@ fn apply(
                 metrics.receive_lag.get_or_create(labels).set(0.0);
             }
         }
+        // docs/correctness.md, C13: the rows wait for XA COMMIT.
+        CaptureItem::XaPrepared {
+            xid,
+            position,
+            commit_us,
+        } => {
+            tracing::debug!(%xid, "XA transaction prepared");
+            w.xa_prepare(xid, position, commit_us)?;
+            committed(w, metrics, labels, pending_commit);
+        }
+        CaptureItem::XaResolved {
+            xid,
+            commit,
+            position,
+            commit_us,
+        } => {
+            let outcome = w.xa_resolve(&xid, commit, position, commit_us)?;
+            if outcome == XaOutcome::UnknownCommitted {
+                tracing::warn!(%xid, "XA COMMIT of a transaction prepared before capture began: every table is tainted from here");
+            } else {
+                tracing::debug!(%xid, ?outcome, "XA transaction resolved");
+            }
+            committed(w, metrics, labels, pending_commit);
+        }
     }
     Ok(())
+}
+
+/// Metrics and bookkeeping after a transaction ended in the writer.
+fn committed(
+    w: &Writer<'_>,
+    metrics: &Metrics,
+    labels: &Vec<(String, String)>,
+    pending_commit: &mut Option<i64>,
+) {
+    let c = w.checkpoint().last_commit_us;
+    metrics
+        .receive_lag
+        .get_or_create(labels)
+        .set(((now_us() - c) as f64 / 1e6).max(0.0));
+    metrics.transactions.get_or_create(labels).inc();
+    *pending_commit = Some(c);
 }
