@@ -252,14 +252,27 @@ impl Restores {
         let live = plan.live();
         if !live.is_empty() {
             lock(job).phase = "imaging the live tables".into();
-            let image = take_image(
-                source,
-                backups,
-                cancel,
-                live.clone(),
-                format!("restore {id} from the live tables"),
-            )
-            .await?;
+            // A long transaction on a table makes its lock wait time out: retry a few times.
+            let mut attempt = 0;
+            let image = loop {
+                attempt += 1;
+                match take_image(
+                    source,
+                    backups,
+                    cancel,
+                    live.clone(),
+                    format!("restore {id} from the live tables"),
+                )
+                .await
+                {
+                    Ok(i) => break i,
+                    Err(e) if attempt < 5 => {
+                        tracing::warn!(pitr = %id, error = %format!("{e:#}"), "live image failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                    }
+                    Err(e) => return Err(e.context("imaging the live tables (5 attempts)")),
+                }
+            };
             // The live image is now a stored one.
             let stored = PitrRequest {
                 image: Some("baseline".into()),
