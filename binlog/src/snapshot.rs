@@ -39,6 +39,37 @@ pub struct Snapshot {
     pub tables: Vec<TableRef>,
 }
 
+/// Raw bytes, UTC and REPEATABLE READ for a snapshot connection.
+async fn snapshot_session(c: &mut Conn) -> Result<(), BinlogError> {
+    c.query_drop(SESSION)
+        .await
+        .map_err(BinlogError::driver("setting up a snapshot session"))?;
+    c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .map_err(BinlogError::driver("setting up a snapshot session"))
+}
+
+/// The server's binlog position and executed GTID set now (read while commits, or the
+/// snapshot's tables, are locked).
+async fn current_position(conn: &mut Conn, info: &ServerInfo) -> Result<Position, BinlogError> {
+    let (file, pos) = binlog_status(conn, info).await?;
+    let executed: Option<String> = conn
+        .query_first(match info.flavor {
+            Flavor::Mysql => "SELECT @@GLOBAL.gtid_executed",
+            Flavor::Mariadb => "SELECT @@GLOBAL.gtid_binlog_pos",
+        })
+        .await
+        .map_err(BinlogError::driver("reading the executed GTID set"))?;
+    let mut at = info.clone();
+    at.gtid_executed = executed.unwrap_or_default();
+    Ok(Position {
+        gtid_set: executed_set(&at)?,
+        file,
+        pos,
+        server_uuid: info.server_uuid.clone(),
+    })
+}
+
 /// Databases that are the server's own, never snapshotted.
 const SYSTEM_DBS: &str = "'mysql','sys','information_schema','performance_schema'";
 
@@ -54,12 +85,7 @@ pub async fn consistent_start(
         ));
     };
     for c in std::iter::once(&mut *first).chain(rest.iter_mut()) {
-        c.query_drop(SESSION)
-            .await
-            .map_err(BinlogError::driver("setting up a snapshot session"))?;
-        c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .await
-            .map_err(BinlogError::driver("setting up a snapshot session"))?;
+        snapshot_session(c).await?;
     }
     first
         .query_drop("FLUSH TABLES WITH READ LOCK")
@@ -87,16 +113,7 @@ pub async fn consistent_start(
                 .await
                 .map_err(BinlogError::driver("starting a consistent snapshot"))?;
         }
-        let (file, pos) = binlog_status(first, info).await?;
-        let executed: Option<String> = first
-            .query_first(match info.flavor {
-                Flavor::Mysql => "SELECT @@GLOBAL.gtid_executed",
-                Flavor::Mariadb => "SELECT @@GLOBAL.gtid_binlog_pos",
-            })
-            .await
-            .map_err(BinlogError::driver("reading the executed GTID set"))?;
-        let mut at = info.clone();
-        at.gtid_executed = executed.unwrap_or_default();
+        let position = current_position(first, info).await?;
         let tables: Vec<(String, String)> = first
             .query(format!(
                 "SELECT CAST(TABLE_SCHEMA AS BINARY), CAST(TABLE_NAME AS BINARY) \
@@ -106,12 +123,7 @@ pub async fn consistent_start(
             .await
             .map_err(BinlogError::driver("listing the tables to snapshot"))?;
         Ok::<_, BinlogError>((
-            Position {
-                gtid_set: executed_set(&at)?,
-                file,
-                pos,
-                server_uuid: info.server_uuid.clone(),
-            },
+            position,
             tables
                 .into_iter()
                 .map(|(d, t)| TableRef::new(d, t))
@@ -163,12 +175,7 @@ pub async fn tables_start(
         ));
     }
     for c in std::iter::once(&mut *first).chain(rest.iter_mut()) {
-        c.query_drop(SESSION)
-            .await
-            .map_err(BinlogError::driver("setting up a snapshot session"))?;
-        c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .await
-            .map_err(BinlogError::driver("setting up a snapshot session"))?;
+        snapshot_session(c).await?;
     }
     // Never wait forever: a prepared XA transaction, or a long one, holds its tables' locks.
     first
@@ -210,22 +217,8 @@ pub async fn tables_start(
                 .await
                 .map_err(BinlogError::driver("starting a consistent snapshot"))?;
         }
-        let (file, pos) = binlog_status(first, info).await?;
-        let executed: Option<String> = first
-            .query_first(match info.flavor {
-                Flavor::Mysql => "SELECT @@GLOBAL.gtid_executed",
-                Flavor::Mariadb => "SELECT @@GLOBAL.gtid_binlog_pos",
-            })
-            .await
-            .map_err(BinlogError::driver("reading the executed GTID set"))?;
-        let mut at = info.clone();
-        at.gtid_executed = executed.unwrap_or_default();
-        Ok::<_, BinlogError>(Position {
-            gtid_set: executed_set(&at)?,
-            file,
-            pos,
-            server_uuid: info.server_uuid.clone(),
-        })
+        let position = current_position(first, info).await?;
+        Ok::<_, BinlogError>(position)
     }
     .await;
     let unlock = first.query_drop("UNLOCK TABLES").await;
