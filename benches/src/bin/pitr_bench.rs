@@ -14,14 +14,16 @@
 //! 3. restarts `dbtraild` (so its peak RSS is the restore's, not the backup's), waits until
 //!    capture holds every change, then times `POST .../pitr` with `target_time = T` and an
 //!    output directory, polled every 50 ms until the job completes; reads the daemon's
-//!    VmHWM; stops the daemon;
+//!    VmHWM; then the same target with `--image baseline` (forward from the baseline) and
+//!    `--image live` (a table image of the live table, nothing to undo), each printed with
+//!    the events it replayed; stops the daemon;
 //! 4. times the classic procedure: `myloader` of the starting dump into
 //!    `bench_pitr_classic`, `mysqlbinlog --read-from-remote-server --start-position=POS
 //!    --stop-datetime=T+1s --rewrite-db=... --database=... --skip-gtids --disable-log-bin
 //!    FILES | mysql`, then `mydumper -B bench_pitr_classic`;
 //! 5. times `mydumper -B bench_pitr` of the final state alone;
-//! 6. imports dbtrail's output with myloader into `bench_pitr_dbtrail` (not timed) and
-//!    compares `COUNT(*)` and `BIT_XOR(CRC32(CONCAT_WS('#', id, k, c, pad)))` of the three.
+//! 6. imports dbtrail's output with myloader into `bench_pitr_dbtrail` and the live-image
+//!    restore into `bench_pitr_live` (not timed) and compares `COUNT(*)` and `BIT_XOR(CRC32(CONCAT_WS('#', id, k, c, pad)))` of the three.
 //!
 //! Goals (acceptance): classic / dbtrail >= 20, dbtrail / mydumper-of-state <= 1. Run from
 //! the workspace root: `cargo build --release -p dbtraild -p dbtrail-benches` then
@@ -47,6 +49,8 @@ const DB: &str = "bench_pitr";
 const DB_CLASSIC: &str = "bench_pitr_classic";
 /// Where dbtrail's output is imported for the check.
 const DB_DBTRAIL: &str = "bench_pitr_dbtrail";
+/// Where the restore from the live table is imported for the check.
+const DB_LIVE: &str = "bench_pitr_live";
 /// server_id the daemon's capture registers with (capture_bench: 4_242_001, backup_bench:
 /// 4_242_002).
 const REPLICA_SERVER_ID: u32 = 4_242_003;
@@ -404,7 +408,7 @@ async fn checksum(conn: &mut Conn, db: &str) -> Result<(u64, u64)> {
 async fn drop_databases(server: &Server) -> Result<()> {
     let mut conn = server.connect().await?;
     exec(&mut conn, "SET SESSION sql_log_bin = 0").await?;
-    for db in [DB, DB_CLASSIC, DB_DBTRAIL] {
+    for db in [DB, DB_CLASSIC, DB_DBTRAIL, DB_LIVE] {
         exec(&mut conn, &format!("DROP DATABASE IF EXISTS {db}")).await?;
     }
     conn.disconnect().await?;
@@ -583,11 +587,13 @@ async fn dbtrail_pitr(
     mysqld: &ServerCpu,
     target: &str,
     output: &Path,
+    image: Option<&str>,
 ) -> Result<DbtrailRun> {
     let pid = daemon.pid();
     let req = PitrRequest {
         target_time: Some(target.to_string()),
         output: Some(output.display().to_string()),
+        image: image.map(str::to_string),
         ..Default::default()
     };
     let mut refused = Vec::new();
@@ -634,7 +640,10 @@ async fn dbtrail_pitr(
         }
         return Ok(DbtrailRun {
             step: Step {
-                label: "dbtrail pitr".into(),
+                label: match image {
+                    Some(i) => format!("dbtrail pitr --image {i}"),
+                    None => "dbtrail pitr".into(),
+                },
                 secs,
                 rows: view.rows,
                 peak_rss_kib: peak,
@@ -815,9 +824,21 @@ fn main() -> Result<()> {
             "dbtrail: pitr --at '{target}' --output {}",
             pitr_out.display()
         );
-        dbtrail_pitr(&mut daemon, &client, &mysqld, &target, &pitr_out).await
+        let main = dbtrail_pitr(&mut daemon, &client, &mysqld, &target, &pitr_out, None).await?;
+        // The same target from the stored baseline (forward) and from the live table
+        // (backward: what changed since the target undone; here nothing, the target being
+        // the second after the last change, so it is a snapshot of the table).
+        let mut by_image = Vec::new();
+        for image in ["baseline", "live"] {
+            let out = pitr_out.with_file_name(format!("pitr-{image}"));
+            eprintln!("dbtrail: pitr --at '{target}' --image {image}");
+            by_image.push(
+                dbtrail_pitr(&mut daemon, &client, &mysqld, &target, &out, Some(image)).await?,
+            );
+        }
+        anyhow::Ok((main, by_image))
     });
-    let run = match run {
+    let (run, by_image) = match run {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dbtraild log tail:\n{}", daemon.log_tail());
@@ -910,15 +931,26 @@ fn main() -> Result<()> {
         "myloader of dbtrail's output (check only, not timed)",
         run.job.rows,
     );
-    let (classic_sum, dbtrail_sum) = rt.block_on(async {
+    let live_out = pitr_out.with_file_name("pitr-live");
+    let live_import = tools.myloader(
+        &live_out,
+        DB_LIVE,
+        "myloader of the restore from the live table (check only)",
+        final_rows,
+    );
+    let (classic_sum, dbtrail_sum, live_sum) = rt.block_on(async {
         let mut conn = server.connect().await?;
         let c = checksum(&mut conn, DB_CLASSIC).await?;
         let d = match &import {
             Ok(_) => Some(checksum(&mut conn, DB_DBTRAIL).await),
             Err(_) => None,
         };
+        let l = match &live_import {
+            Ok(_) => Some(checksum(&mut conn, DB_LIVE).await?),
+            Err(_) => None,
+        };
         conn.disconnect().await?;
-        anyhow::Ok((c, d))
+        anyhow::Ok((c, d, l))
     })?;
     if !args.keep {
         rt.block_on(drop_databases(&server))?;
@@ -984,6 +1016,29 @@ fn main() -> Result<()> {
         print_row(s, "  ");
     }
     print_row(&state_dump, "");
+    for r in &by_image {
+        print_row(&r.step, "");
+        for i in &r.job.plan.images {
+            println!(
+                "      image of {}: {} {}, {} events replayed{}",
+                i.table,
+                i.chosen.image,
+                i.chosen.direction,
+                i.chosen.events,
+                i.alternatives
+                    .iter()
+                    .map(|a| format!(
+                        "; instead {} {}: {}",
+                        a.image,
+                        a.direction,
+                        a.unusable
+                            .clone()
+                            .unwrap_or_else(|| format!("{} events", a.events))
+                    ))
+                    .collect::<String>()
+            );
+        }
+    }
     println!(
         "  (rows: dbtrail: rows written; classic total and mydumper: rows of the final state; \
          myloader: rows of the starting dump; mysqlbinlog | mysql: row changes replayed. \
@@ -1047,8 +1102,18 @@ fn main() -> Result<()> {
         }
         (Ok(_), None) => unreachable!("a checksum is taken when the import succeeded"),
     }
+    match &live_sum {
+        Some(l) => {
+            println!("    {DB_LIVE:<20} (live image)  {}", show(*l));
+            ok &= *l == (final_rows, final_sum);
+        }
+        None => {
+            println!("    {DB_LIVE:<20} (live image)  IMPORT FAILED");
+            ok = false;
+        }
+    }
     if ok {
-        println!("  result     all three checksums match");
+        println!("  result     all checksums match");
     } else {
         println!("  FAILED     the checksums differ: a restore is wrong (see above)");
     }
