@@ -619,3 +619,22 @@ fn a_whole_restore_follows_create_drop_and_rename() {
     );
     assert!(msg.starts_with("d.n has no usable image for "), "{msg}");
 }
+
+#[test]
+fn ddl_touches_reads_understood_statements() {
+    let a = TableRef::new("shop", "a");
+    // A column named like the table, in another database's CREATE: not a DDL on it.
+    assert!(!ddl_touches(
+        "USE `other`; CREATE TABLE v (id INT PRIMARY KEY, a INT)",
+        &a
+    ));
+    assert!(!ddl_touches("USE `shop`; CREATE VIEW w AS SELECT 1", &a));
+    assert!(ddl_touches(
+        "USE `shop`; ALTER TABLE a ADD COLUMN n INT",
+        &a
+    ));
+    assert!(ddl_touches("USE `x`; RENAME TABLE shop.b TO shop.A", &a));
+    assert!(ddl_touches("USE `x`; DROP DATABASE shop", &a));
+    // Not fully understood (no default database): any mention of the name.
+    assert!(ddl_touches("ALTER TABLE a ADD COLUMN n INT", &a));
+}
