@@ -142,6 +142,14 @@ mod tests {
             &["dbtrailctl"],
             &["dbtrailctl", "pitr"],
             &["dbtrailctl", "events", "--limit", "many"],
+            &[
+                "dbtrailctl",
+                "pitr",
+                "--at",
+                "2026-01-01 00:00:00",
+                "--image",
+                "sideways",
+            ],
         ] {
             let Err(e) = Cli::try_parse_from(args) else {
                 panic!("{args:?} parsed");

@@ -665,10 +665,14 @@ async fn bad_requests(server: Server) {
         e.contains("layout may have changed") && e.contains("ALTER TABLE a") && e.contains(".a"),
         "{server}: {e}"
     );
-    // The same through dbtrailctl: the daemon's refusal (exit status 1, as `dbtrailctl
-    // --help` documents for a refused request), with its words, and nothing written.
+    // The same through dbtrailctl: a bad value is a usage error (exit 2, the values listed);
+    // the daemon's refusal exits 1 (as `dbtrailctl --help` documents), with its words; and
+    // nothing is written.
     if let Some(ctl) = ctl_binary() {
-        for (image, words) in [("sideways", "auto"), ("live", "layout may have changed")] {
+        for (image, code, words) in [
+            ("sideways", 2, "auto, baseline, live"),
+            ("live", 1, "layout may have changed"),
+        ] {
             let o = std::process::Command::new(&ctl)
                 .arg("--socket")
                 .arg(&daemon.socket)
@@ -682,7 +686,7 @@ async fn bad_requests(server: Server) {
                 o.status.code()
             );
             assert!(
-                o.status.code() == Some(1) && stderr.contains(words),
+                o.status.code() == Some(code) && stderr.contains(words),
                 "{server}: dbtrailctl --image {image}: {:?} {stderr}",
                 o.status.code()
             );

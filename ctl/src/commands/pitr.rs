@@ -33,7 +33,7 @@ pub struct Args {
     /// Where each table's image comes from: auto (the one needing the fewest events
     /// replayed), baseline (stored baselines and table images), live (the live table, with
     /// the changes since the target undone).
-    #[arg(long, value_name = "auto|baseline|live")]
+    #[arg(long, value_parser = ["auto", "baseline", "live"])]
     image: Option<String>,
     /// Wait until it ends (progress on a terminal); exit non-zero if it fails.
     #[arg(long)]
