@@ -11,7 +11,9 @@
 //! from a later image must agree; and bad `--image` requests are refused before any work.
 mod common;
 
-use common::{Daemon, hex_rows, myloader, restore};
+use common::{
+    Daemon, gtid_now, hex_rows, myloader, next_second, restore, server_now_us, utc_second,
+};
 use dbtrail_core::api::PitrRequest;
 use dbtrail_core::baseline::BaselineOrigin;
 use dbtrail_testkit::{Server, TestDb};
@@ -161,39 +163,6 @@ async fn one_txn(conn: &mut mysql_async::Conn, sql: &[String]) -> Result<bool, S
     }
 }
 
-/// The server's clock (µs, UTC).
-async fn now_us(conn: &mut mysql_async::Conn) -> i64 {
-    let v: Option<i64> = conn
-        .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
-        .await
-        .expect("now");
-    v.expect("now")
-}
-
-fn utc_second(us: i64) -> String {
-    dbtrail_core::value::utc_datetime(us.div_euclid(1_000_000) * 1_000_000).to_mysql_string(0)
-}
-
-/// Waits until the server's clock is in a later second than `us`.
-async fn next_second(conn: &mut mysql_async::Conn, us: i64) {
-    let boundary = (us.div_euclid(1_000_000) + 1) * 1_000_000 + 20_000;
-    loop {
-        let now = now_us(conn).await;
-        if now >= boundary {
-            return;
-        }
-        tokio::time::sleep(Duration::from_micros((boundary - now) as u64)).await;
-    }
-}
-
-async fn gtid_now(db: &TestDb) -> Option<String> {
-    match db.server() {
-        Server::MariaDb => db.query_value("SELECT @@GLOBAL.gtid_binlog_pos").await,
-        s if s.has_gtids() => Some(db.gtid_executed().await),
-        _ => None,
-    }
-}
-
 /// A point of the oracle: its second, GTID set (if any) and the tables' rows then.
 #[derive(Clone, Debug)]
 struct Point {
@@ -213,7 +182,7 @@ async fn point(
     tables: &[&str],
 ) -> Point {
     let held = w.pause.write().await;
-    let now = now_us(conn).await;
+    let now = server_now_us(conn).await;
     let gtid = gtid_now(db).await;
     let mut rows = BTreeMap::new();
     for t in tables {
@@ -387,7 +356,7 @@ async fn across_ddl(server: Server) {
     conn.query_drop("ALTER TABLE a ADD COLUMN note VARCHAR(20) DEFAULT 'x'")
         .await
         .expect("alter");
-    let alter_us = now_us(&mut conn).await;
+    let alter_us = server_now_us(&mut conn).await;
     w.flags.altered.store(true, Ordering::SeqCst);
     tokio::time::sleep(run).await;
     let p1 = point(
@@ -400,14 +369,14 @@ async fn across_ddl(server: Server) {
     .await;
     tokio::time::sleep(run).await;
     conn.query_drop("TRUNCATE TABLE b").await.expect("truncate");
-    let truncate_us = now_us(&mut conn).await;
+    let truncate_us = server_now_us(&mut conn).await;
     tokio::time::sleep(run).await;
     let p2 = point("after TRUNCATE", &db, &mut conn, &w, &["a", "b"]).await;
     tokio::time::sleep(run).await;
     conn.query_drop("RENAME TABLE b TO b2")
         .await
         .expect("rename");
-    let rename_us = now_us(&mut conn).await;
+    let rename_us = server_now_us(&mut conn).await;
     w.flags.renamed.store(true, Ordering::SeqCst);
     tokio::time::sleep(run).await;
     let p3 = point("after RENAME", &db, &mut conn, &w, &["a", "b2"]).await;
@@ -619,7 +588,7 @@ async fn bad_requests(server: Server) {
     conn.query_drop("UPDATE a SET v = 0 WHERE id < 10")
         .await
         .expect("update");
-    let t = now_us(&mut conn).await;
+    let t = server_now_us(&mut conn).await;
     next_second(&mut conn, t).await;
     conn.query_drop("ALTER TABLE a ADD COLUMN note VARCHAR(20) DEFAULT 'x'")
         .await

@@ -13,7 +13,7 @@
 //! delete cascaded is refused there with the reason, and works where the server logged it.
 mod common;
 
-use common::{Daemon, hex_rows, myloader, restore};
+use common::{Daemon, hex_rows, myloader, next_second, restore, server_now_us, utc_second};
 use dbtrail_core::api::PitrRequest;
 use dbtrail_testkit::{Server, TestDb};
 use mysql_async::prelude::Queryable;
@@ -217,31 +217,6 @@ async fn phase(db: &TestDb, round: u64, ms: u64) {
     }
 }
 
-/// The server's clock (µs, UTC).
-async fn now_us(conn: &mut mysql_async::Conn) -> i64 {
-    let v: Option<i64> = conn
-        .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
-        .await
-        .expect("now");
-    v.expect("now")
-}
-
-fn utc_second(us: i64) -> String {
-    dbtrail_core::value::utc_datetime(us.div_euclid(1_000_000) * 1_000_000).to_mysql_string(0)
-}
-
-/// Waits until the server's clock is in a later second than `us`.
-async fn next_second(conn: &mut mysql_async::Conn, us: i64) {
-    let boundary = (us.div_euclid(1_000_000) + 1) * 1_000_000 + 20_000;
-    loop {
-        let now = now_us(conn).await;
-        if now >= boundary {
-            return;
-        }
-        tokio::time::sleep(Duration::from_micros((boundary - now) as u64)).await;
-    }
-}
-
 async fn all_rows(conn: &mut mysql_async::Conn, db: &str) -> BTreeMap<&'static str, Vec<String>> {
     let mut out = BTreeMap::new();
     for t in TABLES {
@@ -301,10 +276,10 @@ async fn cascades(server: Server) {
     // Phases: writers, then the state and its second.
     let mut phases: Vec<(String, BTreeMap<&'static str, Vec<String>>)> = Vec::new();
     for round in 1..=3u64 {
-        let t0 = now_us(&mut conn).await;
+        let t0 = server_now_us(&mut conn).await;
         next_second(&mut conn, t0).await;
         phase(&db, round, 1500).await;
-        let t = now_us(&mut conn).await;
+        let t = server_now_us(&mut conn).await;
         phases.push((utc_second(t), all_rows(&mut conn, &name).await));
         next_second(&mut conn, t).await;
     }

@@ -5,7 +5,7 @@
 //! row for row. Plus every validation failure, each with its message and nothing written.
 mod common;
 
-use common::{Daemon, myloader, restore};
+use common::{Daemon, gtid_now, myloader, next_second, restore, server_now_us, utc_second};
 use dbtrail_core::api::{JobStatus, PitrRequest};
 use dbtrail_testkit::{Server, TestDb};
 use mysql_async::prelude::Queryable;
@@ -65,31 +65,6 @@ async fn contents(db: &TestDb, db_name: &str, names: &[&str]) -> BTreeMap<String
         out.insert(t.to_string(), common::hex_rows(&mut conn, db_name, t).await);
     }
     out
-}
-
-/// The server's clock, µs.
-async fn server_now(conn: &mut mysql_async::Conn) -> i64 {
-    let v: Option<String> = conn
-        .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
-        .await
-        .expect("now");
-    v.expect("now").parse().expect("int")
-}
-
-/// Sleeps until the server clock is in a later whole second than `t_us`.
-async fn next_second(conn: &mut mysql_async::Conn, t_us: i64) {
-    let boundary = (t_us.div_euclid(1_000_000) + 1) * 1_000_000;
-    loop {
-        let now = server_now(conn).await;
-        if now >= boundary + 5_000 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_micros((boundary + 5_000 - now) as u64)).await;
-    }
-}
-
-fn utc_second(us: i64) -> String {
-    dbtrail_core::value::utc_datetime(us.div_euclid(1_000_000) * 1_000_000).to_mysql_string(0)
 }
 
 fn utc_micros(us: i64) -> String {
@@ -189,7 +164,7 @@ async fn oracle(server: Server) {
     .await;
     daemon.backup().await;
     let mut phases: Vec<Phase> = Vec::new();
-    let t = server_now(&mut conn).await;
+    let t = server_now_us(&mut conn).await;
     next_second(&mut conn, t).await;
     // Phase 1: updates, deletes, a rolled-back transaction, a primary-key change.
     exec_all(
@@ -215,7 +190,7 @@ async fn oracle(server: Server) {
         ],
     )
     .await;
-    let end = server_now(&mut conn).await;
+    let end = server_now_us(&mut conn).await;
     phases.push((
         utc_second(end),
         contents(&db, db.db_name(), &names).await,
@@ -234,7 +209,7 @@ async fn oracle(server: Server) {
         ],
     )
     .await;
-    let end = server_now(&mut conn).await;
+    let end = server_now_us(&mut conn).await;
     phases.push((
         utc_second(end),
         contents(&db, db.db_name(), &names).await,
@@ -243,11 +218,11 @@ async fn oracle(server: Server) {
     next_second(&mut conn, end).await;
     // The second baseline, midway.
     daemon.backup().await;
-    let t = server_now(&mut conn).await;
+    let t = server_now_us(&mut conn).await;
     next_second(&mut conn, t).await;
     // Phase 3: two commits inside one second, cut between them by a µs target.
     exec_all(&mut conn, &["DELETE FROM orders WHERE id % 3 = 0".into()]).await;
-    let inside = server_now(&mut conn).await;
+    let inside = server_now_us(&mut conn).await;
     let after_a = contents(&db, db.db_name(), &names).await;
     exec_all(
         &mut conn,
@@ -257,7 +232,7 @@ async fn oracle(server: Server) {
         ],
     )
     .await;
-    let end = server_now(&mut conn).await;
+    let end = server_now_us(&mut conn).await;
     phases.push((
         utc_second(end),
         contents(&db, db.db_name(), &names).await,
@@ -384,14 +359,6 @@ async fn oracle(server: Server) {
         "{files:?}"
     );
     assert_eq!(daemon.stop(), Some(0));
-}
-
-async fn gtid_now(db: &TestDb) -> Option<String> {
-    match db.server() {
-        Server::MariaDb => db.query_value("SELECT @@GLOBAL.gtid_binlog_pos").await,
-        s if s.has_gtids() => Some(db.gtid_executed().await),
-        _ => None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,7 +8,9 @@
 //! prepared: status lists it, and no table is tainted.
 mod common;
 
-use common::{Daemon, hex_rows, myloader, restore};
+use common::{
+    Daemon, gtid_now, hex_rows, myloader, next_second, restore, server_now_us, utc_second,
+};
 use dbtrail_core::api::PitrRequest;
 use dbtrail_testkit::{Server, TestDb};
 use mysql_async::prelude::Queryable;
@@ -166,39 +168,6 @@ async fn writers(db: &TestDb, round: u64, ms: u64) -> Vec<tokio::task::JoinHandl
         .collect()
 }
 
-/// The server's clock (µs, UTC).
-async fn now_us(conn: &mut mysql_async::Conn) -> i64 {
-    let v: Option<i64> = conn
-        .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
-        .await
-        .expect("now");
-    v.expect("now")
-}
-
-fn utc_second(us: i64) -> String {
-    dbtrail_core::value::utc_datetime(us.div_euclid(1_000_000) * 1_000_000).to_mysql_string(0)
-}
-
-/// Waits until the server's clock is in a later second than `us`.
-async fn next_second(conn: &mut mysql_async::Conn, us: i64) {
-    let boundary = (us.div_euclid(1_000_000) + 1) * 1_000_000 + 20_000;
-    loop {
-        let now = now_us(conn).await;
-        if now >= boundary {
-            return;
-        }
-        tokio::time::sleep(Duration::from_micros((boundary - now) as u64)).await;
-    }
-}
-
-async fn gtid_now(db: &TestDb) -> Option<String> {
-    match db.server() {
-        Server::MariaDb => db.query_value("SELECT @@GLOBAL.gtid_binlog_pos").await,
-        s if s.has_gtids() => Some(db.gtid_executed().await),
-        _ => None,
-    }
-}
-
 async fn all_rows(conn: &mut mysql_async::Conn, db: &str) -> BTreeMap<&'static str, Vec<String>> {
     let mut out = BTreeMap::new();
     for t in TABLES {
@@ -216,7 +185,7 @@ struct Moment {
 }
 
 async fn moment(db: &TestDb, conn: &mut mysql_async::Conn, what: &'static str) -> Moment {
-    let t = now_us(conn).await;
+    let t = server_now_us(conn).await;
     let m = Moment {
         what,
         second: utc_second(t),
@@ -269,7 +238,7 @@ async fn xa(server: Server) {
             .unwrap_or_else(|e| panic!("{s}: {e}"));
     }
     k.disconnect().await.expect("disconnect");
-    let t0 = now_us(&mut conn).await;
+    let t0 = server_now_us(&mut conn).await;
     next_second(&mut conn, t0).await;
 
     // Round 1: writers prepare XA transactions between ordinary ones.

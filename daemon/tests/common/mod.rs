@@ -542,3 +542,39 @@ pub fn mysql_client_args(db: &TestDb) -> Vec<String> {
         opts.user().unwrap_or("root").to_string(),
     ]
 }
+
+/// The server's clock (µs, UTC): oracle points are placed on the source's own time.
+pub async fn server_now_us(conn: &mut mysql_async::Conn) -> i64 {
+    use mysql_async::prelude::Queryable;
+    let v: Option<i64> = conn
+        .query_first("SELECT CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)")
+        .await
+        .expect("now");
+    v.expect("now")
+}
+
+/// Waits until the server's clock is in a later whole second than `us` (20 ms into it).
+pub async fn next_second(conn: &mut mysql_async::Conn, us: i64) {
+    let boundary = (us.div_euclid(1_000_000) + 1) * 1_000_000 + 20_000;
+    loop {
+        let now = server_now_us(conn).await;
+        if now >= boundary {
+            return;
+        }
+        tokio::time::sleep(Duration::from_micros((boundary - now) as u64)).await;
+    }
+}
+
+/// The whole second of `us` as a `--at` target (UTC).
+pub fn utc_second(us: i64) -> String {
+    dbtrail_core::value::utc_datetime(us.div_euclid(1_000_000) * 1_000_000).to_mysql_string(0)
+}
+
+/// The source's executed GTID set now (None without GTIDs), read with its own SQL.
+pub async fn gtid_now(db: &TestDb) -> Option<String> {
+    match db.server() {
+        Server::MariaDb => db.query_value("SELECT @@GLOBAL.gtid_binlog_pos").await,
+        s if s.has_gtids() => Some(db.gtid_executed().await),
+        _ => None,
+    }
+}
