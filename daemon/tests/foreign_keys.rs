@@ -376,6 +376,56 @@ async fn cascades(server: Server) {
             .await
             .expect("drop");
     }
+    // From the live tables (backward: every change since the first phase undone): exact when
+    // the server logged its cascades; refused otherwise, since the rows a cascade deleted are
+    // in no log (only an older image has them).
+    let (at, want) = phases.first().expect("phases");
+    let req = PitrRequest {
+        target_time: Some(at.clone()),
+        tables: TABLES.iter().map(|t| format!("{name}.{t}")).collect(),
+        image: Some("live".into()),
+        ..Default::default()
+    };
+    let dir = out.path().join("live");
+    if server.logs_fk_cascades() {
+        restore(&daemon, req, &dir).await.unwrap_or_else(|e| {
+            panic!(
+                "{server}: restore from the live tables: {e}\n{}",
+                daemon.log()
+            )
+        });
+        let into = format!("{name}_l");
+        myloader(&db, &dir, &into);
+        for t in TABLES {
+            assert_eq!(
+                &hex_rows(&mut conn, &into, t).await,
+                want.get(t).expect("table"),
+                "{server}: {t} from the live table, back to {at}"
+            );
+        }
+        conn.query_drop(format!("DROP DATABASE `{into}`"))
+            .await
+            .expect("drop");
+    } else {
+        let err = format!(
+            "{:#}",
+            daemon
+                .client()
+                .pitr(
+                    &daemon.source,
+                    &PitrRequest {
+                        dry_run: true,
+                        ..req
+                    }
+                )
+                .await
+                .expect_err("refused")
+        );
+        assert!(
+            err.contains("cannot un-derive") && err.contains("no usable image"),
+            "{server}: {err}"
+        );
+    }
     // Undo of the cascading delete.
     if server.has_gtids() {
         let gtid = {
