@@ -10,7 +10,9 @@
 //! 2. makes `--changes` row changes (UPDATE `k = k + 1` and a new `c` of random ids, DELETE
 //!    of random ids, INSERT of new ids; 1000 rows per transaction), then picks the target
 //!    second T: the first whole second after the last change committed, and waits until it
-//!    is past; records the final state's row count and checksum;
+//!    is past; records the final state's row count and checksum; with
+//!    `--changes-after-target N`, then makes N more changes, which every restore must leave
+//!    out (the target is then "a while before now");
 //! 3. restarts `dbtraild` (so its peak RSS is the restore's, not the backup's), waits until
 //!    capture holds every change, then times `POST .../pitr` with `target_time = T` and an
 //!    output directory, polled every 50 ms until the job completes; reads the daemon's
@@ -72,6 +74,10 @@ struct Args {
     /// Rows per change transaction.
     #[arg(long, default_value_t = 1000)]
     rows_per_txn: u64,
+    /// Row changes made AFTER the target (the restores must undo or skip them): with them the
+    /// target is "a while before now", the case a restore from the live table is for.
+    #[arg(long, default_value_t = 0)]
+    changes_after_target: u64,
     /// Threads of mydumper/myloader (-t) and backup_connections of dbtraild.
     #[arg(long, default_value_t = 4)]
     threads: usize,
@@ -473,6 +479,8 @@ struct Changes {
     end: MysqlGtidSet,
     /// The server's clock right after the last change committed (µs, UTC).
     last_us: i64,
+    /// The largest id the changes inserted.
+    max_id: u64,
 }
 
 impl Changes {
@@ -486,6 +494,7 @@ impl Changes {
 async fn make_changes(
     server: &Server,
     baseline_rows: u64,
+    first_new_id: u64,
     total: u64,
     per_txn: u64,
     seed: u64,
@@ -502,7 +511,7 @@ async fn make_changes(
     let mut rng = Rng(seed.max(1) ^ 0x9E37_79B9_7F4A_7C15);
     let (c, pad) = (digit_groups(10), digit_groups(5));
     let (mut updated, mut deleted, mut inserted, mut txns) = (0, 0, 0, 0);
-    let mut max_id = baseline_rows;
+    let mut max_id = first_new_id.max(baseline_rows);
     eprintln!(
         "changing {total} rows of {DB}.sbtest1 ({per_txn} rows per transaction: 80% UPDATE, \
          10% DELETE, 10% INSERT)"
@@ -566,6 +575,7 @@ async fn make_changes(
         secs,
         end,
         last_us,
+        max_id,
     })
 }
 
@@ -779,6 +789,7 @@ fn main() -> Result<()> {
     let changes = rt.block_on(make_changes(
         &server,
         args.rows,
+        args.rows,
         args.changes,
         args.rows_per_txn,
         args.seed,
@@ -811,7 +822,27 @@ fn main() -> Result<()> {
     })?;
 
     // 3. dbtrail's restore, on a restarted daemon (its VmHWM then reflects the restore).
-    rt.block_on(daemon.wait_captured(&client, &changes.end))?;
+    // Changes after the target, which every restore must leave out.
+    let after = if args.changes_after_target > 0 {
+        let a = rt.block_on(make_changes(
+            &server,
+            args.rows,
+            changes.max_id,
+            args.changes_after_target,
+            args.rows_per_txn,
+            args.seed.wrapping_add(1),
+        ))?;
+        eprintln!(
+            "  {} rows changed after the target in {} transactions",
+            a.rows(),
+            a.transactions
+        );
+        Some(a)
+    } else {
+        None
+    };
+    let captured_end = after.as_ref().map_or(&changes.end, |a| &a.end).clone();
+    rt.block_on(daemon.wait_captured(&client, &captured_end))?;
     let first_exit = daemon.stop()?;
     drop(daemon);
     eprintln!("dbtrail: restarting the daemon (exit {first_exit})");
@@ -819,7 +850,7 @@ fn main() -> Result<()> {
     let load_before = load_average();
     let run = rt.block_on(async {
         daemon.wait_streaming(&client).await?;
-        daemon.wait_captured(&client, &changes.end).await?;
+        daemon.wait_captured(&client, &captured_end).await?;
         eprintln!(
             "dbtrail: pitr --at '{target}' --output {}",
             pitr_out.display()
@@ -990,8 +1021,17 @@ fn main() -> Result<()> {
         changes.secs
     );
     println!(
-        "  target     {target} UTC (the second after the last change); final state {final_rows} \
-         rows"
+        "  target     {target} UTC (the second after the last change before it); state there \
+         {final_rows} rows{}",
+        match &after {
+            Some(a) => format!(
+                "; then {} row changes after the target in {} transactions, which every \
+                 restore leaves out",
+                a.rows(),
+                a.transactions
+            ),
+            None => String::new(),
+        }
     );
     println!(
         "  plan       {} transactions, {} row events replayed over baseline {}; last {}",
