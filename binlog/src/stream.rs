@@ -461,6 +461,11 @@ struct OpenTxn {
     gtid: Option<Gtid>,
     has_rows: bool,
     tables: Vec<TableRef>,
+    /// Opened by a `BEGIN` (MySQL) or a MariaDB GTID without FL_STANDALONE: it ends at its
+    /// XID or COMMIT, even when a DDL statement is inside it (CREATE TABLE ... SELECT).
+    began: bool,
+    /// A DDL statement logged inside it (CREATE TABLE ... SELECT), for its commit.
+    ddl: Option<String>,
 }
 
 impl Capture {
@@ -742,6 +747,8 @@ impl Capture {
             gtid: gtid.clone(),
             has_rows: false,
             tables: Vec::new(),
+            began: false,
+            ddl: None,
         });
         out.push(CaptureItem::Begin { gtid, commit_us });
     }
@@ -811,6 +818,9 @@ impl Capture {
             i64::from(ev.header().timestamp()) * 1_000_000,
             out,
         );
+        if let Some(t) = self.txn.as_mut() {
+            t.began = !self.standalone;
+        }
         Ok(())
     }
 
@@ -833,6 +843,9 @@ impl Capture {
         if upper == "BEGIN" || upper.starts_with("XA START") || upper.starts_with("XA END") {
             if self.txn.is_none() {
                 self.begin(None, i64::from(ev.header().timestamp()) * 1_000_000, out);
+            }
+            if let Some(t) = self.txn.as_mut() {
+                t.began = true;
             }
             return Ok(());
         }
@@ -924,16 +937,25 @@ impl Capture {
             }
             return Ok(());
         }
-        // DDL (or another statement logged as a query): a transaction of its own.
-        if self.txn.is_none() {
-            self.begin(None, i64::from(ev.header().timestamp()) * 1_000_000, out);
-        }
-        self.standalone = false;
+        // DDL (or another statement logged as a query): a transaction of its own, unless it
+        // is inside a transaction that began (CREATE TABLE ... SELECT: the statement, then the
+        // rows it selected, then the XID), which it then marks.
         let ddl = if schema.is_empty() {
             text
         } else {
             format!("USE `{}`; {}", schema.replace('`', "``"), text)
         };
+        if let Some(t) = self.txn.as_mut().filter(|t| t.began) {
+            t.ddl = Some(match t.ddl.take() {
+                Some(first) => format!("{first}\n{ddl}"),
+                None => ddl,
+            });
+            return Ok(());
+        }
+        if self.txn.is_none() {
+            self.begin(None, i64::from(ev.header().timestamp()) * 1_000_000, out);
+        }
+        self.standalone = false;
         self.commit(&ev, mariadb_ts, Some(ddl), out)
     }
 
@@ -944,6 +966,7 @@ impl Capture {
         ddl: Option<String>,
         out: &mut Vec<CaptureItem>,
     ) -> Result<(), BinlogError> {
+        let ddl = ddl.or_else(|| self.txn.as_mut().and_then(|t| t.ddl.take()));
         let (_, position) = self.end_txn(ev)?;
         out.push(CaptureItem::Commit {
             position,

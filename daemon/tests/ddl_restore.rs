@@ -380,6 +380,41 @@ async fn across_ddl(server: Server) {
     w.flags.renamed.store(true, Ordering::SeqCst);
     tokio::time::sleep(run).await;
     let p3 = point("after RENAME", &db, &mut conn, &w, &["a", "b2"]).await;
+    tokio::time::sleep(run).await;
+    // CREATE (empty, then filled by the test), CREATE ... SELECT, a multi-table RENAME that
+    // swaps the two names, and a DROP: a restore of everything has the tables of its moment.
+    for sql in [
+        "CREATE TABLE c (id INT PRIMARY KEY, v VARCHAR(10))",
+        "INSERT INTO c VALUES (1, 'c1'), (2, 'c2')",
+        "CREATE TABLE e (id INT PRIMARY KEY, v VARCHAR(10)) SELECT id, 'from a' AS v FROM a \
+         WHERE id <= 5",
+    ] {
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let create_us = server_now_us(&mut conn).await;
+    tokio::time::sleep(run).await;
+    let p4 = point("after CREATE", &db, &mut conn, &w, &["a", "b2", "c", "e"]).await;
+    for sql in [
+        "RENAME TABLE c TO c_old, e TO c",
+        "DROP TABLE c_old",
+        "INSERT INTO c VALUES (100, 'later')",
+    ] {
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let swap_us = server_now_us(&mut conn).await;
+    tokio::time::sleep(run).await;
+    let p5 = point(
+        "after RENAME swap and DROP",
+        &db,
+        &mut conn,
+        &w,
+        &["a", "b2", "c"],
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let commits = w.stop().await;
     eprintln!("{server}: the writers committed {commits} transactions");
@@ -394,6 +429,10 @@ async fn across_ddl(server: Server) {
     let img_b = wait_table_image(&daemon, &db, "b", truncate_us - 1_000_000).await;
     let img_b2 = wait_table_image(&daemon, &db, "b2", rename_us - 1_000_000).await;
     eprintln!("{server}: table images: a {img_a}, b {img_b}, b2 {img_b2}");
+    for (t, after) in [("c", create_us), ("e", create_us), ("c", swap_us)] {
+        let img = wait_table_image(&daemon, &db, t, after - 1_000_000).await;
+        eprintln!("{server}: table image of {t}: {img}");
+    }
 
     let out = tempfile::tempdir().expect("tmp");
     let (qa, qb, qb2) = (format!("{d}.a"), format!("{d}.b"), format!("{d}.b2"));
@@ -402,6 +441,9 @@ async fn across_ddl(server: Server) {
         (&p1, vec![]),
         (&p2, vec![qa.clone(), qb.clone()]),
         (&p3, vec![qa.clone(), qb2.clone()]),
+        (&p3, vec![]),
+        (&p4, vec![]),
+        (&p5, vec![]),
     ];
     let mut n = 0;
     for (p, tables) in plans {
@@ -420,7 +462,23 @@ async fn across_ddl(server: Server) {
             n += 1;
             let dir = out.path().join(format!("r{n}"));
             let what = format!("{} by {how} ({})", p.name, p.at);
+            let whole = req.tables.is_empty();
             check(&daemon, &db, req, &p.rows, &dir, &what).await;
+            if whole {
+                // Exactly the tables of that moment.
+                let mut dumped: Vec<String> = std::fs::read_dir(&dir)
+                    .expect("out")
+                    .filter_map(|e| {
+                        let n = e.ok()?.file_name().to_string_lossy().into_owned();
+                        n.strip_suffix("-schema.sql")
+                            .and_then(|t| t.strip_prefix(&format!("{d}.")))
+                            .map(str::to_string)
+                    })
+                    .collect();
+                dumped.sort();
+                let want: Vec<String> = p.rows.keys().cloned().collect();
+                assert_eq!(dumped, want, "{server}: {what}: the tables restored");
+            }
             let schema = std::fs::read_to_string(dir.join(format!("{d}.a-schema.sql")))
                 .expect("a's schema file");
             // The dump's schema is the table's layout at the target.
