@@ -306,14 +306,46 @@ type NameRow = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
 /// changed in between is already in its new form, and the log's statements after the
 /// snapshot's position, each of which sets an object's whole definition or drops it, give the
 /// same result applied again.
+///
+/// The server hides triggers and events from a user without the `TRIGGER` and `EVENT`
+/// privileges, and routines' text from one without global `SELECT` (or `SHOW_ROUTINE`): the
+/// inner Err says which is missing, since a partial list would silently leave objects out.
 pub async fn read_objects(
     conn: &mut Conn,
     dbs: &[String],
-) -> Result<Vec<dbtrail_core::objects::SchemaObject>, BinlogError> {
+) -> Result<Result<Vec<dbtrail_core::objects::SchemaObject>, String>, BinlogError> {
     use dbtrail_core::objects::{ObjectKind, SchemaObject};
     let mut out = Vec::new();
     if dbs.is_empty() {
-        return Ok(out);
+        return Ok(Ok(out));
+    }
+    conn.query_drop(
+        "SET @dbtrail_grantee = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \
+         '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')",
+    )
+    .await
+    .map_err(BinlogError::driver("reading the current user"))?;
+    for db in dbs {
+        let missing: Vec<String> = conn
+            .exec(
+                "SELECT p FROM (SELECT 'TRIGGER' AS p UNION ALL SELECT 'EVENT') w WHERE p NOT IN \
+                 (SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = \
+                 @dbtrail_grantee UNION ALL SELECT PRIVILEGE_TYPE FROM \
+                 information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = @dbtrail_grantee AND \
+                 ? LIKE TABLE_SCHEMA)",
+                (db.as_str(),),
+            )
+            .await
+            .map_err(BinlogError::driver(
+                "checking the privileges to read triggers and events",
+            ))?;
+        if !missing.is_empty() {
+            return Ok(Err(format!(
+                "the daemon's user lacks the {} privilege on {db}, without which the server \
+                 hides its triggers and events; grant it to record them",
+                missing.join(" and ")
+            )));
+        }
     }
     let list = dbs
         .iter()
@@ -359,6 +391,7 @@ pub async fn read_objects(
             ),
         ),
     ];
+    let mut current: Option<String> = None;
     for (kind, sql) in queries {
         let rows: Vec<NameRow> = conn.query(&sql).await.map_err(BinlogError::driver(
             "listing views, triggers, routines and events",
@@ -367,6 +400,14 @@ pub async fn read_objects(
             let (db, name) = (text(db), text(name));
             let table = table.map(|t| text(Some(t)));
             let what = format!("SHOW CREATE {} {}.{}", kind.keyword(), db, name);
+            // From inside the database, names in it are not qualified (as mydumper reads them),
+            // so the definitions can be created in another database.
+            if current.as_deref() != Some(db.as_str()) {
+                conn.query_drop(format!("USE {}", quote_ident(&db)))
+                    .await
+                    .map_err(BinlogError::driver(format!("USE {db}")))?;
+                current = Some(db.clone());
+            }
             let row: Option<mysql_async::Row> = conn
                 .query_first(format!(
                     "SHOW CREATE {} {}.{}",
@@ -399,9 +440,9 @@ pub async fn read_objects(
                 ObjectKind::Event => col("create event"),
             };
             let Some(create) = create.filter(|c| !c.is_empty()) else {
-                return Err(BinlogError::Config(format!(
-                    "{what} gave no definition: the daemon's user needs SHOW VIEW, TRIGGER, \
-                     EVENT and SELECT on mysql.proc / SHOW_ROUTINE to record it"
+                return Ok(Err(format!(
+                    "{what} gave no definition: the daemon's user needs SHOW VIEW, and global \
+                     SELECT (or SHOW_ROUTINE) for routines, to record it"
                 )));
             };
             let mut columns = Vec::new();
@@ -430,7 +471,7 @@ pub async fn read_objects(
             });
         }
     }
-    Ok(out)
+    Ok(Ok(out))
 }
 
 /// The current definition of a table as a [`TableSchema`] (version 0), in the same terms the

@@ -315,7 +315,15 @@ impl Backups {
                 }
                 dbs.sort();
                 dbs.dedup();
-                Some(snapshot::read_objects(&mut conns[0], &dbs).await?)
+                match snapshot::read_objects(&mut conns[0], &dbs).await? {
+                    Ok(o) => Some(o),
+                    Err(why) => {
+                        tracing::warn!(source = %name, backup = %id, "{why}; this baseline \
+                            records no views, triggers, routines or events, and restores from it \
+                            write none");
+                        None
+                    }
+                }
             }
         };
         conns.truncate(snap.tables.len().max(1));

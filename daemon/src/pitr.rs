@@ -88,7 +88,9 @@ pub async fn plan_objects(
     let Some(base) = base else {
         plan.view.objects = vec![format!(
             "none: baseline {} recorded no views, triggers, routines or events (it predates \
-             their recording); take a new baseline to restore them",
+             their recording, or the daemon's user lacked the privileges to read them: TRIGGER, \
+             EVENT, SHOW VIEW, global SELECT; its log says which); take a new baseline to \
+             restore them",
             plan.baseline.id
         )];
         return Ok(Vec::new());
