@@ -120,7 +120,8 @@ pub enum ObjectChange {
         /// Its name.
         name: String,
     },
-    /// The object's definition changed in a way the statement does not fully give.
+    /// The object exists, and its definition changed in a way the statement does not fully
+    /// give.
     Altered {
         /// What.
         kind: ObjectKind,
@@ -309,7 +310,26 @@ impl Reader<'_> {
                     }
                     Some(kind) => {
                         let (db, name) = self.qualified()?;
-                        Ok(vec![ObjectChange::Altered { kind, db, name }])
+                        // ALTER EVENT e ... RENAME TO [db.]e2: e is gone, e2 not known.
+                        let mut rename = None;
+                        while self.i < self.toks.len() {
+                            if self.eat("RENAME") && self.eat("TO") {
+                                rename = Some(self.qualified()?);
+                                break;
+                            }
+                            self.i += 1;
+                        }
+                        Ok(match rename {
+                            Some((to_db, to)) if kind == ObjectKind::Event => vec![
+                                ObjectChange::Drop { kind, db, name },
+                                ObjectChange::Altered {
+                                    kind,
+                                    db: to_db,
+                                    name: to,
+                                },
+                            ],
+                            _ => vec![ObjectChange::Altered { kind, db, name }],
+                        })
                     }
                     None => Ok(Vec::new()),
                 }
@@ -320,6 +340,13 @@ impl Reader<'_> {
                 };
                 if self.eat("IF") && !self.eat("EXISTS") {
                     return Err("IF not followed by EXISTS".into());
+                }
+                // Without a database, an unqualified DROP FUNCTION drops a loadable function.
+                if kind == ObjectKind::Function
+                    && self.default_db.is_empty()
+                    && self.toks.get(self.i + 1) != Some(&Tok::Punct('.'))
+                {
+                    return Ok(Vec::new());
                 }
                 let mut out = Vec::new();
                 loop {
@@ -525,6 +552,25 @@ mod tests {
                 db: "d".into(),
                 name: "ev".into()
             }])
+        );
+        assert_eq!(
+            object_changes("USE `d`; ALTER EVENT ev RENAME TO e.ev2"),
+            Ok(vec![
+                drop(ObjectKind::Event, "d", "ev"),
+                ObjectChange::Altered {
+                    kind: ObjectKind::Event,
+                    db: "e".into(),
+                    name: "ev2".into()
+                }
+            ])
+        );
+        assert_eq!(
+            object_changes("DROP FUNCTION IF EXISTS metaphon"),
+            Ok(Vec::new())
+        );
+        assert_eq!(
+            object_changes("DROP FUNCTION d.f"),
+            Ok(vec![drop(ObjectKind::Function, "d", "f")])
         );
         assert_eq!(
             object_changes("USE `d`; DROP TABLE t"),

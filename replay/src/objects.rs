@@ -121,7 +121,6 @@ fn apply(s: &mut ObjectsAtTarget, c: ObjectChange, text: &str) {
                 .retain(|u| !(u.kind == kind && same(&u.db, &db) && same(&u.name, &name)));
         }
         ObjectChange::Altered { kind, db, name } => {
-            let known = s.objects.iter().any(|o| o.is(kind, &db, &name));
             s.objects.retain(|o| !o.is(kind, &db, &name));
             if let Some(u) = s
                 .unknown
@@ -129,7 +128,7 @@ fn apply(s: &mut ObjectsAtTarget, c: ObjectChange, text: &str) {
                 .find(|u| u.kind == kind && same(&u.db, &db) && same(&u.name, &name))
             {
                 u.statement = text.to_string();
-            } else if known {
+            } else {
                 s.unknown.push(Unknown {
                     kind,
                     db,
@@ -144,6 +143,17 @@ fn apply(s: &mut ObjectsAtTarget, c: ObjectChange, text: &str) {
                 && o.table.as_deref().is_some_and(|x| same(x, &t.table)))
         }),
         ObjectChange::RenameTable { from, to } => {
+            // RENAME TABLE also renames a view; its text still names the old one.
+            let view = |o: &SchemaObject| o.is(ObjectKind::View, &from.db, &from.table);
+            if s.objects.iter().any(view) {
+                s.objects.retain(|o| !view(o));
+                s.unknown.push(Unknown {
+                    kind: ObjectKind::View,
+                    db: to.db.clone(),
+                    name: to.table.clone(),
+                    statement: text.to_string(),
+                });
+            }
             for o in &mut s.objects {
                 if o.kind == ObjectKind::Trigger
                     && same(&o.db, &from.db)
@@ -354,6 +364,10 @@ mod tests {
             "{}",
             tr.create
         );
+        let s = objects_at_target(base(), ["USE `d`; RENAME TABLE v TO v2"]).expect("ok");
+        assert!(s.check().unwrap_err().contains("view d.v2"));
+        let s = objects_at_target(base(), ["USE `d`; ALTER EVENT e RENAME TO e2"]).expect("ok");
+        assert!(s.check().unwrap_err().contains("event d.e2"));
         let s = objects_at_target(base(), ["USE `d`; DROP TABLE t"]).expect("ok");
         assert!(s.objects.iter().all(|o| o.kind != ObjectKind::Trigger));
         let s = objects_at_target(base(), ["DROP DATABASE d"]).expect("ok");
