@@ -296,6 +296,184 @@ pub async fn show_create_table(conn: &mut Conn, table: &TableRef) -> Result<Stri
     })
 }
 
+/// An object's database, name and (triggers) table, as bytes.
+type NameRow = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Every view, trigger, stored procedure and function, and event of the databases `dbs`,
+/// with the exact text `SHOW CREATE ...` gives (views with their column names; triggers in
+/// the order they fire, per table). Names come from `information_schema`, which the server
+/// reads as it is now, not as of a snapshot: read right after the snapshot starts, an object
+/// changed in between is already in its new form, and the log's statements after the
+/// snapshot's position, each of which sets an object's whole definition or drops it, give the
+/// same result applied again.
+///
+/// The server hides triggers and events from a user without the `TRIGGER` and `EVENT`
+/// privileges, and routines' text from one without global `SELECT` (or `SHOW_ROUTINE`): the
+/// inner Err says which is missing, since a partial list would silently leave objects out.
+pub async fn read_objects(
+    conn: &mut Conn,
+    dbs: &[String],
+) -> Result<Result<Vec<dbtrail_core::objects::SchemaObject>, String>, BinlogError> {
+    use dbtrail_core::objects::{ObjectKind, SchemaObject};
+    let mut out = Vec::new();
+    if dbs.is_empty() {
+        return Ok(Ok(out));
+    }
+    conn.query_drop(
+        "SET @dbtrail_grantee = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), \
+         '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')",
+    )
+    .await
+    .map_err(BinlogError::driver("reading the current user"))?;
+    for db in dbs {
+        let missing: Vec<String> = conn
+            .exec(
+                "SELECT p FROM (SELECT 'TRIGGER' AS p UNION ALL SELECT 'EVENT') w WHERE p NOT IN \
+                 (SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = \
+                 @dbtrail_grantee UNION ALL SELECT PRIVILEGE_TYPE FROM \
+                 information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = @dbtrail_grantee AND \
+                 ? LIKE TABLE_SCHEMA)",
+                (db.as_str(),),
+            )
+            .await
+            .map_err(BinlogError::driver(
+                "checking the privileges to read triggers and events",
+            ))?;
+        if !missing.is_empty() {
+            return Ok(Err(format!(
+                "the daemon's user lacks the {} privilege on {db}, without which the server \
+                 hides its triggers and events; grant it to record them",
+                missing.join(" and ")
+            )));
+        }
+    }
+    let list = dbs
+        .iter()
+        .map(|d| format!("'{}'", d.replace('\\', "\\\\").replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = |v: Option<Vec<u8>>| String::from_utf8_lossy(&v.unwrap_or_default()).into_owned();
+    let queries = [
+        (
+            ObjectKind::View,
+            format!(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, NULL FROM information_schema.VIEWS \
+                 WHERE TABLE_SCHEMA IN ({list}) ORDER BY TABLE_SCHEMA, TABLE_NAME"
+            ),
+        ),
+        (
+            ObjectKind::Trigger,
+            format!(
+                "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE FROM \
+                 information_schema.TRIGGERS WHERE TRIGGER_SCHEMA IN ({list}) ORDER BY \
+                 TRIGGER_SCHEMA, EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_TIMING, ACTION_ORDER"
+            ),
+        ),
+        (
+            ObjectKind::Procedure,
+            format!(
+                "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, NULL FROM information_schema.ROUTINES \
+                 WHERE ROUTINE_SCHEMA IN ({list}) AND ROUTINE_TYPE = 'PROCEDURE' ORDER BY 1, 2"
+            ),
+        ),
+        (
+            ObjectKind::Function,
+            format!(
+                "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, NULL FROM information_schema.ROUTINES \
+                 WHERE ROUTINE_SCHEMA IN ({list}) AND ROUTINE_TYPE = 'FUNCTION' ORDER BY 1, 2"
+            ),
+        ),
+        (
+            ObjectKind::Event,
+            format!(
+                "SELECT EVENT_SCHEMA, EVENT_NAME, NULL FROM information_schema.EVENTS \
+                 WHERE EVENT_SCHEMA IN ({list}) ORDER BY 1, 2"
+            ),
+        ),
+    ];
+    let mut current: Option<String> = None;
+    for (kind, sql) in queries {
+        let rows: Vec<NameRow> = conn.query(&sql).await.map_err(BinlogError::driver(
+            "listing views, triggers, routines and events",
+        ))?;
+        for (db, name, table) in rows {
+            let (db, name) = (text(db), text(name));
+            let table = table.map(|t| text(Some(t)));
+            let what = format!("SHOW CREATE {} {}.{}", kind.keyword(), db, name);
+            // From inside the database, names in it are not qualified (as mydumper reads them),
+            // so the definitions can be created in another database.
+            if current.as_deref() != Some(db.as_str()) {
+                conn.query_drop(format!("USE {}", quote_ident(&db)))
+                    .await
+                    .map_err(BinlogError::driver(format!("USE {db}")))?;
+                current = Some(db.clone());
+            }
+            let row: Option<mysql_async::Row> = conn
+                .query_first(format!(
+                    "SHOW CREATE {} {}.{}",
+                    kind.keyword(),
+                    quote_ident(&db),
+                    quote_ident(&name)
+                ))
+                .await
+                .map_err(BinlogError::driver(what.clone()))?;
+            let Some(row) = row else {
+                // Dropped since it was listed: the log's DROP follows the snapshot.
+                continue;
+            };
+            let cols: Vec<String> = row
+                .columns_ref()
+                .iter()
+                .map(|c| c.name_str().to_ascii_lowercase())
+                .collect();
+            let col = |name: &str| -> Option<String> {
+                let i = cols.iter().position(|c| c == name)?;
+                row.get::<Option<Vec<u8>>, _>(i)
+                    .flatten()
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+            };
+            let create = match kind {
+                ObjectKind::View => col("create view"),
+                ObjectKind::Trigger => col("sql original statement"),
+                ObjectKind::Procedure => col("create procedure"),
+                ObjectKind::Function => col("create function"),
+                ObjectKind::Event => col("create event"),
+            };
+            let Some(create) = create.filter(|c| !c.is_empty()) else {
+                return Ok(Err(format!(
+                    "{what} gave no definition: the daemon's user needs SHOW VIEW, and global \
+                     SELECT (or SHOW_ROUTINE) for routines, to record it"
+                )));
+            };
+            let mut columns = Vec::new();
+            if kind == ObjectKind::View {
+                let c: Vec<Option<Vec<u8>>> = conn
+                    .exec(
+                        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE \
+                         TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                        (db.as_str(), name.as_str()),
+                    )
+                    .await
+                    .map_err(BinlogError::driver(format!(
+                        "reading the columns of view {db}.{name}"
+                    )))?;
+                columns = c.into_iter().map(text).collect();
+            }
+            out.push(SchemaObject {
+                kind,
+                db,
+                name,
+                table,
+                create,
+                charset_client: col("character_set_client").unwrap_or_default(),
+                collation_connection: col("collation_connection").unwrap_or_default(),
+                columns,
+            });
+        }
+    }
+    Ok(Ok(out))
+}
+
 /// The current definition of a table as a [`TableSchema`] (version 0), in the same terms the
 /// binlog decoder uses.
 pub async fn table_schema(conn: &mut Conn, table: &TableRef) -> Result<TableSchema, BinlogError> {

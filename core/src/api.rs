@@ -260,6 +260,10 @@ pub struct PitrRequest {
     /// backward), `live` (the live table now, with the changes since the target undone).
     #[serde(default)]
     pub image: Option<String>,
+    /// With `tables`: also write the requested tables' triggers as they were at the target
+    /// (a restore of everything writes every view, trigger, routine and event).
+    #[serde(default)]
+    pub with_triggers: bool,
 }
 
 /// What a restore will do (the dry run's answer; also part of every job).
@@ -304,6 +308,10 @@ pub struct PitrPlan {
     /// Per restored table: the image it is rebuilt from and the alternatives.
     #[serde(default)]
     pub images: Vec<TableImagePlan>,
+    /// The views, triggers, routines and events written (`trigger d.tr`, ...), or why none
+    /// are.
+    #[serde(default)]
+    pub objects: Vec<String>,
 }
 
 /// The image one table is rebuilt from, and the others that were considered.

@@ -172,6 +172,26 @@ pub fn classify(statement: &str, default_db: &str) -> Ddl {
     )
 }
 
+/// The tokens of `text` read with backslash escapes and without `ANSI_QUOTES` (the defaults),
+/// for readers of statements whose names are all that matters ([`crate::objects`]): an
+/// executable comment that depends on the server's version, or unterminated text, is an error.
+pub(crate) fn plain_tokens(text: &str) -> Result<Vec<Tok>, String> {
+    let toks = lex(
+        text,
+        Mode {
+            backslash_escapes: true,
+            ansi_quotes: false,
+        },
+    )
+    .map_err(|e| match e {
+        LexError::Invalid(r) | LexError::Unsupported(r) => r,
+    })?;
+    if toks.iter().any(|(_, c)| *c != Cond::Always) {
+        return Err("an executable comment that depends on the server's version".into());
+    }
+    Ok(toks.into_iter().map(|(t, _)| t).collect())
+}
+
 /// Executable comments at or below this version run on every supported server
 /// (MySQL 8.0.0 and later, MariaDB 10.6 and later).
 const EVERY_SERVER: u32 = 80000;
@@ -188,7 +208,7 @@ struct Mode {
 
 /// A token. Keywords are [`Tok::Word`]s; only they are compared with keywords.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Tok {
+pub(crate) enum Tok {
     /// An unquoted identifier, keyword or number.
     Word(String),
     /// A quoted identifier, unescaped.

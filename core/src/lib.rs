@@ -23,6 +23,7 @@ pub mod codec;
 pub mod ddl;
 pub mod gtid;
 pub mod history;
+pub mod objects;
 pub mod position;
 pub mod render;
 pub mod schema;

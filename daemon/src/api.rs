@@ -520,16 +520,23 @@ async fn start_pitr(
     let s = find(&state, &name)?;
     let req = json_body(
         body,
-        "{\"target_time\" | \"target_gtid\", \"tables\", \"allow_gaps\", \"output\", \"dry_run\", \"image\"}",
+        "{\"target_time\" | \"target_gtid\", \"tables\", \"allow_gaps\", \"output\", \"dry_run\", \"image\", \"with_triggers\"}",
     )?;
     if let Some(out) = &req.output {
         crate::pitr::check_output(out).map_err(|r| ApiError::bad(r.0))?;
     }
     let source = s.source.clone();
     let req2 = req.clone();
-    let plan = tokio::task::spawn_blocking(move || crate::pitr::plan(&source, &req2))
+    let mut plan = tokio::task::spawn_blocking(move || crate::pitr::plan(&source, &req2))
         .await
         .map_err(ApiError::internal)?
+        .map_err(|r| ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "not_restorable",
+            message: r.0,
+        })?;
+    crate::pitr::plan_objects(&s.source, &mut plan, &req)
+        .await
         .map_err(|r| ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "not_restorable",

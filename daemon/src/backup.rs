@@ -305,6 +305,27 @@ impl Backups {
         {
             snap.tables.retain(|t| dbs.contains(&t.db));
         }
+        // A full baseline records the views, triggers, routines and events of its databases.
+        let objects = match image {
+            Some(_) => None,
+            None => {
+                let mut dbs: Vec<String> = snap.tables.iter().map(|t| t.db.clone()).collect();
+                if let Some(want) = &source.config.backup_databases {
+                    dbs.extend(want.iter().cloned());
+                }
+                dbs.sort();
+                dbs.dedup();
+                match snapshot::read_objects(&mut conns[0], &dbs).await? {
+                    Ok(o) => Some(o),
+                    Err(why) => {
+                        tracing::warn!(source = %name, backup = %id, "{why}; this baseline \
+                            records no views, triggers, routines or events, and restores from it \
+                            write none");
+                        None
+                    }
+                }
+            }
+        };
         conns.truncate(snap.tables.len().max(1));
         {
             let mut j = lock(job);
@@ -385,6 +406,9 @@ impl Backups {
             tables,
             skipped,
         };
+        if let Some(objects) = &objects {
+            source.store.put_objects(&m.id, objects).await?;
+        }
         source.store.put_manifest(&m).await?;
         source.log.put_baseline(&m)?;
         Ok(m)

@@ -66,6 +66,64 @@ fn plan_with(
     Ok(plan)
 }
 
+/// The views, triggers, routines and events a restore of `plan` writes, as they were at the
+/// target: a restore of everything writes every object of the restored databases, one of
+/// some tables with `with_triggers` those tables' triggers, else none. Sets the plan view's
+/// `objects`. Refused when an object's definition at the target is not known.
+pub async fn plan_objects(
+    source: &Source,
+    plan: &mut Plan,
+    req: &PitrRequest,
+) -> Result<Vec<dbtrail_core::objects::SchemaObject>, Refused> {
+    use dbtrail_core::objects::ObjectKind;
+    if !req.tables.is_empty() && !req.with_triggers {
+        return Ok(Vec::new());
+    }
+    let base = source.store.objects(&plan.baseline.id).await.map_err(|e| {
+        Refused(format!(
+            "reading the objects of baseline {}: {e:#}",
+            plan.baseline.id
+        ))
+    })?;
+    let Some(base) = base else {
+        plan.view.objects = vec![format!(
+            "none: baseline {} recorded no views, triggers, routines or events (it predates \
+             their recording, or the daemon's user lacked the privileges to read them: TRIGGER, \
+             EVENT, SHOW VIEW, global SELECT; its log says which); take a new baseline to \
+             restore them",
+            plan.baseline.id
+        )];
+        return Ok(Vec::new());
+    };
+    let mut at =
+        dbtrail_replay::objects::objects_at_target(base, plan.ddls.iter().map(String::as_str))
+            .map_err(Refused)?;
+    let tables: Vec<TableRef> = plan.tables.iter().map(|t| t.table.clone()).collect();
+    let mut dbs: BTreeSet<String> = tables.iter().map(|t| t.db.clone()).collect();
+    if req.tables.is_empty()
+        && let Some(want) = &source.config.backup_databases
+    {
+        dbs.extend(want.iter().cloned());
+    }
+    let has_table = |db: &str, t: &str| {
+        tables
+            .iter()
+            .any(|x| x.db.eq_ignore_ascii_case(db) && x.table.eq_ignore_ascii_case(t))
+    };
+    if req.tables.is_empty() {
+        at.retain(|db, table| {
+            dbs.iter().any(|d| d.eq_ignore_ascii_case(db)) && table.is_none_or(|t| has_table(db, t))
+        });
+    } else {
+        at.objects.retain(|o| o.kind == ObjectKind::Trigger);
+        at.unknown.retain(|u| u.kind == ObjectKind::Trigger);
+        at.retain(|db, table| table.is_some_and(|t| has_table(db, t)));
+    }
+    at.check().map_err(Refused)?;
+    plan.view.objects = at.objects.iter().map(|o| o.describe()).collect();
+    Ok(at.objects)
+}
+
 /// Checks an output location: a local directory must be absolute and new or empty (never a
 /// symlink, never overwritten); `s3://` is uploaded to.
 pub fn check_output(output: &str) -> Result<(), Refused> {
@@ -385,6 +443,11 @@ impl Restores {
                 .collect::<Vec<_>>(),
         };
         dump::write_metadata(&out_dir, &md)?;
+        let objects = plan_objects(source, &mut plan, req)
+            .await
+            .map_err(|r| anyhow!(r.0))?;
+        dump::write_objects(&out_dir, &objects)?;
+        lock(job).plan = plan.view.clone();
         let (mut bytes, mut files) = (0u64, 0u64);
         for e in std::fs::read_dir(&out_dir)? {
             let m = e?.metadata()?;

@@ -18,6 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Upload part size (and the memory an upload holds at most, times the concurrency).
 const PART: usize = 8 * 1024 * 1024;
 
+/// A full baseline's views, triggers, routines and events (JSON; absent in older ones).
+pub const OBJECTS_FILE: &str = "objects.json";
+
 /// Where one source's baselines live.
 #[derive(Clone)]
 pub struct BaselineStore {
@@ -236,6 +239,45 @@ impl BaselineStore {
             .await
             .map_err(|e| self.err(&format!("writing {location}"), e))?;
         Ok(())
+    }
+
+    /// Writes a full baseline's views, triggers, routines and events (`objects.json`), before
+    /// its manifest.
+    pub async fn put_objects(
+        &self,
+        id: &str,
+        objects: &[dbtrail_core::objects::SchemaObject],
+    ) -> anyhow::Result<()> {
+        let location = self.path(id, OBJECTS_FILE);
+        let body = serde_json::to_vec_pretty(objects)?;
+        self.store
+            .put(&location, PutPayload::from(body))
+            .await
+            .map_err(|e| self.err(&format!("writing {location}"), e))?;
+        Ok(())
+    }
+
+    /// Reads baseline `id`'s objects; `None` when it recorded none (taken before dbtrail
+    /// recorded them).
+    pub async fn objects(
+        &self,
+        id: &str,
+    ) -> anyhow::Result<Option<Vec<dbtrail_core::objects::SchemaObject>>> {
+        let location = self.path(id, OBJECTS_FILE);
+        match self.store.get(&location).await {
+            Ok(g) => {
+                let bytes = g
+                    .bytes()
+                    .await
+                    .map_err(|e| self.err(&format!("reading {location}"), e))?;
+                let o = serde_json::from_slice(&bytes).with_context(|| {
+                    format!("baseline store {}: {location} is corrupt", self.url)
+                })?;
+                Ok(Some(o))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(&format!("reading {location}"), e)),
+        }
     }
 
     /// Reads the manifest of baseline `id`; `None` when it has none (unfinished).

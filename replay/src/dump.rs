@@ -7,11 +7,18 @@
 //!   [`DATA_FILE_HEADER`] (binary names, UTC, a sql_mode admitting zero dates and id 0) and
 //!   holding multi-row `INSERT INTO t (cols) VALUES ...;` statements of at most about
 //!   `statement_bytes` (generated columns left out, invisible ones in; values byte-exact);
+//! - views, triggers, routines and events ([`write_objects`]), as mydumper writes them so
+//!   that `myloader` creates them after the data: `DB.VIEW-schema.sql` (a placeholder table
+//!   with the view's columns, so other objects can name it) and `DB.VIEW-schema-view.sql`
+//!   (drops it, creates the view), `DB.TABLE-schema-triggers.sql` (the table's triggers in
+//!   firing order), `DB-schema-post.sql` (routines and events); each `CREATE` runs under the
+//!   `character_set_client` and `collation_connection` it was created with;
 //! - `metadata`: mydumper's header (with the position reached as `SHOW MASTER STATUS`) and
 //!   what dbtrail restored.
 //!
 //! Memory holds one statement at a time.
 use crate::sql::{DATA_FILE_HEADER, insert_prefix, write_row};
+use dbtrail_core::objects::{ObjectKind, SchemaObject};
 use dbtrail_core::schema::quote_ident;
 use dbtrail_core::{Row, TableRef, TableSchema};
 use std::io::Write;
@@ -73,6 +80,144 @@ pub fn write_schema(dir: &Path, table: &TableRef, create_table: &str) -> Result<
         text.as_bytes(),
     )?;
     Ok(bytes + text.len() as u64)
+}
+
+/// Writes `DB-schema-create.sql` unless it exists.
+fn write_database(dir: &Path, db: &str) -> Result<u64, DumpError> {
+    check_name("database", db)?;
+    let db_file = dir.join(format!("{db}-schema-create.sql"));
+    if db_file.exists() {
+        return Ok(0);
+    }
+    let text = format!("CREATE DATABASE IF NOT EXISTS {};\n", quote_ident(db));
+    write_file(&db_file, text.as_bytes())?;
+    Ok(text.len() as u64)
+}
+
+/// `create` run under the charsets it was created with (mydumper's wrapper). myloader ends a
+/// statement at a line ending in `;`, so such a line inside the definition gets a trailing
+/// space (the only change to the text).
+fn wrapped(o: &SchemaObject, drop: Option<&str>) -> String {
+    let charset = if o.charset_client.is_empty() {
+        "utf8mb4"
+    } else {
+        &o.charset_client
+    };
+    let collation = if o.collation_connection.is_empty() {
+        "utf8mb4_general_ci"
+    } else {
+        &o.collation_connection
+    };
+    let mut s = String::new();
+    if let Some(d) = drop {
+        s.push_str(d);
+    }
+    s.push_str(
+        "SET @PREV_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT;\n\
+         SET @PREV_CHARACTER_SET_RESULTS=@@CHARACTER_SET_RESULTS;\n\
+         SET @PREV_COLLATION_CONNECTION=@@COLLATION_CONNECTION;\n",
+    );
+    s.push_str(&format!(
+        "SET character_set_client = {charset};\nSET character_set_results = {charset};\n\
+         SET collation_connection = {collation};\n"
+    ));
+    let body = o.create.trim_end().trim_end_matches(';');
+    let lines: Vec<&str> = body.split('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        s.push_str(line);
+        if i + 1 < lines.len() {
+            if line.ends_with(';') {
+                s.push(' ');
+            }
+            s.push('\n');
+        }
+    }
+    s.push_str(
+        ";\nSET character_set_client = @PREV_CHARACTER_SET_CLIENT;\n\
+         SET character_set_results = @PREV_CHARACTER_SET_RESULTS;\n\
+         SET collation_connection = @PREV_COLLATION_CONNECTION;\n",
+    );
+    s
+}
+
+/// Writes the views, triggers, routines and events `objects` (in creation order; triggers
+/// in firing order per table) in mydumper's files; returns the bytes written.
+pub fn write_objects(dir: &Path, objects: &[SchemaObject]) -> Result<u64, DumpError> {
+    use std::collections::BTreeMap;
+    let mut bytes = 0;
+    let mut triggers: BTreeMap<(&str, &str), String> = BTreeMap::new();
+    let mut post: BTreeMap<&str, String> = BTreeMap::new();
+    for o in objects {
+        check_name("database", &o.db)?;
+        bytes += write_database(dir, &o.db)?;
+        match o.kind {
+            ObjectKind::View => {
+                check_name("view", &o.name)?;
+                let cols: Vec<String> = if o.columns.is_empty() {
+                    vec![format!("{} int", quote_ident("dbtrail_columns_unknown"))]
+                } else {
+                    o.columns
+                        .iter()
+                        .map(|c| format!("{} int", quote_ident(c)))
+                        .collect()
+                };
+                let placeholder = format!(
+                    "/*!40101 SET NAMES binary*/;\nCREATE TABLE {}(\n{}\n)ENGINE=MyISAM;\n",
+                    quote_ident(&o.name),
+                    cols.join(",\n")
+                );
+                write_file(
+                    &dir.join(format!("{}.{}-schema.sql", o.db, o.name)),
+                    placeholder.as_bytes(),
+                )?;
+                let name = quote_ident(&o.name);
+                let view = format!(
+                    "/*!40101 SET NAMES binary*/;\n{}",
+                    wrapped(
+                        o,
+                        Some(&format!(
+                            "DROP TABLE IF EXISTS {name};\nDROP VIEW IF EXISTS {name};\n"
+                        ))
+                    )
+                );
+                write_file(
+                    &dir.join(format!("{}.{}-schema-view.sql", o.db, o.name)),
+                    view.as_bytes(),
+                )?;
+                bytes += (placeholder.len() + view.len()) as u64;
+            }
+            ObjectKind::Trigger => {
+                let table = o.table.as_deref().unwrap_or_default();
+                check_name("table", table)?;
+                triggers
+                    .entry((&o.db, table))
+                    .or_insert_with(|| "/*!40101 SET NAMES binary*/;\n".to_string())
+                    .push_str(&wrapped(o, None));
+            }
+            ObjectKind::Procedure | ObjectKind::Function | ObjectKind::Event => {
+                let drop = format!(
+                    "DROP {} IF EXISTS {};\n",
+                    o.kind.keyword(),
+                    quote_ident(&o.name)
+                );
+                post.entry(&o.db)
+                    .or_insert_with(|| "/*!40101 SET NAMES binary*/;\n".to_string())
+                    .push_str(&wrapped(o, Some(&drop)));
+            }
+        }
+    }
+    for ((db, table), text) in triggers {
+        write_file(
+            &dir.join(format!("{db}.{table}-schema-triggers.sql")),
+            text.as_bytes(),
+        )?;
+        bytes += text.len() as u64;
+    }
+    for (db, text) in post {
+        write_file(&dir.join(format!("{db}-schema-post.sql")), text.as_bytes())?;
+        bytes += text.len() as u64;
+    }
+    Ok(bytes)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DumpError> {
@@ -266,6 +411,74 @@ pub fn write_metadata(dir: &Path, m: &Metadata<'_>) -> Result<u64, DumpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_in_mydumpers_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let o = |kind, name: &str, table: Option<&str>, create: &str| SchemaObject {
+            kind,
+            db: "d".into(),
+            name: name.into(),
+            table: table.map(Into::into),
+            create: create.into(),
+            charset_client: "utf8mb3".into(),
+            collation_connection: "utf8mb3_general_ci".into(),
+            columns: vec!["id".into(), "what".into()],
+        };
+        write_objects(
+            dir.path(),
+            &[
+                o(
+                    ObjectKind::View,
+                    "vv",
+                    None,
+                    "CREATE VIEW `vv` AS select 1 AS `id`,2 AS `what`",
+                ),
+                o(
+                    ObjectKind::Trigger,
+                    "a",
+                    Some("t"),
+                    "CREATE TRIGGER a AFTER INSERT ON t FOR EACH ROW BEGIN SET @x = 1; END",
+                ),
+                o(
+                    ObjectKind::Trigger,
+                    "b",
+                    Some("t"),
+                    "CREATE TRIGGER b AFTER INSERT ON t FOR EACH ROW SET @y = 1",
+                ),
+                o(
+                    ObjectKind::Procedure,
+                    "p1",
+                    None,
+                    "CREATE PROCEDURE `p1`(IN x INT)\nBEGIN SELECT x;\nSELECT x+1; END",
+                ),
+            ],
+        )
+        .expect("write");
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).expect(f);
+        assert_eq!(
+            read("d.vv-schema.sql"),
+            "/*!40101 SET NAMES binary*/;\nCREATE TABLE `vv`(\n`id` int,\n`what` int\n)ENGINE=MyISAM;\n"
+        );
+        let view = read("d.vv-schema-view.sql");
+        assert!(view.starts_with(
+            "/*!40101 SET NAMES binary*/;\nDROP TABLE IF EXISTS `vv`;\nDROP VIEW IF EXISTS `vv`;\n\
+             SET @PREV_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT;\n"
+        ));
+        assert!(view.contains(
+            "SET collation_connection = utf8mb3_general_ci;\nCREATE VIEW `vv` AS select 1 AS `id`,2 AS `what`;\n\
+             SET character_set_client = @PREV_CHARACTER_SET_CLIENT;\n"
+        ));
+        let tr = read("d.t-schema-triggers.sql");
+        assert!(tr.contains("BEGIN SET @x = 1; END;\n") && tr.contains("SET @y = 1;\n"));
+        let post = read("d-schema-post.sql");
+        assert!(post.contains("DROP PROCEDURE IF EXISTS `p1`;\n"));
+        assert!(
+            post.contains("(IN x INT)\nBEGIN SELECT x; \nSELECT x+1; END;\n"),
+            "{post}"
+        );
+        assert!(dir.path().join("d-schema-create.sql").exists());
+    }
     use dbtrail_core::{ColumnDef, ColumnType, Value};
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
 //!   for tables without one) and applied to a baseline.
 //! - [`mydumper`]: mydumper 0.10 backups read back as exact values (metadata, layout, rows).
+//! - [`objects`]: views, triggers, routines and events at a target (a baseline's, with
+//!   the object statements logged after it applied).
 //! - [`plan`]: a restore target validated against [`dbtrail_core::history::Catalog`] into
 //!   the plan `restore` executes (with the argument why the baseline/log split is exact).
 //! - [`restore`]: the restore engine's execution over [`dbtrail_core::history::ChangeLog`]:
@@ -22,6 +24,7 @@ pub mod cascade;
 pub mod dump;
 pub mod fold;
 pub mod mydumper;
+pub mod objects;
 pub mod plan;
 pub mod restore;
 pub mod reverse;

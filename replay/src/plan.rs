@@ -160,6 +160,9 @@ pub struct Plan {
     pub last: Option<TxnInfo>,
     /// The source's `restore_keys_in_memory` (at least 1).
     pub keys_in_memory: u64,
+    /// The DDL statements after the anchor up to the target, in log order (recorded, with
+    /// capture's `USE` prefix): what [`crate::objects::objects_at_target`] applies.
+    pub ddls: Vec<String>,
 }
 
 impl Plan {
@@ -470,6 +473,7 @@ pub fn plan(
     let mut first_after: Option<TxnInfo> = None;
     let mut last: Option<TxnInfo> = None;
     let mut txns = 0u64;
+    let mut ddls: Vec<String> = Vec::new();
     let mut events = 0u64;
     let mut reached = baseline.position.gtid_set.clone();
     let mut problem: Option<String> = None;
@@ -505,6 +509,9 @@ pub fn plan(
             }
         }
         if included && !t.held_by(&baseline.position) {
+            if let Some(d) = &t.ddl {
+                ddls.push(d.clone());
+            }
             txns += 1;
             events += t.event_count;
             if let Some(g) = &t.gtid {
@@ -885,6 +892,7 @@ pub fn plan(
         not_in_baseline,
         cascades: Vec::new(),
         images: views,
+        objects: Vec::new(),
     };
     Ok(Plan {
         view,
@@ -893,6 +901,7 @@ pub fn plan(
         anchor_window,
         last,
         keys_in_memory: ctx.keys_in_memory.max(1),
+        ddls,
     })
 }
 

@@ -35,6 +35,10 @@ pub struct Args {
     /// the changes since the target undone).
     #[arg(long, value_parser = ["auto", "baseline", "live"])]
     image: Option<String>,
+    /// With --tables: also write those tables' triggers as they were at the target (a
+    /// restore of everything writes every view, trigger, routine and event).
+    #[arg(long)]
+    with_triggers: bool,
     /// Wait until it ends (progress on a terminal); exit non-zero if it fails.
     #[arg(long)]
     wait: bool,
@@ -153,6 +157,7 @@ fn request(args: Args) -> anyhow::Result<PitrRequest> {
         output,
         dry_run: args.dry_run,
         image: args.image,
+        with_triggers: args.with_triggers,
     })
 }
 
@@ -203,6 +208,9 @@ pub fn plan_text(p: &PitrPlan) -> String {
         }
         for c in &p.cascades {
             writeln!(o, "foreign key: {c}")?;
+        }
+        for x in &p.objects {
+            writeln!(o, "schema object: {x}")?;
         }
         for t in &p.images {
             writeln!(
@@ -309,6 +317,7 @@ mod tests {
                     .into(),
             ],
             images: vec![],
+            objects: vec![],
         }
     }
 
