@@ -5,6 +5,9 @@
 //! targets after the DDL start from that image (forward, or backward from a later one);
 //! targets before it from older images (`dbtrail_replay::plan`). Nothing emulates the DDL.
 //!
+//! The children of a table's cascading foreign keys are imaged with it (at one position), so
+//! their images are never older than their parent's and its derived cascades stay known.
+//!
 //! The task finds the DDLs still to image from the log itself ([`holes`]): a DDL on table t
 //! is covered when some image holding that DDL's transaction contains t. So a restart, a
 //! failed image or a DDL captured while the task was away is imaged at the next pass; until
@@ -156,7 +159,32 @@ pub async fn run(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancellatio
         if found.is_empty() {
             continue;
         }
-        let tables: Vec<TableRef> = found.iter().map(|h| h.table.clone()).collect();
+        let mut tables: Vec<TableRef> = found.iter().map(|h| h.table.clone()).collect();
+        // With them, the tables whose cascading foreign keys reference them (transitively):
+        // a child rebuilt from an image older than its parent's cannot be given the parent's
+        // derived cascades in between, so they are imaged together, at one position.
+        let s2 = source.clone();
+        if let Ok(Ok(keys)) =
+            tokio::task::spawn_blocking(move || crate::cascades::cascading_keys(&s2)).await
+        {
+            let mut grew = true;
+            while grew {
+                grew = false;
+                for (child, fk) in &keys {
+                    if tables.contains(&fk.parent)
+                        && !tables.contains(child)
+                        && source
+                            .config
+                            .backup_databases
+                            .as_ref()
+                            .is_none_or(|dbs| dbs.contains(&child.db))
+                    {
+                        tables.push(child.clone());
+                        grew = true;
+                    }
+                }
+            }
+        }
         let why = format!(
             "after DDL: {}",
             found

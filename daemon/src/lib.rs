@@ -16,7 +16,7 @@
 //!   [`backup`] (backup jobs and table images, the schedule, retention, the store check at
 //!   startup),
 //!   [`pitr`] (restore planning and restore jobs; uses `backup` to image live tables),
-//!   [`images`] (table images after DDL; uses `pitr`'s image-and-wait).
+//!   [`images`] (table images after DDL; uses `pitr`'s image-and-wait and `cascades`).
 //! - [`tasks`]: one source's set of tasks: opens its handle and job queues, spawns them.
 //! - [`api`] (the control API on the unix socket) and [`exporter`] (`/metrics`): the
 //!   process-wide tasks.

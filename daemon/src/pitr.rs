@@ -488,31 +488,46 @@ impl Restores {
         inputs: &[TableInput],
         tmp: &Path,
     ) -> anyhow::Result<Vec<TableInput>> {
+        let images = source.log.baselines()?;
         let mut seen: BTreeSet<TableRef> = inputs.iter().map(|t| t.table.clone()).collect();
-        let mut queue: Vec<TableInput> = inputs.to_vec();
+        // Each table with the image it is rebuilt from: a parent comes from its child's image
+        // (same position, same window), so the parent's derived cascades cover the child's.
+        let mut queue: Vec<(TableInput, String)> = inputs
+            .iter()
+            .map(|t| {
+                let id = plan
+                    .tables
+                    .iter()
+                    .find(|p| p.table == t.table)
+                    .and_then(|p| p.image.as_ref().map(|i| i.0.clone()))
+                    .unwrap_or_else(|| plan.baseline.id.clone());
+                (t.clone(), id)
+            })
+            .collect();
         let mut out = Vec::new();
-        while let Some(t) = queue.pop() {
+        while let Some((t, image_id)) = queue.pop() {
             let schema = dbtrail_replay::restore::file_schema(&t.file)?;
+            let image = images
+                .iter()
+                .find(|b| b.id == image_id)
+                .ok_or_else(|| anyhow!("image {image_id} of {} vanished", t.table))?;
             for p in cascading_parents(&schema) {
                 if !seen.insert(p.clone()) {
                     continue;
                 }
-                match plan.baseline.table(&p) {
+                match image.table(&p) {
                     Some(pe) => {
-                        let file = match source.store.local_file(&plan.baseline.id, &pe.file) {
+                        let file = match source.store.local_file(&image.id, &pe.file) {
                             Some(l) => l,
                             None => {
                                 let l = tmp.join(format!("parent-{}.parquet", seen.len()));
-                                source
-                                    .store
-                                    .download(&plan.baseline.id, &pe.file, &l)
-                                    .await?;
+                                source.store.download(&image.id, &pe.file, &l).await?;
                                 l
                             }
                         };
                         let parent = TableInput {
                             table: p.clone(),
-                            window: plan.anchor_window,
+                            window: t.window,
                             backward: false,
                             rows: pe.rows,
                             create_table: pe.create_table.clone(),
@@ -520,7 +535,7 @@ impl Restores {
                             file,
                             requested: false,
                         };
-                        queue.push(parent.clone());
+                        queue.push((parent.clone(), image.id.clone()));
                         out.push(parent);
                     }
                     None => {
@@ -531,10 +546,18 @@ impl Restores {
                         if latest.is_some_and(|s| !cascading_parents(&s).is_empty()) {
                             anyhow::bail!(
                                 "{} references {p} through a cascading foreign key, and {p} is \
-                                 itself the child of one but is not in baseline {}: its cascades \
-                                 cannot be derived; take a new baseline, or leave {} out",
+                                 itself the child of one but is not in {} {}, which {} is rebuilt \
+                                 from: its cascades cannot be derived; restore {} with {p}, take \
+                                 a new baseline, or leave {} out",
                                 t.table,
-                                plan.baseline.id,
+                                if image.origin.is_full() {
+                                    "baseline"
+                                } else {
+                                    "table image"
+                                },
+                                image.id,
+                                t.table,
+                                t.table,
                                 t.table
                             );
                         }

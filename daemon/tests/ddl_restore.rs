@@ -13,9 +13,9 @@ mod common;
 
 use common::{
     Daemon, gtid_now, hex_rows, myloader, next_second, restore, server_now_us, utc_second,
+    wait_table_image,
 };
 use dbtrail_core::api::PitrRequest;
-use dbtrail_core::baseline::BaselineOrigin;
 use dbtrail_testkit::{Server, TestDb};
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
@@ -198,37 +198,6 @@ async fn point(
     }
 }
 
-/// Polls the daemon's baselines until a table image holding `table` was taken after
-/// `after_us` (the daemon's images after DDL); returns its id.
-async fn wait_table_image(daemon: &Daemon, db: &TestDb, table: &str, after_us: i64) -> String {
-    let t = dbtrail_core::TableRef::new(db.db_name(), table);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let b = daemon
-            .client()
-            .backups(&daemon.source)
-            .await
-            .expect("backups");
-        if let Some(m) = b.baselines.iter().find(|m| {
-            m.origin == BaselineOrigin::TableImage
-                && m.snapshot_us > after_us
-                && m.table(&t).is_some()
-        }) {
-            return m.id.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no table image of {t} after the DDL: {:#?}\n{}",
-            b.baselines
-                .iter()
-                .map(|m| (&m.id, m.origin, m.tables.len()))
-                .collect::<Vec<_>>(),
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// The per-table image choices of a dry run of `req`, as text.
 async fn choices(daemon: &Daemon, req: &PitrRequest) -> Vec<dbtrail_core::api::TableImagePlan> {
     let dry = daemon
@@ -284,8 +253,17 @@ async fn check(
     eprintln!("{server}: {what}: restored in {:?}", t0.elapsed());
     static N: AtomicU64 = AtomicU64::new(0);
     let into = format!("{}_r{}", db.db_name(), N.fetch_add(1, Ordering::Relaxed));
-    tokio::task::block_in_place(|| myloader(db, dir, &into));
-    let mut conn = db.conn().await;
+    // Into another server: a MySQL source's dump goes to the other MySQL 9 server of the test
+    // bed (the one with native foreign keys); MariaDB's to a fresh database of the same
+    // server (the test bed has one MariaDB).
+    let other = if server.is_mariadb() {
+        None
+    } else {
+        dbtrail_testkit::require(Server::MysqlNativeFk).await
+    };
+    let import_into = other.as_ref().unwrap_or(db);
+    tokio::task::block_in_place(|| myloader(import_into, dir, &into));
+    let mut conn = import_into.conn().await;
     for (t, rows) in want {
         let got = hex_rows(&mut conn, &into, t).await;
         assert!(

@@ -13,7 +13,9 @@
 //! delete cascaded is refused there with the reason, and works where the server logged it.
 mod common;
 
-use common::{Daemon, hex_rows, myloader, next_second, restore, server_now_us, utc_second};
+use common::{
+    Daemon, hex_rows, myloader, next_second, restore, server_now_us, utc_second, wait_table_image,
+};
 use dbtrail_core::api::PitrRequest;
 use dbtrail_testkit::{Server, TestDb};
 use mysql_async::prelude::Queryable;
@@ -275,6 +277,7 @@ async fn cascades(server: Server) {
     daemon.backup().await;
     // Phases: writers, then the state and its second.
     let mut phases: Vec<(String, BTreeMap<&'static str, Vec<String>>)> = Vec::new();
+    let mut ddl_us = 0;
     for round in 1..=3u64 {
         let t0 = server_now_us(&mut conn).await;
         next_second(&mut conn, t0).await;
@@ -282,6 +285,20 @@ async fn cascades(server: Server) {
         let t = server_now_us(&mut conn).await;
         phases.push((utc_second(t), all_rows(&mut conn, &name).await));
         next_second(&mut conn, t).await;
+        if round == 1 {
+            // DDL on a parent that is itself a cascading child (orders) and on a grandchild
+            // (shipments): later targets start from the table images taken after it, which
+            // hold their cascading children too.
+            for sql in [
+                "ALTER TABLE orders ADD COLUMN note VARCHAR(10) NOT NULL DEFAULT 'o'",
+                "ALTER TABLE shipments ADD COLUMN eta INT NULL",
+            ] {
+                conn.query_drop(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            ddl_us = server_now_us(&mut conn).await;
+        }
     }
     // A cascading delete, alone in its transaction: the undo check below.
     let doomed: i64 = pick(
@@ -296,6 +313,10 @@ async fn cascades(server: Server) {
     daemon.wait_caught_up(&db).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     daemon.wait_caught_up(&db).await;
+    for t in ["orders", "items", "shipments"] {
+        let img = wait_table_image(&daemon, &db, t, ddl_us - 1_000_000).await;
+        eprintln!("{server}: table image of {t} after the DDL: {img}");
+    }
     let changed = phases.windows(2).any(|w| w[0].1 != w[1].1);
     assert!(changed, "{server}: the workload changed nothing");
 
@@ -376,10 +397,11 @@ async fn cascades(server: Server) {
             .await
             .expect("drop");
     }
-    // From the live tables (backward: every change since the first phase undone): exact when
-    // the server logged its cascades; refused otherwise, since the rows a cascade deleted are
-    // in no log (only an older image has them).
-    let (at, want) = phases.first().expect("phases");
+    // From the live tables (backward: every change since the last phase undone, the
+    // cascading delete among them): exact when the server logged its cascades; refused
+    // otherwise, since the rows a cascade deleted are in no log (only an older image has
+    // them).
+    let (at, want) = phases.last().expect("phases");
     let req = PitrRequest {
         target_time: Some(at.clone()),
         tables: TABLES.iter().map(|t| format!("{name}.{t}")).collect(),

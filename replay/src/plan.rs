@@ -276,6 +276,9 @@ struct TableState {
     table: TableRef,
     id: Option<u32>,
     cands: Vec<Cand>,
+    /// Some schema version has a cascading foreign key: its parents' changes from the
+    /// image's point on fire its actions.
+    cascading: bool,
 }
 
 fn image_name(m: &BaselineManifest) -> String {
@@ -441,10 +444,15 @@ pub fn plan(
             cands = vec![Cand::new(Some(ix), !before(&images[ix]))];
         }
         let id = known.iter().find(|(_, k)| k == t).map(|(id, _)| *id);
+        let cascading = match id {
+            Some(id) => has_cascading_parents(log, id)?,
+            None => false,
+        };
         states.push(TableState {
             table: t.clone(),
             id,
             cands,
+            cascading,
         });
     }
     let by_id: HashMap<u32, usize> = states
@@ -551,6 +559,21 @@ pub fn plan(
                 if held && c.seen_not_held {
                     c.fail(format!(
                         "the image holds transaction {} but not an earlier one of {}",
+                        describe(&t),
+                        s.table
+                    ));
+                }
+                // A cascading table's window starts at the image's first unheld transaction
+                // of any table: none of its own after that may be held.
+                if held
+                    && s.cascading
+                    && c.image.is_some_and(|ix| {
+                        global_cut.get(&ix).is_some_and(|g| g.0 < t.first_event_id)
+                    })
+                {
+                    c.fail(format!(
+                        "the image holds transaction {} of {} but not an earlier one of another \
+                         table, so its cascades from there cannot be replayed exactly",
                         describe(&t),
                         s.table
                     ));
@@ -680,10 +703,7 @@ pub fn plan(
     let mut tables = Vec::new();
     let mut views = Vec::new();
     for s in states {
-        let cascading = match s.id {
-            Some(id) => has_cascading_parents(log, id)?,
-            None => false,
-        };
+        let cascading = s.cascading;
         let mut options: Vec<(Cand, Window, u64, ImageOption)> = Vec::new();
         for mut c in s.cands {
             let window = match (c.image, c.backward) {
@@ -698,6 +718,18 @@ pub fn plan(
                             since_us: cut.map_or(i64::MAX, |c| c.1),
                             until_us,
                         }
+                    }
+                }
+                // A table with cascading keys replays from the first transaction the image
+                // does not hold, of any table: its parents' changes from there on fire its
+                // actions (the walk checked that the image holds none of its own after it).
+                (Some(ix), false) if cascading => {
+                    let cut = global_cut.get(&ix).copied();
+                    Window {
+                        cut: cut.map_or(end, |c| c.0),
+                        end,
+                        since_us: cut.map_or(i64::MAX, |c| c.1),
+                        until_us,
                     }
                 }
                 (_, false) => Window {

@@ -578,3 +578,34 @@ pub async fn gtid_now(db: &TestDb) -> Option<String> {
         _ => None,
     }
 }
+
+/// Polls the daemon's baselines until a table image holding `table` was taken after
+/// `after_us` (the daemon's images after DDL); returns its id.
+pub async fn wait_table_image(daemon: &Daemon, db: &TestDb, table: &str, after_us: i64) -> String {
+    let t = dbtrail_core::TableRef::new(db.db_name(), table);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let b = daemon
+            .client()
+            .backups(&daemon.source)
+            .await
+            .expect("backups");
+        if let Some(m) = b.baselines.iter().find(|m| {
+            m.origin == dbtrail_core::baseline::BaselineOrigin::TableImage
+                && m.snapshot_us > after_us
+                && m.table(&t).is_some()
+        }) {
+            return m.id.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no table image of {t} after the DDL: {:#?}\n{}",
+            b.baselines
+                .iter()
+                .map(|m| (&m.id, m.origin, m.tables.len()))
+                .collect::<Vec<_>>(),
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
