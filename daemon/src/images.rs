@@ -51,7 +51,7 @@ fn effects(text: &str) -> (Vec<TableRef>, Vec<TableRef>) {
                     need.push(to);
                 }
                 DdlEffect::Drop(table) => gone.push(table),
-                DdlEffect::DropDatabase(_) => {}
+                DdlEffect::DropDatabase(db) => gone.push(TableRef::new(db, "*")),
             }
         }
     }
@@ -97,7 +97,11 @@ impl Holes {
             };
             let (need, gone) = effects(text);
             for g in gone {
-                open.remove(&g);
+                if g.table == "*" {
+                    open.retain(|t, _| t.db != g.db);
+                } else {
+                    open.remove(&g);
+                }
             }
             for table in need {
                 let hole = Hole {
@@ -125,6 +129,8 @@ pub async fn run(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancellatio
     let name = source.config.name.clone();
     let mut pause = Duration::from_secs(2);
     let holes = Arc::new(std::sync::Mutex::new(Holes::default()));
+    // Tables whose last image failed, and when: retried after 30 s, the others go first.
+    let mut failed: std::collections::HashMap<TableRef, std::time::Instant> = Default::default();
     loop {
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
@@ -159,6 +165,20 @@ pub async fn run(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancellatio
         if found.is_empty() {
             continue;
         }
+        // One image per table that needs one (with its cascading children, below): a table
+        // that cannot be locked (dropped meanwhile, held by a long transaction) delays only
+        // its own image.
+        failed.retain(|_, at| at.elapsed() < Duration::from_secs(30));
+        let Some(hole) = found.iter().find(|h| !failed.contains_key(&h.table)) else {
+            continue;
+        };
+        // All together (one lock, one position) while nothing failed; after a failure, one
+        // table at a time, the failed ones last.
+        let found: &[Hole] = if failed.is_empty() {
+            &found
+        } else {
+            std::slice::from_ref(hole)
+        };
         let mut tables: Vec<TableRef> = found.iter().map(|h| h.table.clone()).collect();
         // With them, the tables whose cascading foreign keys reference them (transitively):
         // a child rebuilt from an image older than its parent's cannot be given the parent's
@@ -201,13 +221,23 @@ pub async fn run(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancellatio
             Ok(m) => {
                 log_image(&name, &m);
                 if !m.skipped.is_empty() {
-                    pause = Duration::from_secs(30);
+                    for t in &m.skipped {
+                        failed.insert(t.table.clone(), std::time::Instant::now());
+                    }
                 }
             }
             Err(e) => {
                 tracing::warn!(source = %name, tables = ?tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
                     error = %format!("{e:#}"), "table image after DDL failed; retrying in 30 s");
-                pause = Duration::from_secs(30);
+                // Together: split up from now on; alone: this one waits.
+                for h in found {
+                    if found.len() == 1 {
+                        failed.insert(h.table.clone(), std::time::Instant::now());
+                    }
+                }
+                if found.len() > 1 {
+                    failed.insert(TableRef::new("", ""), std::time::Instant::now());
+                }
             }
         }
     }

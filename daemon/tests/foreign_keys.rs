@@ -232,7 +232,7 @@ async fn cascades(server: Server) {
         return;
     };
     let name = db.db_name().to_string();
-    let daemon = Daemon::start(server, "");
+    let daemon = Daemon::start(server, &format!("backup_databases = [\"{name}\"]\n"));
     daemon.wait_streaming().await;
     let mut conn = db.conn().await;
     for s in schema(server) {
