@@ -232,8 +232,18 @@ impl BaselineStore {
 
     /// Writes the manifest: the step that makes a baseline exist.
     pub async fn put_manifest(&self, m: &BaselineManifest) -> anyhow::Result<()> {
-        let location = self.path(&m.id, "manifest.json");
-        let body = serde_json::to_vec_pretty(m)?;
+        self.put_json(&m.id, "manifest.json", m).await
+    }
+
+    /// Writes `value` as pretty JSON to `name` in baseline `id`'s directory.
+    async fn put_json(
+        &self,
+        id: &str,
+        name: &str,
+        value: &impl serde::Serialize,
+    ) -> anyhow::Result<()> {
+        let location = self.path(id, name);
+        let body = serde_json::to_vec_pretty(value)?;
         self.store
             .put(&location, PutPayload::from(body))
             .await
@@ -248,13 +258,7 @@ impl BaselineStore {
         id: &str,
         objects: &[dbtrail_core::objects::SchemaObject],
     ) -> anyhow::Result<()> {
-        let location = self.path(id, OBJECTS_FILE);
-        let body = serde_json::to_vec_pretty(objects)?;
-        self.store
-            .put(&location, PutPayload::from(body))
-            .await
-            .map_err(|e| self.err(&format!("writing {location}"), e))?;
-        Ok(())
+        self.put_json(id, OBJECTS_FILE, &objects).await
     }
 
     /// Reads baseline `id`'s objects; `None` when it recorded none (taken before dbtrail
