@@ -124,10 +124,14 @@ pub fn holes(log: &Log) -> anyhow::Result<Vec<Hole>> {
     Holes::default().update(log)
 }
 
-/// Images the tables [`holes`] finds, every few seconds while capture streams, until `cancel`.
+/// Images the tables [`holes`] finds, twice a second while capture streams (the scan is
+/// incremental), and again at once after each image (DDL may have come meanwhile), until
+/// `cancel`. A table renamed or dropped before its image is taken keeps no image of that
+/// name; a restore to a moment in between is refused as "no image", never guessed.
 pub async fn run(source: Arc<Source>, backups: Arc<Backups>, cancel: CancellationToken) {
     let name = source.config.name.clone();
-    let mut pause = Duration::from_secs(2);
+    let every = Duration::from_millis(500);
+    let mut pause = every;
     let holes = Arc::new(std::sync::Mutex::new(Holes::default()));
     // Tables whose last image failed, and when: retried after 30 s, the others go first.
     let mut failed: std::collections::HashMap<TableRef, std::time::Instant> = Default::default();
@@ -136,7 +140,7 @@ pub async fn run(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancellatio
             () = tokio::time::sleep(pause) => {}
             () = cancel.cancelled() => return,
         }
-        pause = Duration::from_secs(2);
+        pause = every;
         if source.covered_until_us().is_none() {
             continue;
         }
@@ -220,6 +224,7 @@ pub async fn run(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancellatio
         match crate::pitr::take_image(&source, &backups, &cancel, tables.clone(), why).await {
             Ok(m) => {
                 log_image(&name, &m);
+                pause = Duration::ZERO;
                 if !m.skipped.is_empty() {
                     for t in &m.skipped {
                         failed.insert(t.table.clone(), std::time::Instant::now());
