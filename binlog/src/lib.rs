@@ -17,6 +17,7 @@ pub mod infoschema;
 pub mod jsonb;
 pub mod rows;
 pub mod snapshot;
+pub mod start;
 pub mod stream;
 pub mod xa;
 

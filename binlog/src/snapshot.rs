@@ -12,6 +12,7 @@ use crate::BinlogError;
 use crate::checks::{Flavor, ServerInfo};
 use crate::infoschema::members;
 use crate::stream::{binlog_status, executed_set};
+use dbtrail_core::baseline::SnapshotMethod;
 use dbtrail_core::schema::quote_ident;
 use dbtrail_core::value::{Date, DateTime, days_from_civil};
 use dbtrail_core::{ColumnDef, ColumnType, Position, Row, TableRef, TableSchema, Value};
@@ -37,10 +38,17 @@ pub struct Snapshot {
     pub taken_us: i64,
     /// The base tables of user databases at the snapshot (listed under the lock), sorted.
     pub tables: Vec<TableRef>,
+    /// How the position was made exact.
+    pub method: SnapshotMethod,
+    /// For a snapshot without a lock, a position after every point the connections'
+    /// snapshots reflect (see [`dbtrail_core::baseline::BaselineManifest::upper`]).
+    pub upper: Option<Position>,
+    /// The lock taken, as reported in the manifest.
+    pub lock_mode: String,
 }
 
 /// Raw bytes, UTC and REPEATABLE READ for a snapshot connection.
-async fn snapshot_session(c: &mut Conn) -> Result<(), BinlogError> {
+pub(crate) async fn snapshot_session(c: &mut Conn) -> Result<(), BinlogError> {
     c.query_drop(SESSION)
         .await
         .map_err(BinlogError::driver("setting up a snapshot session"))?;
@@ -51,7 +59,10 @@ async fn snapshot_session(c: &mut Conn) -> Result<(), BinlogError> {
 
 /// The server's binlog position and executed GTID set now (read while commits, or the
 /// snapshot's tables, are locked).
-async fn current_position(conn: &mut Conn, info: &ServerInfo) -> Result<Position, BinlogError> {
+pub(crate) async fn current_position(
+    conn: &mut Conn,
+    info: &ServerInfo,
+) -> Result<Position, BinlogError> {
     let (file, pos) = binlog_status(conn, info).await?;
     let executed: Option<String> = conn
         .query_first(match info.flavor {
@@ -71,7 +82,7 @@ async fn current_position(conn: &mut Conn, info: &ServerInfo) -> Result<Position
 }
 
 /// Databases that are the server's own, never snapshotted.
-const SYSTEM_DBS: &str = "'mysql','sys','information_schema','performance_schema'";
+pub(crate) const SYSTEM_DBS: &str = "'mysql','sys','information_schema','performance_schema'";
 
 /// Starts consistent snapshot transactions on every connection and returns the position they
 /// all reflect, the tables that existed, and how long the global lock was held.
@@ -87,6 +98,14 @@ pub async fn consistent_start(
     for c in std::iter::once(&mut *first).chain(rest.iter_mut()) {
         snapshot_session(c).await?;
     }
+    // Never queue the whole server behind a long query for long: while FTWRL waits, every
+    // writer waits behind it.
+    first
+        .query_drop(format!(
+            "SET SESSION lock_wait_timeout = {GLOBAL_LOCK_WAIT_SECS}"
+        ))
+        .await
+        .map_err(BinlogError::driver("setting up a snapshot session"))?;
     first
         .query_drop("FLUSH TABLES WITH READ LOCK")
         .await
@@ -95,10 +114,17 @@ pub async fn consistent_start(
                 BinlogError::MissingPrivilege {
                     privilege: "RELOAD",
                     fix: "GRANT RELOAD ON *.* TO the dbtrail user (needed for the brief global \
-                          read lock of a consistent snapshot)"
+                          read lock of baseline_lock = \"global\"; managed servers such as RDS \
+                          refuse it even with RELOAD: use baseline_lock = \"auto\", \"tables\" \
+                          or \"none\")"
                         .into(),
                 }
             }
+            mysql_async::Error::Server(s) if s.code == 1205 => BinlogError::Config(format!(
+                "could not take FLUSH TABLES WITH READ LOCK within {GLOBAL_LOCK_WAIT_SECS} s: a \
+                 long query or transaction holds a table (see SHOW PROCESSLIST); retry the backup \
+                 later, or use baseline_lock = \"none\", which takes no lock"
+            )),
             e => BinlogError::driver("taking the global read lock")(e),
         })?;
     // Held from here: acquiring the lock may first wait for running statements to finish.
@@ -140,13 +166,19 @@ pub async fn consistent_start(
         lock_held,
         taken_us,
         tables,
+        method: SnapshotMethod::Global,
+        upper: None,
+        lock_mode: LOCK_MODE.into(),
     })
 }
+
+/// How long [`consistent_start`] waits for the global read lock.
+const GLOBAL_LOCK_WAIT_SECS: u32 = 10;
 
 /// How long [`tables_start`] waits for its table locks. While `LOCK TABLES ... READ` waits
 /// (behind a long or a prepared XA transaction on the table), new writers of the table queue
 /// behind it, so the wait is kept short and the image retried later instead.
-const LOCK_WAIT_SECS: u32 = 2;
+pub(crate) const LOCK_WAIT_SECS: u32 = 2;
 
 /// The lock [`tables_start`] takes, as reported in table images.
 pub const TABLES_LOCK_MODE: &str = "LOCK TABLES ... READ";
@@ -233,6 +265,9 @@ pub async fn tables_start(
         lock_held,
         taken_us,
         tables,
+        method: SnapshotMethod::Tables,
+        upper: None,
+        lock_mode: TABLES_LOCK_MODE.into(),
     })
 }
 

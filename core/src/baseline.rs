@@ -9,6 +9,10 @@
 //! The position is the exact state the snapshot reflects (docs/correctness.md, C18): every
 //! transaction in `position.gtid_set` (or, on servers without GTIDs, every transaction that
 //! ends at or before `position.file:pos`) is in the files; replay applies exactly the others.
+//! A snapshot taken without any lock ([`SnapshotMethod::None`], or MariaDB's connections at
+//! different positions) also has an `upper` position: each table's image is exact at some
+//! unknown point between `position` and `upper`, which is enough for tables with a primary
+//! key at every target after `upper` (docs/correctness.md, C18).
 use crate::position::Position;
 use crate::schema::TableRef;
 use serde::{Deserialize, Serialize};
@@ -35,6 +39,38 @@ impl BaselineOrigin {
     /// True for a snapshot of the whole source (a baseline proper).
     pub fn is_full(self) -> bool {
         !matches!(self, BaselineOrigin::TableImage)
+    }
+}
+
+/// How a snapshot's position was made exact (`baseline_lock` in the config).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMethod {
+    /// `FLUSH TABLES WITH READ LOCK` while the snapshots start: exact for every table.
+    #[default]
+    Global,
+    /// `LOCK TABLES ... READ` on the tables while the snapshots start: exact for them.
+    Tables,
+    /// MariaDB's `binlog_snapshot_*` status: each connection's snapshot names its exact
+    /// position, with no lock at all.
+    MariadbSnapshot,
+    /// No lock: the executed GTID set before and the binlog position after the snapshots
+    /// start bound them (`position` .. `upper`).
+    None,
+    /// Not a snapshot of the source (an import, or computed from the log).
+    NotApplicable,
+}
+
+impl SnapshotMethod {
+    /// The config spelling (`baseline_lock`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SnapshotMethod::Global => "global",
+            SnapshotMethod::Tables => "tables",
+            SnapshotMethod::MariadbSnapshot => "mariadb_snapshot",
+            SnapshotMethod::None => "none",
+            SnapshotMethod::NotApplicable => "-",
+        }
     }
 }
 
@@ -76,6 +112,15 @@ pub struct BaselineManifest {
     pub lock_held_us: i64,
     /// The lock taken, e.g. `FLUSH TABLES WITH READ LOCK`.
     pub lock_mode: String,
+    /// How the snapshot was made exact (manifests before methods existed: `global`).
+    #[serde(default)]
+    pub method: SnapshotMethod,
+    /// For a snapshot without a lock: a position after every point the tables' images
+    /// reflect (each is exact somewhere in `position` .. `upper`); `None` when every table is
+    /// exact at `position`. Targets before `upper` cannot use it for the tables changed in
+    /// between, and tables without a primary key changed in between are not in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper: Option<Position>,
     /// The tables, sorted by name.
     pub tables: Vec<BaselineTable>,
     /// Tables listed at the snapshot but dropped or altered before they could be read

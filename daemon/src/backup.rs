@@ -17,11 +17,12 @@ use crate::source::Source;
 use crate::store::BaselineStore;
 use crate::util::{lock, now_us};
 use anyhow::{Context, bail};
+use dbtrail_binlog::start::LockChoice;
 use dbtrail_binlog::{checks, snapshot, stream};
 use dbtrail_core::api::{BackupJobView, JobStatus};
 use dbtrail_core::baseline::{
-    BaselineManifest, BaselineOrigin, BaselineTable, MANIFEST_VERSION, SkippedTable, baseline_id,
-    table_file_name,
+    BaselineManifest, BaselineOrigin, BaselineTable, MANIFEST_VERSION, SkippedTable,
+    SnapshotMethod, baseline_id, table_file_name,
 };
 use dbtrail_core::render::rfc3339_micros;
 use dbtrail_core::{Row, TableRef};
@@ -39,6 +40,10 @@ const BATCH_ROWS: usize = 1024;
 const BATCHES_IN_FLIGHT: usize = 8;
 /// Jobs remembered for the API.
 const KEEP_JOBS: usize = 50;
+/// How a skipped table's reason begins when it has no primary key and was changed while a
+/// lock-free snapshot started (it is then imaged again, up to [`KEYLESS_TRIES`] times).
+const KEYLESS_CHANGED: &str = "no primary key, and changed while the lock-free snapshot started (";
+const KEYLESS_TRIES: u8 = 3;
 
 /// One source's backup jobs of this process (baselines go to the source's store).
 pub struct Backups {
@@ -51,8 +56,9 @@ pub struct Backups {
 enum Work {
     Snapshot,
     Import(PathBuf),
-    /// A table image of these tables (why, for the log).
-    Image(Vec<TableRef>, String),
+    /// A table image of these tables (why, for the log; the how-many-th try of a lock-free
+    /// image of key-less tables changed while it started, from 0).
+    Image(Vec<TableRef>, String, u8),
 }
 
 /// Why a backup could not start.
@@ -111,7 +117,7 @@ impl Backups {
         tables: Vec<TableRef>,
         why: String,
     ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
-        self.start_job(source, cancel, Work::Image(tables, why))
+        self.start_job(source, cancel, Work::Image(tables, why, 0))
     }
 
     /// Starts importing the mydumper backup in `dir` as a baseline.
@@ -178,10 +184,14 @@ impl Backups {
         let handle = tokio::spawn(async move {
             let started = std::time::Instant::now();
             let labels = Metrics::source(&source.config.name);
+            let attempt = match &work {
+                Work::Image(_, _, a) => *a + 1,
+                _ => 0,
+            };
             let work = async {
                 match &work {
                     Work::Snapshot => this.take(&source, &job, None).await,
-                    Work::Image(tables, why) => {
+                    Work::Image(tables, why, _) => {
                         tracing::info!(source = %source.config.name, tables = ?tables.iter().map(|t| t.to_string()).collect::<Vec<_>>(), why = %why, "table image started");
                         this.take(&source, &job, Some(tables)).await
                     }
@@ -213,6 +223,31 @@ impl Backups {
                         tables = m.tables.len(), rows = m.rows(), bytes = m.bytes(),
                         seconds = elapsed.as_secs_f64(), "baseline complete");
                     let image = !m.origin.is_full();
+                    // Key-less tables a lock-free snapshot could not hold exactly: imaged
+                    // again, a few times, each try checked the same way.
+                    let again: Vec<TableRef> = m
+                        .skipped
+                        .iter()
+                        .filter(|t| t.reason.starts_with(KEYLESS_CHANGED))
+                        .map(|t| t.table.clone())
+                        .collect();
+                    if !again.is_empty() {
+                        if attempt < KEYLESS_TRIES {
+                            let why = format!(
+                                "key-less tables changed while lock-free snapshot {} started (try {} of {KEYLESS_TRIES})",
+                                m.id,
+                                attempt + 1
+                            );
+                            let _ = this.start_job(
+                                source.clone(),
+                                cancel.clone(),
+                                Work::Image(again, why, attempt),
+                            );
+                        } else {
+                            tracing::warn!(source = %source.config.name, tables = ?again.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                                "key-less tables changed during {KEYLESS_TRIES} lock-free snapshots in a row: no image holds them; restores of them are refused until a later baseline or image does (baseline_lock = \"tables\" images them exactly)");
+                        }
+                    }
                     {
                         let mut j = lock(&job);
                         j.phase = "retention".into();
@@ -285,20 +320,36 @@ impl Backups {
         let wanted = match image {
             // One connection holds the locks; the others read.
             Some(t) => 1 + source.config.backup_connections.min(t.len()).max(1),
-            None => source.config.backup_connections,
+            // The readers, and one spare (the locking connection of baseline_lock = tables).
+            None => source.config.backup_connections + 1,
         };
+        let choice = source.config.baseline_lock()?;
         for _ in 1..wanted {
             conns.push(stream::connect(&spec).await?);
         }
         lock(job).phase = phase("snapshot");
         let mut snap = match image {
+            // Lock-free images where baselines are lock-free by configuration (the user may
+            // lack LOCK TABLES); else a moment of `LOCK TABLES ... READ`.
+            Some(tables) if choice == LockChoice::Only(SnapshotMethod::None) => {
+                conns.remove(0);
+                dbtrail_binlog::start::lockfree_image(&mut conns, &info, tables).await?
+            }
             Some(tables) => {
                 let s = snapshot::tables_start(&mut conns, &info, tables).await?;
                 // The locking connection is done.
                 conns.remove(0);
                 s
             }
-            None => snapshot::consistent_start(&mut conns, &info).await?,
+            None => {
+                dbtrail_binlog::start::baseline_start(
+                    &mut conns,
+                    &info,
+                    choice,
+                    source.config.backup_databases.as_deref(),
+                )
+                .await?
+            }
         };
         if image.is_none()
             && let Some(dbs) = &source.config.backup_databases
@@ -335,6 +386,7 @@ impl Backups {
         }
         tracing::info!(source = %name, backup = %id, tables = snap.tables.len(),
             lock_held_ms = snap.lock_held.as_secs_f64() * 1000.0, position = %snap.position,
+            method = snap.method.name(), upper = ?snap.upper.as_ref().map(|u| u.to_string()),
             "snapshot started");
         let tmp = self.tmp_dir.join(&id);
         tokio::fs::create_dir_all(&tmp)
@@ -380,6 +432,31 @@ impl Backups {
             .partition(Result::is_ok);
         let mut tables: Vec<BaselineTable> = tables.drain(..).filter_map(Result::ok).collect();
         let mut skipped: Vec<SkippedTable> = skipped.into_iter().filter_map(Result::err).collect();
+        // A lock-free snapshot: tables without a primary key changed while it started are
+        // not held exactly (crate::interval).
+        if let Some(upper) = &snap.upper {
+            lock(job).phase = phase("checking key-less tables");
+            crate::interval::wait_for(source, upper).await?;
+            let names: Vec<TableRef> = tables.iter().map(|t| t.table.clone()).collect();
+            let (log, p, u) = (source.log.clone(), snap.position.clone(), upper.clone());
+            let changed = tokio::task::spawn_blocking(move || {
+                crate::interval::keyless_changed(&*log, &p, &u, &names)
+            })
+            .await
+            .context("the key-less check died")??;
+            for t in changed {
+                tracing::info!(source = %name, backup = %id, table = %t,
+                    "a table without a primary key was changed while the lock-free snapshot started; imaged again");
+                tables.retain(|e| e.table != t);
+                skipped.push(SkippedTable {
+                    table: t,
+                    reason: format!(
+                        "{KEYLESS_CHANGED} between {} and {upper}); imaged again",
+                        snap.position
+                    ),
+                });
+            }
+        }
         tables.sort_by(|a, b| a.table.cmp(&b.table));
         skipped.sort_by(|a, b| a.table.cmp(&b.table));
         lock(job).phase = phase("manifest");
@@ -397,12 +474,9 @@ impl Backups {
             started_us,
             finished_us: now_us(),
             lock_held_us: snap.lock_held.as_micros() as i64,
-            lock_mode: if image.is_some() {
-                snapshot::TABLES_LOCK_MODE
-            } else {
-                snapshot::LOCK_MODE
-            }
-            .into(),
+            lock_mode: snap.lock_mode.clone(),
+            method: snap.method,
+            upper: snap.upper.clone(),
             tables,
             skipped,
         };
@@ -559,6 +633,8 @@ impl Backups {
             finished_us: now_us(),
             lock_held_us: 0,
             lock_mode: format!("none (mydumper backup {})", dir.display()),
+            method: dbtrail_core::baseline::SnapshotMethod::NotApplicable,
+            upper: None,
             tables: out,
             skipped: Vec::new(),
         };

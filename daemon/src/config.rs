@@ -75,6 +75,11 @@ pub struct SourceConfig {
     /// Connections (tables read in parallel) per backup.
     #[serde(default = "default_backup_connections")]
     pub backup_connections: usize,
+    /// How a baseline's snapshot is made exact: `auto` (default: `global` if the server
+    /// allows it, else MariaDB's snapshot position, else `tables`, else `none`), `global`
+    /// (FLUSH TABLES WITH READ LOCK), `tables` (LOCK TABLES ... READ on the baseline's
+    /// tables), `none` (no lock; MySQL needs GTIDs). See README "Least privilege".
+    pub baseline_lock: Option<String>,
 }
 
 fn default_socket() -> PathBuf {
@@ -184,6 +189,7 @@ impl Config {
                     s.name
                 );
             }
+            s.baseline_lock()?;
             if let Some(url) = &s.baseline_store
                 && !(url.starts_with("file:///") || url.starts_with("s3://"))
             {
@@ -208,6 +214,21 @@ pub struct SourceUrl {
 }
 
 impl SourceConfig {
+    /// `baseline_lock`, parsed (default `auto`).
+    pub fn baseline_lock(&self) -> anyhow::Result<dbtrail_binlog::start::LockChoice> {
+        use dbtrail_binlog::start::LockChoice;
+        match self.baseline_lock.as_deref() {
+            None => Ok(LockChoice::Auto),
+            Some(v) => LockChoice::parse(v).with_context(|| {
+                format!(
+                    "source {}: baseline_lock = {v:?} is not one of {}",
+                    self.name,
+                    LockChoice::VALUES
+                )
+            }),
+        }
+    }
+
     /// Parses `url`.
     pub fn parsed_url(&self) -> anyhow::Result<SourceUrl> {
         let rest = self.url.strip_prefix("mysql://").with_context(|| {

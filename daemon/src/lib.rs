@@ -32,6 +32,7 @@ pub mod cascades;
 pub mod config;
 pub mod exporter;
 pub mod images;
+pub mod interval;
 pub mod metrics;
 pub mod pitr;
 pub mod service;

@@ -357,6 +357,8 @@ mod tests {
             finished_us: snapshot_us + 2_000_000,
             lock_held_us: 0,
             lock_mode: String::new(),
+            method: Default::default(),
+            upper: None,
             tables: vec![],
             skipped: vec![],
         }

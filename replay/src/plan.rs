@@ -279,6 +279,8 @@ struct TableState {
     /// Some schema version has a cascading foreign key: its parents' changes from the
     /// image's point on fire its actions.
     cascading: bool,
+    /// Its newest schema has no primary key (a multiset: see `lock-free images` below).
+    keyless: bool,
 }
 
 fn image_name(m: &BaselineManifest) -> String {
@@ -448,11 +450,38 @@ pub fn plan(
             Some(id) => has_cascading_parents(log, id)?,
             None => false,
         };
+        let keyless = match id {
+            Some(id) => newest_schema(log, id)?.is_some_and(|s| s.primary_key.is_empty()),
+            None => false,
+        };
+        // Lock-free images (exact only somewhere in position .. upper) are used forward.
+        for c in &mut cands {
+            let Some(m) = c.image.map(|ix| &images[ix]) else {
+                continue;
+            };
+            if m.upper.is_some() && c.backward {
+                c.fail(format!(
+                    "{} was taken without a lock (exact only after {}), so it is only used \
+                     for targets after it",
+                    image_name(m),
+                    m.upper.as_ref().map(|u| u.to_string()).unwrap_or_default()
+                ));
+            }
+            if m.upper.is_some() && cascading {
+                c.fail(format!(
+                    "{} was taken without a lock, and {t} has cascading foreign keys whose \
+                     actions are not replayed onto such an image; take a baseline with \
+                     baseline_lock = \"tables\" or \"global\"",
+                    image_name(m)
+                ));
+            }
+        }
         states.push(TableState {
             table: t.clone(),
             id,
             cands,
             cascading,
+            keyless,
         });
     }
     let by_id: HashMap<u32, usize> = states
@@ -486,11 +515,25 @@ pub fn plan(
     let mut reached = baseline.position.gtid_set.clone();
     let mut problem: Option<String> = None;
     let mut ended = false;
+    // Lock-free images need the transactions up to their `upper` seen, included or not.
+    let upper_end: Option<(String, u64)> = cand_images
+        .iter()
+        .filter_map(|&i| images[i].upper.as_ref())
+        .map(|u| (u.file.clone(), u.pos))
+        .max_by(|a, b| cmp_binlog((&a.0, a.1), (&b.0, b.1)));
+    let within_upper = |t: &TxnInfo| {
+        upper_end.as_ref().is_some_and(|(f, p)| {
+            cmp_binlog((&t.end_file, t.end_pos), (f, *p)) != std::cmp::Ordering::Greater
+        })
+    };
     catalog.scan_txns(&mut |t| {
         let included = match &target {
             Target::Time(tp) => t.commit_us <= tp.end_inclusive(),
             Target::Gtid(set) => t.gtid.as_ref().is_some_and(|g| set.contains(g)),
         };
+        if ended && !walk_all && !within_upper(&t) {
+            return false;
+        }
         if ended && included {
             problem = Some(format!(
                 "the target is not a prefix of the log: transaction {} is in it but an \
@@ -502,7 +545,7 @@ pub fn plan(
         if !included && !ended {
             ended = true;
             first_after = Some(t.clone());
-            if !walk_all {
+            if !walk_all && !within_upper(&t) {
                 return false;
             }
         }
@@ -577,6 +620,34 @@ pub fn plan(
                         describe(&t),
                         s.table
                     ));
+                }
+                // Lock-free: a change after `position` that the image may or may not hold
+                // (it ends by `upper`) must be replayed, and is harmless only for keyed tables.
+                if let Some(ix) = c.image
+                    && let Some(u) = &images[ix].upper
+                    && !held
+                    && cmp_binlog((&t.end_file, t.end_pos), (&u.file, u.pos))
+                        != std::cmp::Ordering::Greater
+                {
+                    if !included {
+                        c.fail(format!(
+                            "the target is inside the interval of {} (taken without a lock: \
+                             exact for {} only from {} on, after transaction {})",
+                            image_name(&images[ix]),
+                            s.table,
+                            u,
+                            describe(&t)
+                        ));
+                    }
+                    if s.keyless {
+                        c.fail(format!(
+                            "{} has no primary key and transaction {} changed it while {} \
+                             (taken without a lock) started",
+                            s.table,
+                            describe(&t),
+                            image_name(&images[ix])
+                        ));
+                    }
                 }
                 match (c.backward, held, included) {
                     // Live: the table now holds everything; what is after the target is undone.
@@ -947,8 +1018,14 @@ fn tables_at_target(
     included: &dyn Fn(&TxnInfo) -> bool,
 ) -> Result<Vec<TableRef>, Refused> {
     use dbtrail_core::ddl::{Ddl, DdlEffect, classify_recorded};
-    let mut set: std::collections::BTreeSet<TableRef> =
-        anchor.tables.iter().map(|t| t.table.clone()).collect();
+    // The anchor's skipped tables exist too: a restore of everything must name them (an
+    // image of them is used, or the restore is refused), never leave them out silently.
+    let mut set: std::collections::BTreeSet<TableRef> = anchor
+        .tables
+        .iter()
+        .map(|t| t.table.clone())
+        .chain(anchor.skipped.iter().map(|t| t.table.clone()))
+        .collect();
     catalog.scan_txns(&mut |t| {
         if !included(&t) {
             return false;
@@ -979,6 +1056,20 @@ fn tables_at_target(
         true
     })?;
     Ok(set.into_iter().collect())
+}
+
+/// The table's newest schema version.
+fn newest_schema(
+    log: &dyn ChangeLog,
+    id: u32,
+) -> Result<Option<dbtrail_core::TableSchema>, Refused> {
+    let mut v = 1;
+    let mut newest = None;
+    while let Some(s) = log.schema(id, v)? {
+        newest = Some(s);
+        v += 1;
+    }
+    Ok(newest)
 }
 
 /// Whether some schema version of the table has a cascading foreign key.

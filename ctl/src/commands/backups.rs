@@ -260,6 +260,8 @@ mod tests {
             finished_us: 1_795_000_002_500_000,
             lock_held_us: 1234,
             lock_mode: "FLUSH TABLES WITH READ LOCK".into(),
+            method: Default::default(),
+            upper: None,
             tables: vec![table("orders", 6, 2048), table("c", 4, 5_000_000)],
             skipped: vec![],
         }

@@ -6,7 +6,7 @@ use crate::restore::tests::{MemLog, Model, Quiet, create_table, dumped_rows, op,
 use crate::restore::{Settings, TableInput, rebuild};
 use dbtrail_core::baseline::BaselineOrigin;
 use dbtrail_core::history::{Horizon, LoggedChange};
-use dbtrail_core::{Gtid, Position};
+use dbtrail_core::{Gtid, Position, Row, Value};
 use proptest::prelude::*;
 
 const UUID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
@@ -116,6 +116,8 @@ fn baseline(n: u64, tables: &[(TableRef, u64)]) -> BaselineManifest {
         finished_us: snapshot_us,
         lock_held_us: 0,
         lock_mode: "FLUSH TABLES WITH READ LOCK".into(),
+        method: Default::default(),
+        upper: None,
         tables: tables
             .iter()
             .enumerate()
@@ -444,6 +446,148 @@ fn refusals() {
     assert_eq!(refused(&c, &malformed), "table \"nodot\" is not db.table");
 }
 
+/// The log, catalog and model states (`states[n]`: after transactions 1..=n) of random
+/// transactions, transaction n committed at `commit(n)` with GTID n.
+fn history(txns: &[Vec<crate::restore::tests::Op>]) -> (MemLog, MemCatalog, Vec<Model>) {
+    let schemas = schemas();
+    let mut m = Model::default();
+    let mut log = MemLog::new(schemas.clone());
+    let mut cat = MemCatalog {
+        origin: Some(position(0)),
+        tables: schemas
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32, s.table.clone()))
+            .collect(),
+        ..MemCatalog::default()
+    };
+    let mut states = vec![m.clone()];
+    let mut id = 0u64;
+    for (i, ops) in txns.iter().enumerate() {
+        let n = i as u64 + 1;
+        let first = id;
+        let mut tables = Vec::new();
+        for o in ops {
+            if let Some((t, change)) = m.apply(o) {
+                log.changes.push((
+                    t,
+                    LoggedChange {
+                        commit_us: commit(n),
+                        event_id: id,
+                        schema_version: 1,
+                        gtid: Some(gtid(n)),
+                        change,
+                    },
+                ));
+                id += 1;
+                if !tables.contains(&t) {
+                    tables.push(t);
+                }
+            }
+        }
+        cat.txns.push(txn(n, first, id - first, tables));
+        states.push(m.clone());
+    }
+    (log, cat, states)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A baseline taken without a lock (position p0, upper p1): the keyed table's image holds
+    /// each key as of its own random point in [p0, p1], the key-less one as of one random
+    /// point. plan() + rebuild == the model at every target it accepts; it accepts exactly
+    /// when no change in (p0, p1] to the keyed table is after the target and none touched
+    /// the key-less one (the rule in binlog::start and the planner's docs).
+    #[test]
+    fn lock_free_baselines_give_the_model_state(
+        txns in prop::collection::vec(prop::collection::vec(op(), 0..4), 1..16),
+        p0 in any::<prop::sample::Index>(),
+        width in 0u64..4,
+        mix in prop::collection::vec(any::<u8>(), 48),
+        bag_at in any::<prop::sample::Index>(),
+        target in any::<prop::sample::Index>(),
+        by_gtid in any::<bool>(),
+    ) {
+        let schemas = schemas();
+        let (log, mut cat, states) = history(&txns);
+        let count = txns.len() as u64;
+        let p0 = p0.index(txns.len() + 1) as u64;
+        let p1 = (p0 + width).min(count);
+        let span = (p1 - p0 + 1) as usize;
+        // Keyed: every key any state in [p0, p1] has, as of its own point.
+        let mut keys: Vec<Value> = (p0..=p1)
+            .flat_map(|n| states[n as usize].rows(0).into_iter().map(|r| r[0].clone()))
+            .collect();
+        keys.sort_by_key(|k| format!("{k:?}"));
+        keys.dedup();
+        let keyed: Vec<Row> = keys
+            .iter()
+            .filter_map(|k| {
+                let Value::Int(i) = k else { return None };
+                let n = p0 as usize + mix[i.rem_euclid(48) as usize] as usize % span;
+                states[n].rows(0).into_iter().find(|r| &r[0] == k)
+            })
+            .collect();
+        let bag = states[p0 as usize + bag_at.index(span)].rows(1);
+        let mut b = baseline(p0, &[(schemas[0].table.clone(), keyed.len() as u64), (schemas[1].table.clone(), bag.len() as u64)]);
+        b.method = dbtrail_core::baseline::SnapshotMethod::None;
+        b.upper = Some(position(p1));
+        let dir = tempfile::tempdir().expect("tmp");
+        for (t, rows) in [(0usize, &keyed), (1, &bag)] {
+            let f = std::fs::File::create(dir.path().join(&b.tables[t].file)).expect("create");
+            let mut w = crate::baseline::BaselineWriter::new(f, &schemas[t], Vec::new(), 7).expect("writer");
+            for r in rows {
+                w.push(r).expect("push");
+            }
+            w.finish().expect("finish");
+        }
+        cat.baselines.push(b.clone());
+        let to = p0 + target.index((count - p0) as usize + 1) as u64;
+        let mut req = if by_gtid && to > 0 && p0 > 0 {
+            PitrRequest { target_gtid: Some(format!("{UUID}:1-{to}")), ..PitrRequest::default() }
+        } else {
+            at(commit(to) + 500)
+        };
+        req.image = Some("baseline".into());
+        let touches = |n: u64, t: u32| cat.txns[n as usize - 1].tables.contains(&t);
+        let keyed_ok = !(p0 + 1..=p1).any(|n| n > to && touches(n, 0));
+        let bag_ok = !(p0 + 1..=p1).any(|n| touches(n, 1));
+        let ctx = PlanContext { covered_until_us: Some(i64::MAX), ..ctx() };
+        match plan(&cat, &log, &req, &ctx) {
+            Err(e) => prop_assert!(!(keyed_ok && bag_ok), "refused although exact: {e}"),
+            Ok(p) => {
+                prop_assert!(keyed_ok && bag_ok, "accepted a target the image cannot give: {:?}", p.view.images);
+                let inputs: Vec<TableInput> = p
+                    .tables
+                    .iter()
+                    .map(|t| {
+                        let (_, e) = t.image.as_ref().expect("an image");
+                        let s = &schemas[t.table_id.expect("known") as usize];
+                        TableInput {
+                            table: t.table.clone(),
+                            window: t.window,
+                            backward: t.backward,
+                            rows: e.rows,
+                            create_table: create_table(s),
+                            table_id: t.table_id,
+                            file: dir.path().join(&e.file),
+                            requested: true,
+                        }
+                    })
+                    .collect();
+                let out = dir.path().join("out");
+                std::fs::create_dir(&out).expect("out");
+                let settings = Settings { keys_in_memory: 3, chunk_bytes: 300, statement_bytes: 120, threads: 2 };
+                rebuild(&log, inputs, &out, &settings, &Quiet).expect("rebuild");
+                for (t, s) in schemas.iter().enumerate() {
+                    prop_assert_eq!(&dumped_rows(&out, s), &states[to as usize].rows(t as u32), "table {}", s.table);
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -462,38 +606,7 @@ proptest! {
     ) {
         let schemas = schemas();
         let refs: Vec<TableRef> = schemas.iter().map(|s| s.table.clone()).collect();
-        let mut m = Model::default();
-        let mut log = MemLog::new(schemas.clone());
-        let mut cat = MemCatalog {
-            origin: Some(position(0)),
-            tables: refs.iter().cloned().enumerate().map(|(i, t)| (i as u32, t)).collect(),
-            ..MemCatalog::default()
-        };
-        // states[n]: the model after transactions 1..=n.
-        let mut states = vec![m.clone()];
-        let mut id = 0u64;
-        for (i, ops) in txns.iter().enumerate() {
-            let n = i as u64 + 1;
-            let first = id;
-            let mut tables = Vec::new();
-            for o in ops {
-                if let Some((t, change)) = m.apply(o) {
-                    log.changes.push((t, LoggedChange {
-                        commit_us: commit(n),
-                        event_id: id,
-                        schema_version: 1,
-                        gtid: Some(gtid(n)),
-                        change,
-                    }));
-                    id += 1;
-                    if !tables.contains(&t) {
-                        tables.push(t);
-                    }
-                }
-            }
-            cat.txns.push(txn(n, first, id - first, tables));
-            states.push(m.clone());
-        }
+        let (log, mut cat, states) = history(&txns);
         let count = txns.len() as u64;
         let dir = tempfile::tempdir().expect("tmp");
         let write = |file: &str, t: usize, n: u64| {
