@@ -124,6 +124,21 @@ pub async fn baseline_start(
             conns.truncate(conns.len() - 1);
             consistent_start(conns, info).await
         }
+        SnapshotMethod::Tables if choice == LockChoice::Auto => {
+            match tables_baseline(conns, info, databases).await {
+                // The grants looked sufficient but were not (a role, a partial grant): no
+                // lock at all is still exact, where GTIDs allow it.
+                Err(BinlogError::MissingPrivilege { .. }) if info.gtid_mode => {
+                    tracing::info!(
+                        "LOCK TABLES is not allowed for this user; the baseline takes no lock \
+                         (baseline_lock = \"auto\")"
+                    );
+                    conns.truncate(conns.len() - 1);
+                    lockfree_baseline(conns, info, databases).await
+                }
+                r => r,
+            }
+        }
         SnapshotMethod::Tables => tables_baseline(conns, info, databases).await,
         SnapshotMethod::MariadbSnapshot | SnapshotMethod::None
             if info.flavor == Flavor::Mariadb =>
@@ -176,17 +191,21 @@ async fn list_tables(
         .collect())
 }
 
-/// Whether this user holds LOCK TABLES globally or on every database of the baseline
-/// (information_schema shows a user its own grants).
+/// This user as information_schema's GRANTEE column spells it (`'user'@'host'`): a user
+/// with global SELECT sees every user's rows there. Privileges through roles are not seen.
+const ME: &str = "CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
+                  SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
+
+/// Whether this user holds LOCK TABLES globally or on every database of the baseline.
 async fn may_lock_tables(
     conn: &mut Conn,
     databases: Option<&[String]>,
 ) -> Result<bool, BinlogError> {
     let global: Option<u8> = conn
-        .query_first(
-            "SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'LOCK TABLES' \
-             LIMIT 1",
-        )
+        .query_first(format!(
+            "SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = \
+                 'LOCK TABLES' AND GRANTEE = {ME} LIMIT 1"
+        ))
         .await
         .map_err(BinlogError::driver("reading the user's privileges"))?;
     if global.is_some() {
@@ -205,10 +224,10 @@ async fn may_lock_tables(
         }
     };
     let granted: Vec<String> = conn
-        .query(
+        .query(format!(
             "SELECT DISTINCT TABLE_SCHEMA FROM information_schema.SCHEMA_PRIVILEGES \
-             WHERE PRIVILEGE_TYPE = 'LOCK TABLES'",
-        )
+             WHERE PRIVILEGE_TYPE = 'LOCK TABLES' AND GRANTEE = {ME}"
+        ))
         .await
         .map_err(BinlogError::driver("reading the user's privileges"))?;
     // A schema grant may be a LIKE pattern (`shop\_%`); only exact names are trusted.
@@ -474,10 +493,10 @@ pub async fn describe(
     databases: Option<&[String]>,
 ) -> Result<String, BinlogError> {
     let reload: Option<u8> = conn
-        .query_first(
+        .query_first(format!(
             "SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN \
-             ('RELOAD', 'SUPER') LIMIT 1",
-        )
+             ('RELOAD', 'SUPER') AND GRANTEE = {ME} LIMIT 1"
+        ))
         .await
         .map_err(BinlogError::driver("reading the user's privileges"))?;
     let lock_tables = may_lock_tables(conn, databases).await?;

@@ -335,12 +335,22 @@ impl Backups {
                 conns.remove(0);
                 dbtrail_binlog::start::lockfree_image(&mut conns, &info, tables).await?
             }
-            Some(tables) => {
-                let s = snapshot::tables_start(&mut conns, &info, tables).await?;
-                // The locking connection is done.
-                conns.remove(0);
-                s
-            }
+            Some(tables) => match snapshot::tables_start(&mut conns, &info, tables).await {
+                Ok(s) => {
+                    // The locking connection is done.
+                    conns.remove(0);
+                    s
+                }
+                // auto, and the user may not lock: lock-free, where that is exact.
+                Err(dbtrail_binlog::BinlogError::MissingPrivilege { .. })
+                    if choice == LockChoice::Auto
+                        && (info.gtid_mode || info.flavor == checks::Flavor::Mariadb) =>
+                {
+                    conns.remove(0);
+                    dbtrail_binlog::start::lockfree_image(&mut conns, &info, tables).await?
+                }
+                Err(e) => return Err(e.into()),
+            },
             None => {
                 dbtrail_binlog::start::baseline_start(
                     &mut conns,

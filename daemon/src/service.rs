@@ -21,13 +21,22 @@ pub async fn check(path: &Path) -> anyhow::Result<bool> {
     let mut all_ok = true;
     for s in &cfg.sources {
         let spec = s.spec()?;
+        let choice = s.baseline_lock()?;
         let result = async {
             let mut conn = dbtrail_binlog::stream::connect(&spec).await?;
-            dbtrail_binlog::checks::check_server(&mut conn).await
+            let info = dbtrail_binlog::checks::check_server(&mut conn).await?;
+            let method = dbtrail_binlog::start::describe(
+                &mut conn,
+                &info,
+                choice,
+                s.backup_databases.as_deref(),
+            )
+            .await;
+            Ok::<_, dbtrail_binlog::BinlogError>((info, method))
         }
         .await;
         match result {
-            Ok(info) => {
+            Ok((info, method)) => {
                 println!(
                     "{}: ready ({} {}, gtid_mode {}, server {})",
                     s.name,
@@ -41,6 +50,10 @@ pub async fn check(path: &Path) -> anyhow::Result<bool> {
                 );
                 for w in &info.warnings {
                     println!("  warning: {w}");
+                }
+                match method {
+                    Ok(m) => println!("  baselines: baseline_lock = {m}"),
+                    Err(e) => println!("  baselines: cannot tell which method ({e})"),
                 }
             }
             Err(e) => {

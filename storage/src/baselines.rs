@@ -1,7 +1,10 @@
 //! The baseline catalog and retention of the log.
 //!
 //! The catalog (`catalog` column family, keys `baseline/<id>`) holds the manifest of every
-//! baseline that is complete in its store; ids sort by snapshot time.
+//! baseline that is complete in its store; ids sort by snapshot time. Records are the
+//! manifest's JSON (self-describing, so fields added later with defaults still read);
+//! records written before that (the compact codec, format 1 without `method`/`upper`) are
+//! read by [`legacy`].
 //!
 //! Which logged transactions a baseline already holds: with GTIDs, exactly those whose GTID is
 //! in the baseline's set (docs/correctness.md, C18). Without GTIDs, those that end at or before
@@ -25,6 +28,138 @@ fn baseline_key(id: &str) -> Vec<u8> {
 
 pub use dbtrail_core::history::cmp_binlog;
 
+fn encode_manifest(m: &BaselineManifest) -> Vec<u8> {
+    // Serializing plain data into a Vec cannot fail.
+    serde_json::to_vec(m).unwrap_or_default()
+}
+
+fn decode_manifest(v: &[u8]) -> Result<BaselineManifest, String> {
+    if v.first() == Some(&b'{') {
+        return serde_json::from_slice(v).map_err(|e| format!("baseline record: {e}"));
+    }
+    let old: legacy::Manifest = codec::decode("baseline", v).map_err(|e| e.to_string())?;
+    Ok(old.into())
+}
+
+/// The catalog records of earlier versions (the compact codec, before snapshot methods).
+mod legacy {
+    use dbtrail_core::baseline::{
+        BaselineManifest, BaselineOrigin, BaselineTable, SkippedTable, SnapshotMethod,
+    };
+    use dbtrail_core::{Position, TableRef};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct Table {
+        pub table: TableRef,
+        pub file: String,
+        pub rows: u64,
+        pub bytes: u64,
+        pub create_table: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct Manifest {
+        pub format_version: u32,
+        pub id: String,
+        pub source: String,
+        pub origin: BaselineOrigin,
+        pub position: Position,
+        pub snapshot_us: i64,
+        pub started_us: i64,
+        pub finished_us: i64,
+        pub lock_held_us: i64,
+        pub lock_mode: String,
+        pub tables: Vec<Table>,
+        pub skipped: Vec<SkippedTable>,
+    }
+
+    impl From<Manifest> for BaselineManifest {
+        fn from(m: Manifest) -> BaselineManifest {
+            let method = match m.origin {
+                BaselineOrigin::MydumperImport => SnapshotMethod::NotApplicable,
+                BaselineOrigin::TableImage => SnapshotMethod::Tables,
+                _ => SnapshotMethod::Global,
+            };
+            let mut out: BaselineManifest = serde_json::from_value(serde_json::json!({
+                "format_version": m.format_version,
+                "id": m.id,
+                "source": m.source,
+                "origin": m.origin,
+                "position": m.position,
+                "snapshot_us": m.snapshot_us,
+                "started_us": m.started_us,
+                "finished_us": m.finished_us,
+                "lock_held_us": m.lock_held_us,
+                "lock_mode": m.lock_mode,
+                "tables": [],
+                "skipped": m.skipped,
+            }))
+            .unwrap_or_else(|e| unreachable!("a legacy manifest always converts: {e}"));
+            out.method = method;
+            out.tables = m
+                .tables
+                .into_iter()
+                .map(|t| {
+                    serde_json::from_value::<BaselineTable>(serde_json::json!({
+                        "table": t.table,
+                        "file": t.file,
+                        "rows": t.rows,
+                        "bytes": t.bytes,
+                        "create_table": t.create_table,
+                    }))
+                    .unwrap_or_else(|e| unreachable!("a legacy table always converts: {e}"))
+                })
+                .collect();
+            out
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// A record written by an earlier version still reads, as a global-lock snapshot.
+        #[test]
+        fn old_records_read() {
+            let old = Manifest {
+                format_version: 1,
+                id: "20260101T000000.000000Z".into(),
+                source: "src".into(),
+                origin: BaselineOrigin::Snapshot,
+                position: Position {
+                    gtid_set: dbtrail_core::GtidSet::empty_mysql(),
+                    file: "b.000001".into(),
+                    pos: 4,
+                    server_uuid: "u".into(),
+                },
+                snapshot_us: 1,
+                started_us: 1,
+                finished_us: 2,
+                lock_held_us: 3,
+                lock_mode: "FLUSH TABLES WITH READ LOCK".into(),
+                tables: vec![Table {
+                    table: TableRef::new("d", "t"),
+                    file: "d/t.parquet".into(),
+                    rows: 5,
+                    bytes: 6,
+                    create_table: "CREATE TABLE t (id int)".into(),
+                }],
+                skipped: Vec::new(),
+            };
+            let m =
+                super::super::decode_manifest(&dbtrail_core::codec::encode(&old)).expect("decodes");
+            assert_eq!(m.method, SnapshotMethod::Global);
+            assert_eq!(m.upper, None);
+            assert_eq!(m.tables[0].file, "d/t.parquet");
+            assert_eq!(m.tables[0].rows, 5);
+            let again = super::super::decode_manifest(&super::super::encode_manifest(&m))
+                .expect("round trip");
+            assert_eq!(again, m);
+        }
+    }
+}
+
 /// Whether the transaction `t` is held by a snapshot at `position`
 /// ([`dbtrail_core::history::held_by`]).
 pub fn held_by(position: &Position, t: &TxnRecord) -> bool {
@@ -44,7 +179,11 @@ impl Log {
     /// Records a complete baseline in the catalog.
     pub fn put_baseline(&self, m: &BaselineManifest) -> Result<(), StorageError> {
         self.db
-            .put_cf(self.cf(CF_CATALOG)?, baseline_key(&m.id), codec::encode(m))
+            .put_cf(
+                self.cf(CF_CATALOG)?,
+                baseline_key(&m.id),
+                encode_manifest(m),
+            )
             .map_err(self.rocks("recording a baseline"))
     }
 
@@ -67,7 +206,7 @@ impl Log {
             if !k.starts_with(BASELINE_PREFIX) {
                 break;
             }
-            out.push(codec::decode("baseline", &v).map_err(|e| self.corrupt(e.to_string()))?);
+            out.push(decode_manifest(&v).map_err(|e| self.corrupt(e))?);
         }
         Ok(out)
     }

@@ -215,6 +215,26 @@ pub fn list(resp: &BackupsResponse, source: &str) -> String {
                 b.lock_held_us as f64 / 1000.0
             )?;
             writeln!(o, "    position {}", b.position)?;
+            writeln!(
+                o,
+                "    {}, method {} ({})",
+                match b.origin {
+                    dbtrail_core::baseline::BaselineOrigin::Snapshot => "snapshot",
+                    dbtrail_core::baseline::BaselineOrigin::MydumperImport => "mydumper import",
+                    dbtrail_core::baseline::BaselineOrigin::TableImage => "table image",
+                },
+                b.method.name(),
+                b.lock_mode
+            )?;
+            if let Some(u) = &b.upper {
+                writeln!(
+                    o,
+                    "    taken without a lock: exact for keyed tables at targets after {u}"
+                )?;
+            }
+            for t in &b.skipped {
+                writeln!(o, "    skipped {}: {}", t.table, t.reason)?;
+            }
         }
         for j in resp
             .jobs
@@ -370,6 +390,7 @@ mod tests {
 store: file:///var/lib/dbtrail/baselines
 20261124T100000.000000Z  snapshot 2026-11-18T11:06:40.123456Z  2 tables  10 rows  4.8 MiB  took 2.5s  lock 1.2ms
     position {POSITION}
+    snapshot, method global (FLUSH TABLES WITH READ LOCK)
 backup 20261124T100000.000000Z: failed (reading) 2/2 tables, 10 rows, 12 B
   error: disk full
 backup 20261124T100000.000000Z: running (reading) 2/2 tables, 10 rows, 1.0 MiB

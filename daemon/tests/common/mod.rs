@@ -30,11 +30,16 @@ fn port_of(url: &str) -> (String, u16) {
 
 /// Writes a config for one source named `src` pointing at `server` as user dbtrail.
 pub fn write_config(dir: &Path, server: Server, extra: &str) -> PathBuf {
+    write_config_as(dir, server, "dbtrail", extra)
+}
+
+/// [`write_config`] as `user` (whose password is the test user's).
+pub fn write_config_as(dir: &Path, server: Server, user: &str, extra: &str) -> PathBuf {
     let url = dbtrail_testkit::url(server).expect("server configured");
     let (host, port) = port_of(&url);
     let cfg = format!(
         "data_dir = \"{d}/data\"\nsocket = \"{d}/dbtrail.sock\"\nmetrics_addr = \"\"\n\
-         [[sources]]\nname = \"src\"\nurl = \"mysql://dbtrail@{host}:{port}\"\n\
+         [[sources]]\nname = \"src\"\nurl = \"mysql://{user}@{host}:{port}\"\n\
          replica_server_id = {id}\nheartbeat_seconds = 1\nflush_interval_ms = 200\n{extra}\n",
         d = dir.display(),
         id = {
@@ -52,9 +57,14 @@ pub fn write_config(dir: &Path, server: Server, extra: &str) -> PathBuf {
 impl Daemon {
     /// Starts a daemon in a fresh directory for `server`.
     pub fn start(server: Server, extra: &str) -> Daemon {
+        Daemon::start_as(server, "dbtrail", extra)
+    }
+
+    /// [`Daemon::start`], connecting as `user` (with the test user's password).
+    pub fn start_as(server: Server, user: &str, extra: &str) -> Daemon {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let config = write_config(&dir, server, extra);
+        let config = write_config_as(&dir, server, user, extra);
         let mut d = Daemon {
             child: None,
             socket: dir.join("dbtrail.sock"),
