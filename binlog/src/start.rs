@@ -162,7 +162,7 @@ async fn list_tables(
     databases: Option<&[String]>,
 ) -> Result<Vec<TableRef>, BinlogError> {
     let filter = match databases {
-        Some(dbs) if dbs.is_empty() => return Ok(Vec::new()),
+        Some([]) => return Ok(Vec::new()),
         Some(dbs) => format!(
             "TABLE_SCHEMA IN ({})",
             dbs.iter()
