@@ -1,6 +1,7 @@
 //! `backup`, `baseline import` and `backups`: start baselines, follow their jobs, list them.
 use super::{human_bytes, json, pick_source, text, wire_name};
 use dbtrail_core::api::{BackupJobView, BackupStarted, BackupsResponse, JobStatus};
+use dbtrail_core::baseline::BaselineOrigin;
 use dbtrail_core::render::rfc3339_micros;
 use dbtrail_ctl::Client;
 use std::fmt::Write as _;
@@ -15,6 +16,10 @@ pub struct BackupArgs {
     /// Wait until it ends; exit non-zero if it fails.
     #[arg(long)]
     wait: bool,
+    /// Compute the baseline from the newest baseline and the log, reading nothing from the
+    /// source (refused, naming the table, when a table cannot be: take a snapshot then).
+    #[arg(long)]
+    from_log: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -59,7 +64,10 @@ pub async fn run_backup(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let source = pick_source(client, args.source).await?;
-    let started = client.start_backup(&source).await?;
+    let req = dbtrail_core::api::BackupRequest {
+        from_log: args.from_log,
+    };
+    let started = client.start_backup_with(&source, &req).await?;
     follow(client, &source, started, args.wait, args.json, out).await
 }
 
@@ -215,6 +223,9 @@ pub fn list(resp: &BackupsResponse, source: &str) -> String {
                 b.lock_held_us as f64 / 1000.0
             )?;
             writeln!(o, "    position {}", b.position)?;
+            if b.origin != BaselineOrigin::Snapshot {
+                writeln!(o, "    origin {}: {}", wire_name(&b.origin), b.lock_mode)?;
+            }
         }
         for j in resp
             .jobs
@@ -230,7 +241,7 @@ pub fn list(resp: &BackupsResponse, source: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dbtrail_core::baseline::{BaselineManifest, BaselineOrigin, BaselineTable};
+    use dbtrail_core::baseline::{BaselineManifest, BaselineTable};
     use dbtrail_core::{Position, TableRef};
 
     fn manifest() -> BaselineManifest {
@@ -358,7 +369,17 @@ mod tests {
         };
         let resp = BackupsResponse {
             store: "file:///var/lib/dbtrail/baselines".into(),
-            baselines: vec![manifest()],
+            baselines: vec![
+                manifest(),
+                BaselineManifest {
+                    id: "20261124T110000.000000Z".into(),
+                    origin: BaselineOrigin::FromLog,
+                    lock_held_us: 0,
+                    lock_mode: "none (computed from baseline 20261124T100000.000000Z and the log)"
+                        .into(),
+                    ..manifest()
+                },
+            ],
             jobs: vec![job(JobStatus::Completed), failed(), running],
         };
         assert_eq!(
@@ -368,6 +389,9 @@ mod tests {
 store: file:///var/lib/dbtrail/baselines
 20261124T100000.000000Z  snapshot 2026-11-18T11:06:40.123456Z  2 tables  10 rows  4.8 MiB  took 2.5s  lock 1.2ms
     position {POSITION}
+20261124T110000.000000Z  snapshot 2026-11-18T11:06:40.123456Z  2 tables  10 rows  4.8 MiB  took 2.5s  lock 0.0ms
+    position {POSITION}
+    origin from_log: none (computed from baseline 20261124T100000.000000Z and the log)
 backup 20261124T100000.000000Z: failed (reading) 2/2 tables, 10 rows, 12 B
   error: disk full
 backup 20261124T100000.000000Z: running (reading) 2/2 tables, 10 rows, 1.0 MiB
