@@ -5,7 +5,7 @@
 //! It is a restore of every table to a transaction boundary of the log, written as Parquet
 //! instead of the mydumper layout: [`plan`] plans it with [`crate::plan::plan`] and
 //! [`compute`] runs [`crate::restore::rebuild_to`] into [`ParquetOutput`], so every argument
-//! of those modules carries over unchanged (docs/correctness.md, C20).
+//! of those modules carries over unchanged (docs/correctness.md, C21).
 //! - The boundary is the log's checkpoint ([`LogPoint`], read once): capture moves it only at
 //!   a transaction commit, in the same write as the transaction's events, so the transactions
 //!   it holds are exactly the logged transactions ending at or before it, and the events of
