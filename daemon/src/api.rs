@@ -416,9 +416,20 @@ async fn list_backups(
 async fn start_backup(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let s = find(&state, &name)?;
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: format!("the request body is larger than {MAX_BODY} bytes"),
+            });
+        }
+        Err(e) => return Err(ApiError::bad(e.to_string())),
+    };
     // No body (or `{}`) is a snapshot; unknown fields are refused.
     let req: BackupRequest = if body.iter().all(u8::is_ascii_whitespace) {
         BackupRequest::default()
