@@ -31,7 +31,9 @@ pub enum BaselineOrigin {
     TableImage,
     /// A full baseline computed from an older full baseline and the log, reading nothing
     /// from the source (`dbtrailctl backup --from-log`): a restore to the newest transaction
-    /// boundary the log holds, written as Parquet. Used like a snapshot.
+    /// boundary the log holds, written as Parquet. Used like a snapshot. Its position is the
+    /// log's checkpoint; its `snapshot_us` the last logged transaction's commit time (or the
+    /// newest full baseline's `snapshot_us`, when later); no lock is taken.
     FromLog,
 }
 
