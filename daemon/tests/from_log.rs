@@ -313,3 +313,47 @@ async fn from_log_equals_a_snapshot_mysql_nogtid() {
 async fn from_log_equals_a_snapshot_mariadb() {
     equals_a_snapshot(Server::MariaDb).await;
 }
+
+/// `backup_from_log_interval`: once there is a baseline and something was logged after it,
+/// one is computed on schedule.
+#[tokio::test(flavor = "multi_thread")]
+async fn from_log_on_a_schedule() {
+    let server = Server::MysqlNoGtid;
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    setup(&db).await;
+    let extra = format!(
+        "backup_databases = [\"{}\"]\nbackup_from_log_interval = \"1s\"\n",
+        db.db_name()
+    );
+    let daemon = Daemon::start(server, &extra);
+    daemon.wait_streaming().await;
+    let s = daemon.backup().await;
+    db.exec("INSERT INTO k VALUES (100, 100, 'scheduled')")
+        .await;
+    daemon.wait_caught_up(&db).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let f = loop {
+        let list = daemon.client().backups(&daemon.source).await.expect("list");
+        if let Some(b) = list
+            .baselines
+            .iter()
+            .find(|b| b.origin == BaselineOrigin::FromLog && b.snapshot_us >= s.snapshot_us)
+        {
+            break b.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled baseline from the log\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let t = TableRef::new(db.db_name(), "k");
+    let (rows, _) = parquet_rows(&daemon.dir.join("data/baselines"), &f, &t);
+    assert!(
+        rows.iter()
+            .any(|r| r.first() == Some(&dbtrail_core::Value::Int(100)))
+    );
+}
