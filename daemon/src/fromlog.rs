@@ -74,18 +74,15 @@ pub async fn take(
     tokio::fs::create_dir_all(&tmp)
         .await
         .with_context(|| format!("creating {}", tmp.display()))?;
-    let inputs = crate::inputs::plan_inputs(source, plan, &tmp.join("images")).await?;
+    let inputs = crate::inputs::plan_inputs(source, plan, &tmp).await?;
     lock(job).phase = "reconstructing".into();
     let store = &source.store;
     let out_dir = tmp.join("out");
-    // A local store's files are written in place (invisible until the manifest).
-    let in_place = store.local_target(&id, "x").is_some();
-    let targets: Arc<dyn Fn(&str) -> std::path::PathBuf + Send + Sync> = if in_place {
-        let (store2, id2, out2) = (store.clone(), id.clone(), out_dir.clone());
-        Arc::new(move |f: &str| store2.local_target(&id2, f).unwrap_or_else(|| out2.join(f)))
-    } else {
-        let out2 = out_dir.clone();
-        Arc::new(move |f: &str| out2.join(f))
+    // A local store's files are written in place (invisible until the manifest); any
+    // other store's in a temporary directory, uploaded afterwards.
+    let target = {
+        let (store, id, out) = (store.clone(), id.clone(), out_dir.clone());
+        move |f: &str| store.local_target(&id, f).unwrap_or_else(|| out.join(f))
     };
     let metadata = fromlog::file_metadata(&point.position, planned.snapshot_us, &anchor);
     let settings = Settings {
@@ -96,18 +93,20 @@ pub async fn take(
             .map(|n| n.get())
             .unwrap_or(2),
     };
-    let (log, job2, t2) = (source.log.clone(), job.clone(), targets.clone());
+    let (log, job2, t2) = (source.log.clone(), job.clone(), target.clone());
     let tables = tokio::task::spawn_blocking(move || {
-        let out = ParquetOutput::new(move |f: &str| t2(f), metadata, ROW_GROUP_ROWS);
+        let out = ParquetOutput::new(t2, metadata, ROW_GROUP_ROWS);
         let progress = JobProgress { job: &job2 };
         fromlog::compute(&*log, inputs, out, &settings, &progress)
     })
     .await
     .context("the reconstruction threads died")??;
-    if !in_place {
+    if store.local_target(&id, "").is_none() {
         lock(job).phase = "uploading".into();
         for t in &tables {
-            store.upload(&id, &t.file, &targets(&t.file)).await?;
+            let local = target(&t.file);
+            store.upload(&id, &t.file, &local).await?;
+            let _ = tokio::fs::remove_file(&local).await;
         }
     }
     lock(job).bytes = tables.iter().map(|t| t.bytes).sum();
