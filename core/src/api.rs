@@ -179,6 +179,16 @@ pub enum JobStatus {
     Failed,
 }
 
+/// `POST /api/v1/servers/{name}/backups` body (optional: no body is a snapshot).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// Compute the baseline from the newest baseline and the log, reading nothing from the
+    /// source (`dbtrailctl backup --from-log`).
+    #[serde(default)]
+    pub from_log: bool,
+}
+
 /// `POST /api/v1/servers/{name}/backups` answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BackupStarted {

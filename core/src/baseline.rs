@@ -33,6 +33,12 @@ pub enum BaselineOrigin {
     /// It is never the starting point of the whole source: retention keeps the images newer
     /// than the oldest full baseline it keeps.
     TableImage,
+    /// A full baseline computed from an older full baseline and the log, reading nothing
+    /// from the source (`dbtrailctl backup --from-log`): a restore to the newest transaction
+    /// boundary the log holds, written as Parquet. Used like a snapshot. Its position is the
+    /// log's checkpoint; its `snapshot_us` the last logged transaction's commit time (or the
+    /// newest full baseline's `snapshot_us`, when later); no lock is taken.
+    FromLog,
 }
 
 impl BaselineOrigin {
@@ -183,6 +189,18 @@ pub fn table_file_name(table: &TableRef) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_encode_by_name() {
+        assert_eq!(
+            serde_json::to_string(&BaselineOrigin::FromLog).expect("json"),
+            "\"from_log\""
+        );
+        let o: BaselineOrigin = serde_json::from_str("\"snapshot\"").expect("old name");
+        assert_eq!(o, BaselineOrigin::Snapshot);
+        assert!(BaselineOrigin::FromLog.is_full());
+        assert!(!BaselineOrigin::TableImage.is_full());
+    }
 
     #[test]
     fn ids_sort_by_time_and_names_are_safe() {

@@ -178,9 +178,24 @@ impl Client {
 
     /// Starts a backup.
     pub async fn start_backup(&self, source: &str) -> anyhow::Result<BackupStarted> {
+        self.start_backup_with(source, &dbtrail_core::api::BackupRequest::default())
+            .await
+    }
+
+    /// Starts a backup as `req` asks (a snapshot, or a baseline from the log).
+    pub async fn start_backup_with(
+        &self,
+        source: &str,
+        req: &dbtrail_core::api::BackupRequest,
+    ) -> anyhow::Result<BackupStarted> {
+        let body = if req.from_log {
+            serde_json::to_value(req)?
+        } else {
+            serde_json::json!({})
+        };
         self.post(
             &format!("/api/v1/servers/{}/backups", encode(source)),
-            &serde_json::json!({}),
+            &body,
         )
         .await
     }

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use dbtrail_core::api::{BackupJobView, BackupStarted, BackupsResponse, JobStatus};
+use dbtrail_core::api::{BackupJobView, BackupRequest, BackupStarted, BackupsResponse, JobStatus};
 use dbtrail_core::api::{ErrorBody, ErrorDetail, EventView, EventsResponse, SourcesResponse};
 use dbtrail_core::render::{render_value, rfc3339_micros};
 use dbtrail_core::time::parse_time;
@@ -416,12 +416,37 @@ async fn list_backups(
 async fn start_backup(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let s = find(&state, &name)?;
-    backup_started(
-        &name,
-        s.backups.start(s.source.clone(), state.cancel.clone()),
-    )
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: format!("the request body is larger than {MAX_BODY} bytes"),
+            });
+        }
+        Err(e) => return Err(ApiError::bad(e.to_string())),
+    };
+    // No body (or `{}`) is a snapshot; unknown fields are refused.
+    let req: BackupRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        BackupRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad(format!(
+                "{e}; expected no body, {{}} or {{\"from_log\": true}}"
+            ))
+        })?
+    };
+    let started = if req.from_log {
+        s.backups
+            .start_from_log(s.source.clone(), state.cancel.clone())
+    } else {
+        s.backups.start(s.source.clone(), state.cancel.clone())
+    };
+    backup_started(&name, started)
 }
 
 /// 202 with the job id, or 409 naming the job that is running.

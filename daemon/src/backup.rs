@@ -59,6 +59,8 @@ enum Work {
     /// A table image of these tables (why, for the log; the how-many-th try of a lock-free
     /// image of key-less tables changed while it started, from 0).
     Image(Vec<TableRef>, String, u8),
+    /// A baseline computed from the newest baseline and the log (`crate::fromlog`).
+    FromLog,
 }
 
 /// Why a backup could not start.
@@ -118,6 +120,16 @@ impl Backups {
         why: String,
     ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
         self.start_job(source, cancel, Work::Image(tables, why, 0))
+    }
+
+    /// Starts computing a baseline from the newest baseline and the log (nothing is read from
+    /// the source).
+    pub fn start_from_log(
+        self: &Arc<Self>,
+        source: Arc<Source>,
+        cancel: CancellationToken,
+    ) -> Result<(String, tokio::task::JoinHandle<()>), StartError> {
+        self.start_job(source, cancel, Work::FromLog)
     }
 
     /// Starts importing the mydumper backup in `dir` as a baseline.
@@ -198,6 +210,7 @@ impl Backups {
                     Work::Import(dir) => this.import(&source, &job, dir).await.with_context(|| {
                         format!("importing the mydumper backup {}", dir.display())
                     }),
+                    Work::FromLog => crate::fromlog::take(&this.tmp_dir, &source, &job).await,
                 }
             };
             let result = tokio::select! {
@@ -862,9 +875,27 @@ pub async fn reconcile(source: &Source) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Takes a backup every `backup_interval` (counted from the newest baseline's snapshot).
+/// Takes a backup every `backup_interval` (counted from the newest baseline read from the
+/// source), and a baseline from the log every `backup_from_log_interval` (counted from the
+/// newest full baseline of any kind; skipped while the newest already holds the whole log).
 pub async fn schedule(source: Arc<Source>, backups: Arc<Backups>, cancel: CancellationToken) {
-    let Ok(Some(interval)) = source.config.backup_interval() else {
+    let snapshots = schedule_every(source.clone(), backups.clone(), cancel.clone(), false);
+    let from_log = schedule_every(source, backups, cancel, true);
+    tokio::join!(snapshots, from_log);
+}
+
+async fn schedule_every(
+    source: Arc<Source>,
+    backups: Arc<Backups>,
+    cancel: CancellationToken,
+    from_log: bool,
+) {
+    let interval = if from_log {
+        source.config.backup_from_log_interval()
+    } else {
+        source.config.backup_interval()
+    };
+    let Ok(Some(interval)) = interval else {
         return;
     };
     let name = source.config.name.clone();
@@ -873,7 +904,7 @@ pub async fn schedule(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancel
         let last = source.log.baselines().ok().and_then(|b| {
             b.iter()
                 .rev()
-                .find(|b| b.origin.is_full())
+                .find(|b| b.origin.is_full() && (from_log || b.origin != BaselineOrigin::FromLog))
                 .map(|b| b.snapshot_us)
         });
         let due_in = match last {
@@ -881,6 +912,8 @@ pub async fn schedule(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancel
                 let due = t + interval.as_micros() as i64;
                 Duration::from_micros(due.saturating_sub(now_us()).max(0) as u64)
             }
+            // A baseline from the log needs one to start from.
+            None if from_log => interval,
             None => Duration::ZERO,
         }
         .max(retry);
@@ -892,9 +925,19 @@ pub async fn schedule(source: Arc<Source>, backups: Arc<Backups>, cancel: Cancel
             retry = Duration::from_secs(30);
             continue;
         }
-        match backups.start(source.clone(), cancel.clone()) {
+        if from_log && (last.is_none() || crate::fromlog::up_to_date(&source)) {
+            // Nothing logged since the newest baseline: look again after an interval.
+            retry = interval;
+            continue;
+        }
+        let started = if from_log {
+            backups.start_from_log(source.clone(), cancel.clone())
+        } else {
+            backups.start(source.clone(), cancel.clone())
+        };
+        match started {
             Ok((id, handle)) => {
-                tracing::info!(source = %name, backup = %id, "scheduled backup started");
+                tracing::info!(source = %name, backup = %id, from_log, "scheduled backup started");
                 let _ = handle.await;
                 let failed = backups
                     .job(&id)

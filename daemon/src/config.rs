@@ -56,6 +56,10 @@ pub struct SourceConfig {
     pub s3_secret_access_key_file: Option<PathBuf>,
     /// Take a baseline this often (humantime, e.g. `"6h"`); unset: only on request.
     pub backup_interval: Option<String>,
+    /// Compute a baseline from the newest baseline and the log this often (humantime, e.g.
+    /// `"1h"`), reading nothing from the source; unset: only on request
+    /// (`dbtrailctl backup --from-log`).
+    pub backup_from_log_interval: Option<String>,
     /// Keep at most this many baselines (the newest); unset: keep all.
     pub backup_keep: Option<usize>,
     /// Remove baselines older than this (humantime, e.g. `"14d"`); the newest is always kept.
@@ -168,6 +172,14 @@ impl Config {
                 && i < Duration::from_secs(1)
             {
                 bail!("source {}: backup_interval must be at least 1s", s.name);
+            }
+            if let Some(i) = s.backup_from_log_interval()?
+                && i < Duration::from_secs(1)
+            {
+                bail!(
+                    "source {}: backup_from_log_interval must be at least 1s",
+                    s.name
+                );
             }
             s.backup_max_age()?;
             if s.backup_keep == Some(0) {
@@ -308,6 +320,15 @@ impl SourceConfig {
         duration(&self.name, "backup_interval", &self.backup_interval)
     }
 
+    /// `backup_from_log_interval` parsed.
+    pub fn backup_from_log_interval(&self) -> anyhow::Result<Option<Duration>> {
+        duration(
+            &self.name,
+            "backup_from_log_interval",
+            &self.backup_from_log_interval,
+        )
+    }
+
     /// `backup_max_age` parsed.
     pub fn backup_max_age(&self) -> anyhow::Result<Option<Duration>> {
         duration(&self.name, "backup_max_age", &self.backup_max_age)
@@ -393,6 +414,29 @@ mod tests {
             c.sources[0].tls().expect("tls"),
             dbtrail_binlog::stream::Tls::VerifyIdentity(None)
         );
+    }
+
+    #[test]
+    fn from_log_interval_is_checked() {
+        let base = "data_dir = \"/x\"\n[[sources]]\nname = \"a\"\nurl = \"mysql://u@h:1\"\nreplica_server_id = 5\n";
+        let c = Config::parse(base).expect("valid");
+        assert_eq!(c.sources[0].backup_from_log_interval().expect("ok"), None);
+        let c =
+            Config::parse(&format!("{base}backup_from_log_interval = \"1h\"\n")).expect("valid");
+        assert_eq!(
+            c.sources[0].backup_from_log_interval().expect("ok"),
+            Some(Duration::from_secs(3600))
+        );
+        let err =
+            Config::parse(&format!("{base}backup_from_log_interval = \"often\"\n")).unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("source a: backup_from_log_interval \"often\" is not a duration"),
+            "{err:#}"
+        );
+        let err =
+            Config::parse(&format!("{base}backup_from_log_interval = \"10ms\"\n")).unwrap_err();
+        assert!(format!("{err:#}").contains("backup_from_log_interval must be at least 1s"));
     }
 
     #[test]

@@ -13,9 +13,12 @@
 //!   and the live capture state the API and restores read.
 //! - Tasks, each using the handle and, where named, the tasks above it:
 //!   [`capture`] (the replication stream and its log writer thread),
-//!   [`backup`] (backup jobs and table images, the schedule, retention, the store check at
-//!   startup),
-//!   [`pitr`] (restore planning and restore jobs; uses `backup` to image live tables),
+//!   [`inputs`] (a restore plan's image files on local disk, with the cascading parents),
+//!   [`fromlog`] (baselines computed from a baseline and the log; uses `inputs`),
+//!   [`backup`] (backup jobs and table images, baselines from the log as jobs, the schedule,
+//!   retention, the store check at startup),
+//!   [`pitr`] (restore planning and restore jobs; uses `backup` to image live tables and
+//!   `inputs`),
 //!   [`images`] (table images after DDL; uses `pitr`'s image-and-wait and `cascades`).
 //! - [`tasks`]: one source's set of tasks: opens its handle and job queues, spawns them.
 //! - [`api`] (the control API on the unix socket) and [`exporter`] (`/metrics`): the
@@ -31,7 +34,9 @@ pub mod capture;
 pub mod cascades;
 pub mod config;
 pub mod exporter;
+pub mod fromlog;
 pub mod images;
+pub mod inputs;
 pub mod interval;
 pub mod metrics;
 pub mod pitr;

@@ -40,6 +40,21 @@ async fn api_refuses_bad_bodies() {
         .await
         .expect_err("wrong type");
     assert!(format!("{e:#}").contains("bad_request"), "{e:#}");
+    let backups = format!("/api/v1/servers/{}/backups", daemon.source);
+    for (body, want) in [
+        (
+            serde_json::json!({ "from_log": true, "colour": "red" }),
+            "colour",
+        ),
+        (serde_json::json!({ "from_log": "yes" }), "from_log"),
+    ] {
+        let e = client
+            .post::<serde_json::Value>(&backups, &body)
+            .await
+            .expect_err("bad backup request");
+        let msg = format!("{e:#}");
+        assert!(msg.contains(want) && msg.contains("bad_request"), "{msg}");
+    }
     let e = client
         .post::<serde_json::Value>(
             &format!("/api/v1/servers/{}/baselines/import", daemon.source),

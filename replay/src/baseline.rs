@@ -1,6 +1,8 @@
 //! Baseline tables as Parquet, losslessly.
 //!
-//! One Parquet file per table, rows in primary-key order, zstd, written in row groups of
+//! One Parquet file per table (snapshots write rows in primary-key order, baselines from the
+//! log in the order the restore engine emits them; no reader relies on the order), zstd,
+//! written in row groups of
 //! bounded size (memory stays bounded whatever the table size). The file's key-value metadata
 //! holds the caller's entries (GTID set, binlog position, ...) and `dbtrail.schema`: the exact
 //! [`TableSchema`] as JSON, so reading needs nothing else. The Arrow type of each column keeps

@@ -5,6 +5,8 @@
 //! - [`cascade`]: foreign-key cascades the binlog does not hold, derived from the parent's
 //!   changes while a child table is rebuilt (with the argument why that is exact).
 //! - [`dump`]: the mydumper layout a restore writes (schema, chunked data files, metadata).
+//! - [`fromlog`]: baselines computed from a baseline and the log (a restore of every table
+//!   to the log's checkpoint, written as Parquet), with the argument why they are exact.
 //! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
 //!   for tables without one) and applied to a baseline.
 //! - [`mydumper`]: mydumper 0.10 backups read back as exact values (metadata, layout, rows).
@@ -14,7 +16,7 @@
 //!   the plan `restore` executes (with the argument why the baseline/log split is exact).
 //! - [`restore`]: the restore engine's execution over [`dbtrail_core::history::ChangeLog`]:
 //!   tables rebuilt in parallel lanes and hash partitions (bounded memory), cascading ones
-//!   first, into the mydumper layout.
+//!   first, into the mydumper layout or any other [`restore::Output`].
 //! - [`reverse`]: statements that undo one transaction.
 //! - [`sql`]: byte-exact SQL literals and INSERT statements for dump files.
 //! - [`undo`]: one transaction's undo script, refused on later conflicting changes or on an
@@ -23,6 +25,7 @@ pub mod baseline;
 pub mod cascade;
 pub mod dump;
 pub mod fold;
+pub mod fromlog;
 pub mod mydumper;
 pub mod objects;
 pub mod plan;

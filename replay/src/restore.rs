@@ -18,6 +18,9 @@
 //! - The other tables run on a pool of one thread per core: tables in parallel, and a large
 //!   table in several lanes when there are fewer tables than cores; lane `l` takes the hash
 //!   partitions `l, l + lanes, ...` of its keys and writes chunks `l, l + lanes, ...`.
+//! - Output: [`rebuild`] writes the mydumper layout ([`DumpOutput`]); [`rebuild_to`] takes
+//!   any [`Output`] (a baseline's Parquet files: [`crate::fromlog`]), which may ask for one
+//!   lane per table.
 //! - Memory: a table's changes are folded one hash partition of its keys at a time, each
 //!   partition holding at most about `keys_in_memory` keys (two per change at most);
 //!   partitions add up to one pass ([`crate::fold::Fold::partition`]).
@@ -137,6 +140,75 @@ pub struct TableInput {
     pub file: PathBuf,
     /// Written to the output; otherwise only rebuilt for its children's cascades.
     pub requested: bool,
+}
+
+/// Where a rebuild writes the requested tables.
+pub trait Output: Sync {
+    /// A requested table is about to be written (once, before any of its writers).
+    fn begin_table(&self, input: &TableInput, schema: &TableSchema) -> Result<(), RestoreError>;
+    /// A writer of lane `lane` of `lanes` of a requested table (`schema` is its image's).
+    fn writer(
+        &self,
+        input: &TableInput,
+        schema: &TableSchema,
+        lane: u32,
+        lanes: u32,
+    ) -> Result<Box<dyn RowSink + '_>, RestoreError>;
+    /// Whether one table may be written by several lanes at once (else one per table).
+    fn lanes(&self) -> bool;
+}
+
+/// The rows of one lane of one table, as they are rebuilt.
+pub trait RowSink {
+    /// One row of the table at the target.
+    fn push(&mut self, row: &Row) -> Result<(), RestoreError>;
+    /// The lane is complete.
+    fn finish(self: Box<Self>) -> Result<(), RestoreError>;
+}
+
+/// The mydumper layout in a directory: a schema file per table, data in chunk files.
+pub struct DumpOutput<'a> {
+    /// The directory.
+    pub dir: &'a Path,
+    /// Data chunk files are closed after about this many bytes.
+    pub chunk_bytes: u64,
+    /// INSERT statements hold about this many bytes.
+    pub statement_bytes: usize,
+}
+
+impl Output for DumpOutput<'_> {
+    fn begin_table(&self, input: &TableInput, _: &TableSchema) -> Result<(), RestoreError> {
+        dump::write_schema(self.dir, &input.table, &input.create_table)?;
+        Ok(())
+    }
+
+    fn writer(
+        &self,
+        _: &TableInput,
+        schema: &TableSchema,
+        lane: u32,
+        lanes: u32,
+    ) -> Result<Box<dyn RowSink + '_>, RestoreError> {
+        Ok(Box::new(
+            TableWriter::new(self.dir, schema, self.chunk_bytes, self.statement_bytes)?
+                .with_chunks(lane, lanes),
+        ))
+    }
+
+    fn lanes(&self) -> bool {
+        true
+    }
+}
+
+impl RowSink for TableWriter {
+    fn push(&mut self, row: &Row) -> Result<(), RestoreError> {
+        Ok(TableWriter::push(self, row)?)
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), RestoreError> {
+        TableWriter::finish(*self)?;
+        Ok(())
+    }
 }
 
 /// Told as tables finish and rows are written.
@@ -300,12 +372,29 @@ fn order(
     Ok(out)
 }
 
-/// Rebuilds `inputs` into `out`: the tables with cascading foreign keys first (see the module
-/// doc), then the rest in parallel. Writes each requested table's schema file too.
+/// Rebuilds `inputs` into the mydumper layout in `out`: the tables with cascading foreign
+/// keys first (see the module doc), then the rest in parallel. Writes each requested table's
+/// schema file too.
 pub fn rebuild(
     log: &dyn ChangeLog,
     inputs: Vec<TableInput>,
     out: &Path,
+    settings: &Settings,
+    progress: &dyn Progress,
+) -> Result<(), RestoreError> {
+    let out = DumpOutput {
+        dir: out,
+        chunk_bytes: settings.chunk_bytes,
+        statement_bytes: settings.statement_bytes,
+    };
+    rebuild_to(log, inputs, &out, settings, progress)
+}
+
+/// [`rebuild`] into any [`Output`].
+pub fn rebuild_to(
+    log: &dyn ChangeLog,
+    inputs: Vec<TableInput>,
+    out: &dyn Output,
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<(), RestoreError> {
@@ -315,7 +404,7 @@ pub fn rebuild(
     for t in inputs {
         let schema = file_schema(&t.file)?;
         if t.requested {
-            dump::write_schema(out, &t.table, &t.create_table)?;
+            out.begin_table(&t, &schema)?;
         }
         let derive = derivable.any_in(t.window.cut, t.window.end);
         if derive && !cascading_parents(&schema).is_empty() {
@@ -349,7 +438,7 @@ struct Work {
 fn rebuild_plain(
     log: &dyn ChangeLog,
     tables: Vec<(TableInput, TableSchema)>,
-    out: &Path,
+    out: &dyn Output,
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<(), RestoreError> {
@@ -367,7 +456,7 @@ fn rebuild_plain(
         };
         let by_memory = (changes * 2).div_ceil(bound).max(1);
         let big = input.rows + changes >= PARALLEL_MIN_ROWS || by_memory > 1;
-        let lanes = if n_tables < cores && big {
+        let lanes = if out.lanes() && n_tables < cores && big {
             (cores / n_tables).max(1)
         } else {
             1
@@ -402,7 +491,7 @@ fn rebuild_plain(
                         return;
                     };
                     let x = &work[t];
-                    match rebuild_lane(log, x, lane, out, settings, progress) {
+                    match rebuild_lane(log, x, lane, out, progress) {
                         Ok(()) => {
                             if x.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
                                 progress.table_done(&x.input.table);
@@ -430,17 +519,10 @@ fn rebuild_lane(
     log: &dyn ChangeLog,
     x: &Work,
     lane: u64,
-    out: &Path,
-    settings: &Settings,
+    out: &dyn Output,
     progress: &dyn Progress,
 ) -> Result<(), RestoreError> {
-    let mut writer = TableWriter::new(
-        out,
-        &x.schema,
-        settings.chunk_bytes,
-        settings.statement_bytes,
-    )?
-    .with_chunks(lane as u32, x.lanes as u32);
+    let mut writer = out.writer(&x.input, &x.schema, lane as u32, x.lanes as u32)?;
     for index in (lane..x.parts).step_by(x.lanes as usize) {
         let mut fold = Fold::partition(&x.schema.primary_key, x.parts, index);
         if x.input.backward {
@@ -451,7 +533,7 @@ fn rebuild_lane(
             scan_checked(log, w, &x.input.table, id, &x.schema, |_, c| fold.push(c))?;
         }
         let mut applier = fold.applier();
-        let mut err: Option<DumpError> = None;
+        let mut err: Option<RestoreError> = None;
         let mut rows = 0u64;
         {
             let mut emit = |r: Row| {
@@ -473,11 +555,10 @@ fn rebuild_lane(
         }
         progress.rows(rows % 65536);
         if let Some(e) = err {
-            return Err(e.into());
+            return Err(e);
         }
     }
-    writer.finish()?;
-    Ok(())
+    writer.finish()
 }
 
 /// Adds the window's logged changes of `parent` to `triggers`, where cascades were not logged.
@@ -528,7 +609,7 @@ fn add_logged(
 fn rebuild_cascading(
     log: &dyn ChangeLog,
     tables: Vec<(TableInput, TableSchema)>,
-    out: &Path,
+    out: &dyn Output,
     settings: &Settings,
     derivable: &Derivable,
     progress: &dyn Progress,
@@ -585,7 +666,7 @@ fn rebuild_cascading(
             rebuild_one(log, t, schema, parts, tr, mv, None, progress)
         })?;
         // The final pass, strict: every logged change checked against the derived state.
-        let write = t.requested.then_some((out, settings));
+        let write = t.requested.then_some(out);
         let again = rebuild_one(
             log,
             t,
@@ -620,16 +701,11 @@ fn rebuild_one(
     parts: u64,
     triggers: &Triggers,
     moved: &[(At, Row)],
-    write: Option<(&Path, &Settings)>,
+    write: Option<&dyn Output>,
     progress: &dyn Progress,
 ) -> Result<Vec<Derived>, RestoreError> {
     let mut writer = match write {
-        Some((out, s)) => Some(TableWriter::new(
-            out,
-            schema,
-            s.chunk_bytes,
-            s.statement_bytes,
-        )?),
+        Some(out) => Some(out.writer(t, schema, 0, 1)?),
         None => None,
     };
     let mut all = Vec::new();
@@ -644,7 +720,7 @@ fn rebuild_one(
             tl.push_move(*at, r.clone());
         }
         let mut applier = tl.applier(triggers);
-        let mut werr: Option<DumpError> = None;
+        let mut werr: Option<RestoreError> = None;
         let mut rows = 0u64;
         let mut emit = |r: Row| {
             if let Some(wr) = writer.as_mut()
@@ -669,7 +745,7 @@ fn rebuild_one(
         }
         let d = applier.finish(&mut emit)?;
         if let Some(e) = werr {
-            return Err(e.into());
+            return Err(e);
         }
         if writer.is_some() {
             progress.rows(rows);

@@ -15,6 +15,10 @@ pub struct BackupArgs {
     /// Wait until it ends; exit non-zero if it fails.
     #[arg(long)]
     wait: bool,
+    /// Compute the baseline from the newest baseline and the log, reading nothing from the
+    /// source (refused, naming the table, when a table cannot be: take a snapshot then).
+    #[arg(long)]
+    from_log: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -59,7 +63,10 @@ pub async fn run_backup(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let source = pick_source(client, args.source).await?;
-    let started = client.start_backup(&source).await?;
+    let req = dbtrail_core::api::BackupRequest {
+        from_log: args.from_log,
+    };
+    let started = client.start_backup_with(&source, &req).await?;
     follow(client, &source, started, args.wait, args.json, out).await
 }
 
@@ -218,11 +225,7 @@ pub fn list(resp: &BackupsResponse, source: &str) -> String {
             writeln!(
                 o,
                 "    {}, method {} ({})",
-                match b.origin {
-                    dbtrail_core::baseline::BaselineOrigin::Snapshot => "snapshot",
-                    dbtrail_core::baseline::BaselineOrigin::MydumperImport => "mydumper import",
-                    dbtrail_core::baseline::BaselineOrigin::TableImage => "table image",
-                },
+                wire_name(&b.origin),
                 b.method.name(),
                 b.lock_mode
             )?;
@@ -380,7 +383,18 @@ mod tests {
         };
         let resp = BackupsResponse {
             store: "file:///var/lib/dbtrail/baselines".into(),
-            baselines: vec![manifest()],
+            baselines: vec![
+                manifest(),
+                BaselineManifest {
+                    id: "20261124T110000.000000Z".into(),
+                    origin: BaselineOrigin::FromLog,
+                    lock_held_us: 0,
+                    lock_mode: "none (computed from baseline 20261124T100000.000000Z and the log)"
+                        .into(),
+                    method: dbtrail_core::baseline::SnapshotMethod::NotApplicable,
+                    ..manifest()
+                },
+            ],
             jobs: vec![job(JobStatus::Completed), failed(), running],
         };
         assert_eq!(
@@ -391,6 +405,9 @@ store: file:///var/lib/dbtrail/baselines
 20261124T100000.000000Z  snapshot 2026-11-18T11:06:40.123456Z  2 tables  10 rows  4.8 MiB  took 2.5s  lock 1.2ms
     position {POSITION}
     snapshot, method global (FLUSH TABLES WITH READ LOCK)
+20261124T110000.000000Z  snapshot 2026-11-18T11:06:40.123456Z  2 tables  10 rows  4.8 MiB  took 2.5s  lock 0.0ms
+    position {POSITION}
+    from_log, method - (none (computed from baseline 20261124T100000.000000Z and the log))
 backup 20261124T100000.000000Z: failed (reading) 2/2 tables, 10 rows, 12 B
   error: disk full
 backup 20261124T100000.000000Z: running (reading) 2/2 tables, 10 rows, 1.0 MiB
