@@ -43,6 +43,10 @@ pub enum BinlogError {
     /// The source's configuration is wrong (credentials, names, identity).
     #[error("{0}")]
     Config(String),
+    /// A snapshot's lock could not be taken in time (a long query or transaction holds a
+    /// table); nothing was locked, and a later try may succeed.
+    #[error("{0}")]
+    LockWait(String),
     /// Network, timeouts, server restarts: retry.
     #[error("{action}: {source}")]
     Transient {

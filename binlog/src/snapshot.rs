@@ -90,6 +90,15 @@ pub async fn consistent_start(
     conns: &mut [Conn],
     info: &ServerInfo,
 ) -> Result<Snapshot, BinlogError> {
+    consistent_start_within(conns, info, GLOBAL_LOCK_WAIT_SECS).await
+}
+
+/// [`consistent_start`], waiting at most `wait_secs` for the global read lock.
+pub async fn consistent_start_within(
+    conns: &mut [Conn],
+    info: &ServerInfo,
+    wait_secs: u32,
+) -> Result<Snapshot, BinlogError> {
     let Some((first, rest)) = conns.split_first_mut() else {
         return Err(BinlogError::Config(
             "a snapshot needs at least one connection".into(),
@@ -101,9 +110,7 @@ pub async fn consistent_start(
     // Never queue the whole server behind a long query for long: while FTWRL waits, every
     // writer waits behind it.
     first
-        .query_drop(format!(
-            "SET SESSION lock_wait_timeout = {GLOBAL_LOCK_WAIT_SECS}"
-        ))
+        .query_drop(format!("SET SESSION lock_wait_timeout = {wait_secs}"))
         .await
         .map_err(BinlogError::driver("setting up a snapshot session"))?;
     first
@@ -120,10 +127,11 @@ pub async fn consistent_start(
                         .into(),
                 }
             }
-            mysql_async::Error::Server(s) if s.code == 1205 => BinlogError::Config(format!(
-                "could not take FLUSH TABLES WITH READ LOCK within {GLOBAL_LOCK_WAIT_SECS} s: a \
-                 long query or transaction holds a table (see SHOW PROCESSLIST); retry the backup \
-                 later, or use baseline_lock = \"none\", which takes no lock"
+            mysql_async::Error::Server(s) if s.code == 1205 => BinlogError::LockWait(format!(
+                "could not take FLUSH TABLES WITH READ LOCK within {wait_secs} s: a long query \
+                 or transaction holds a table (see SHOW PROCESSLIST, and XA RECOVER for prepared \
+                 XA transactions); retry the backup later, or use baseline_lock = \"none\", \
+                 which takes no lock"
             )),
             e => BinlogError::driver("taking the global read lock")(e),
         })?;
@@ -172,8 +180,9 @@ pub async fn consistent_start(
     })
 }
 
-/// How long [`consistent_start`] waits for the global read lock.
-const GLOBAL_LOCK_WAIT_SECS: u32 = 10;
+/// How long [`consistent_start`] waits for the global read lock (`baseline_lock = global`).
+/// While FTWRL waits, every writer of the server waits behind it.
+const GLOBAL_LOCK_WAIT_SECS: u32 = 60;
 
 /// How long [`tables_start`] waits for its table locks. While `LOCK TABLES ... READ` waits
 /// (behind a long or a prepared XA transaction on the table), new writers of the table queue

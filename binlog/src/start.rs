@@ -36,7 +36,8 @@
 use crate::BinlogError;
 use crate::checks::{Flavor, ServerInfo};
 use crate::snapshot::{
-    SYSTEM_DBS, Snapshot, consistent_start, current_position, snapshot_session, tables_start,
+    SYSTEM_DBS, Snapshot, consistent_start, consistent_start_within, current_position,
+    snapshot_session, tables_start,
 };
 use crate::stream::{binlog_status, executed_set};
 use dbtrail_core::baseline::SnapshotMethod;
@@ -71,6 +72,9 @@ impl LockChoice {
     }
 }
 
+/// How long `auto` waits for the global read lock where a lock-free method is exact.
+const AUTO_GLOBAL_WAIT_SECS: u32 = 5;
+
 /// How many times a method that races with the server's writers starts over.
 const TRIES: usize = 5;
 
@@ -95,7 +99,11 @@ pub async fn baseline_start(
             // Global first: tried, because RELOAD alone does not tell (RDS grants it and
             // still refuses the lock).
             let mut readers: Vec<Conn> = conns.drain(1..).collect();
-            match consistent_start(&mut readers, info).await {
+            // Where a lock-free method is exact, the global lock is not waited for long: the
+            // whole server's writers queue behind a waiting FTWRL.
+            let lockfree = info.flavor == Flavor::Mariadb || info.gtid_mode;
+            let wait = if lockfree { AUTO_GLOBAL_WAIT_SECS } else { 60 };
+            match consistent_start_within(&mut readers, info, wait).await {
                 Ok(s) => {
                     *conns = readers;
                     return Ok(s);
@@ -105,6 +113,25 @@ pub async fn baseline_start(
                         "FLUSH TABLES WITH READ LOCK is not allowed for this user; the baseline \
                          uses the next method (baseline_lock = \"auto\")"
                     );
+                }
+                Err(BinlogError::LockWait(why))
+                    if lockfree && !has_cascading_keys(&mut conns[0], databases).await? =>
+                {
+                    tracing::info!(
+                        "{why}; this baseline takes no lock instead (baseline_lock = \"auto\")"
+                    );
+                    *conns = std::iter::once(conns.remove(0)).chain(readers).collect();
+                    conns.truncate(conns.len() - 1);
+                    return match info.flavor {
+                        Flavor::Mariadb => mariadb_baseline(conns, info, databases).await,
+                        Flavor::Mysql => lockfree_baseline(conns, info, databases).await,
+                    };
+                }
+                // Tables with cascading foreign keys need an exact position: wait longer.
+                Err(BinlogError::LockWait(_)) if lockfree => {
+                    let s = consistent_start_within(&mut readers, info, 60).await?;
+                    *conns = readers;
+                    return Ok(s);
                 }
                 Err(e) => return Err(e),
             }
@@ -156,6 +183,14 @@ pub async fn baseline_start(
     }
 }
 
+/// `'a','b'`: database names as SQL string literals.
+fn quoted_list(dbs: &[String]) -> String {
+    dbs.iter()
+        .map(|d| format!("'{}'", d.replace('\\', "\\\\").replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Lists the base tables of `databases` (None: every database but the server's own), sorted.
 async fn list_tables(
     conn: &mut Conn,
@@ -163,13 +198,7 @@ async fn list_tables(
 ) -> Result<Vec<TableRef>, BinlogError> {
     let filter = match databases {
         Some([]) => return Ok(Vec::new()),
-        Some(dbs) => format!(
-            "TABLE_SCHEMA IN ({})",
-            dbs.iter()
-                .map(|d| format!("'{}'", d.replace('\\', "\\\\").replace('\'', "''")))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
+        Some(dbs) => format!("TABLE_SCHEMA IN ({})", quoted_list(dbs)),
         None => format!("TABLE_SCHEMA NOT IN ({SYSTEM_DBS})"),
     };
     let rows: Vec<(Vec<u8>, Vec<u8>)> = conn
@@ -195,6 +224,28 @@ async fn list_tables(
 /// with global SELECT sees every user's rows there. Privileges through roles are not seen.
 const ME: &str = "CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
                   SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
+
+/// Whether a table of `databases` has a foreign key with a cascading action (whose changes
+/// a lock-free baseline cannot replay: the planner refuses them from one).
+async fn has_cascading_keys(
+    conn: &mut Conn,
+    databases: Option<&[String]>,
+) -> Result<bool, BinlogError> {
+    let filter = match databases {
+        Some([]) => return Ok(false),
+        Some(dbs) => format!("CONSTRAINT_SCHEMA IN ({})", quoted_list(dbs)),
+        None => format!("CONSTRAINT_SCHEMA NOT IN ({SYSTEM_DBS})"),
+    };
+    let any: Option<u8> = conn
+        .query_first(format!(
+            "SELECT 1 FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE {filter} AND \
+             (DELETE_RULE <> 'RESTRICT' AND DELETE_RULE <> 'NO ACTION' OR \
+              UPDATE_RULE <> 'RESTRICT' AND UPDATE_RULE <> 'NO ACTION') LIMIT 1"
+        ))
+        .await
+        .map_err(BinlogError::driver("reading the foreign keys"))?;
+    Ok(any.is_some())
+}
 
 /// Whether this user holds LOCK TABLES globally or on every database of the baseline.
 async fn may_lock_tables(

@@ -43,7 +43,7 @@ const KEEP_JOBS: usize = 50;
 /// How a skipped table's reason begins when it has no primary key and was changed while a
 /// lock-free snapshot started (it is then imaged again, up to [`KEYLESS_TRIES`] times).
 const KEYLESS_CHANGED: &str = "no primary key, and changed while the lock-free snapshot started (";
-const KEYLESS_TRIES: u8 = 3;
+const KEYLESS_TRIES: u8 = 10;
 
 /// One source's backup jobs of this process (baselines go to the source's store).
 pub struct Backups {
@@ -246,6 +246,11 @@ impl Backups {
                         .collect();
                     if !again.is_empty() {
                         if attempt < KEYLESS_TRIES {
+                            // Apart in time: the next try may find a quieter moment.
+                            tokio::time::sleep(Duration::from_millis(
+                                100 + 50 * u64::from(attempt),
+                            ))
+                            .await;
                             let why = format!(
                                 "key-less tables changed while lock-free snapshot {} started (try {} of {KEYLESS_TRIES})",
                                 m.id,
@@ -503,6 +508,11 @@ impl Backups {
             tables,
             skipped,
         };
+        // An image left with no table holds nothing: not recorded (its retry, if any, is).
+        if image.is_some() && m.tables.is_empty() {
+            let _ = source.store.delete(&m.id).await;
+            return Ok(m);
+        }
         if let Some(objects) = &objects {
             source.store.put_objects(&m.id, objects).await?;
         }

@@ -75,17 +75,17 @@ impl Writers {
                     let mut sql = vec!["BEGIN".to_string()];
                     for _ in 0..1 + next(3) {
                         let k = 1 + next(300);
-                        sql.push(match next(8) {
-                            0..=2 => format!(
+                        sql.push(match next(20) {
+                            0..=7 => format!(
                                 "INSERT INTO k (id, v, s) VALUES ({k}, {}, 'w{w}-{n}') \
                                  ON DUPLICATE KEY UPDATE v = v + 1, s = 'd{w}-{n}'",
                                 next(1000)
                             ),
-                            3 | 4 => {
+                            8..=13 => {
                                 format!("UPDATE k SET v = v * 2, s = 'u{w}-{n}' WHERE id = {k}")
                             }
-                            5 => format!("DELETE FROM k WHERE id = {k}"),
-                            6 => format!("INSERT INTO bag VALUES ({}, 'b{w}')", next(5)),
+                            14..=16 => format!("DELETE FROM k WHERE id = {k}"),
+                            17 | 18 => format!("INSERT INTO bag VALUES ({}, 'b{w}')", next(5)),
                             _ => format!("DELETE FROM bag WHERE x = {} LIMIT 1", next(5)),
                         });
                     }
