@@ -192,7 +192,8 @@ async fn matrix(server: Server) {
         return;
     };
     let name = db.db_name().to_string();
-    let mut daemon = Daemon::start(server, "");
+    // Only its own database: other tests' (and benches') tables on the shared server.
+    let mut daemon = Daemon::start(server, &format!("backup_databases = [\"{name}\"]\n"));
     daemon.wait_streaming().await;
     let mut conn = db.conn().await;
     let (create, cols) = table_sql(server);
@@ -323,7 +324,8 @@ async fn mydumper_baseline_of_the_matrix_mariadb() {
         return;
     };
     let name = db.db_name().to_string();
-    let daemon = Daemon::start(server, "");
+    // Only its own database: other tests' (and benches') tables on the shared server.
+    let daemon = Daemon::start(server, &format!("backup_databases = [\"{name}\"]\n"));
     daemon.wait_streaming().await;
     let mut conn = db.conn().await;
     exec(&mut conn, &table_sql(server).0).await;

@@ -205,7 +205,8 @@ async fn xa(server: Server) {
         url: db.url(),
         prefix: prefix(&db),
     };
-    let daemon = Daemon::start(server, "");
+    // Only its own database: other tests' (and benches') tables on the shared server.
+    let daemon = Daemon::start(server, &format!("backup_databases = [\"{name}\"]\n"));
     daemon.wait_streaming().await;
     let mut conn = db.conn().await;
     for s in [

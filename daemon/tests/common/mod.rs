@@ -213,7 +213,11 @@ impl Daemon {
                 }
                 JobStatus::Failed => return Err(j.error.unwrap_or_default()),
             }
-            assert!(std::time::Instant::now() < deadline, "job {id} too slow");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} too slow: {j:?}\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
