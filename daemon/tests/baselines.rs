@@ -192,19 +192,11 @@ async fn consistent_under_load(server: Server, s3: Option<dbtrail_testkit::S3>) 
     let files = match &s3 {
         None => None,
         Some(s) => {
-            let secret = tmp.path().join("s3-secret");
-            std::fs::write(&secret, &s.secret_key).expect("secret");
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))
-                .expect("chmod");
-            extra.push_str(&format!(
-                "baseline_store = \"s3://{}/{prefix}\"\ns3_endpoint = \"{}\"\ns3_region = \"{}\"\n\
-                 s3_access_key_id = \"{}\"\ns3_secret_access_key_file = \"{}\"\n",
-                s.bucket,
-                s.endpoint,
-                s.region,
-                s.access_key,
-                secret.display()
+            extra.push_str(&common::s3_store_config(
+                s,
+                tmp.path(),
+                &prefix,
+                &s.secret_key,
             ));
             let store = object_store::aws::AmazonS3Builder::new()
                 .with_bucket_name(&s.bucket)

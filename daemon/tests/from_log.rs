@@ -371,22 +371,12 @@ async fn from_log_with_an_s3_store() {
     };
     setup(&db).await;
     let tmp = tempfile::tempdir().expect("tmp");
-    let secret = tmp.path().join("s3-secret");
-    std::fs::write(&secret, &s3.secret_key).expect("secret");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     // Short: s3s-fs names a multipart upload's temp file after the whole key.
     let prefix = format!("fl{}", std::process::id());
     let extra = format!(
-        "backup_databases = [\"{}\"]\nbaseline_store = \"s3://{}/{prefix}/b\"\n\
-         s3_endpoint = \"{}\"\ns3_region = \"{}\"\ns3_access_key_id = \"{}\"\n\
-         s3_secret_access_key_file = \"{}\"\n",
+        "backup_databases = [\"{}\"]\n{}",
         db.db_name(),
-        s3.bucket,
-        s3.endpoint,
-        s3.region,
-        s3.access_key,
-        secret.display()
+        common::s3_store_config(&s3, tmp.path(), &format!("{prefix}/b"), &s3.secret_key)
     );
     let mut daemon = Daemon::start(server, &extra);
     daemon.wait_streaming().await;

@@ -305,6 +305,17 @@ async fn snapshot_position_without_a_lock_mariadb() {
     .await;
 }
 
+/// `dbtraild --check --config cfg`.
+fn check(cfg: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dbtraild"))
+        .arg("--check")
+        .arg("--config")
+        .arg(cfg)
+        .env("DBTRAIL_PASSWORD_SRC", PASSWORD)
+        .output()
+        .expect("dbtraild --check")
+}
+
 /// `none` without GTIDs is refused with the reason and the fix; an unknown value is a
 /// config error naming the key and the values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -340,13 +351,7 @@ async fn refusals_name_the_fix() {
         "dbtrail_nolock",
         "baseline_lock = \"fast\"\n",
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbtraild"))
-        .arg("--check")
-        .arg("--config")
-        .arg(&cfg)
-        .env("DBTRAIL_PASSWORD_SRC", PASSWORD)
-        .output()
-        .expect("dbtraild --check");
+    let out = check(&cfg);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -365,13 +370,7 @@ async fn refusals_name_the_fix() {
         "dbtrail_nolock",
         "baseline_lock = \"tables\"\n",
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbtraild"))
-        .arg("--check")
-        .arg("--config")
-        .arg(&cfg)
-        .env("DBTRAIL_PASSWORD_SRC", PASSWORD)
-        .output()
-        .expect("dbtraild --check");
+    let out = check(&cfg);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("tables: MISSING GRANT") && text.contains("GRANT LOCK TABLES"),

@@ -219,22 +219,17 @@ async fn secrets_never_printed() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tmp");
-    let secret = tmp.path().join("s3-secret");
     // A wrong secret: every backup fails, with an error that must not quote it.
     let wrong = "wrong-secret-Zq7Yk3v9";
-    std::fs::write(&secret, wrong).expect("secret");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let extra = format!(
-        "backup_databases = [\"{}\"]\nbaseline_store = \"s3://{}/sec{}\"\ns3_endpoint = \"{}\"\n\
-         s3_region = \"{}\"\ns3_access_key_id = \"{}\"\ns3_secret_access_key_file = \"{}\"\n",
+        "backup_databases = [\"{}\"]\n{}",
         db.db_name(),
-        s3.bucket,
-        std::process::id(),
-        s3.endpoint,
-        s3.region,
-        s3.access_key,
-        secret.display()
+        common::s3_store_config(
+            &s3,
+            tmp.path(),
+            &format!("sec{}", std::process::id()),
+            wrong
+        )
     );
     let mut daemon = Daemon::start(Server::MysqlGtid, &extra);
     daemon.wait_streaming().await;

@@ -623,3 +623,21 @@ pub async fn wait_table_image(daemon: &Daemon, db: &TestDb, table: &str, after_u
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The config lines of an S3 baseline store at `s3://BUCKET/{prefix}` of the test S3
+/// server, its secret key `secret` written (mode 0600) to a file in `dir`.
+pub fn s3_store_config(s3: &dbtrail_testkit::S3, dir: &Path, prefix: &str, secret: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("s3-secret");
+    std::fs::write(&file, secret).expect("secret");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    format!(
+        "baseline_store = \"s3://{}/{prefix}\"\ns3_endpoint = \"{}\"\ns3_region = \"{}\"\n\
+         s3_access_key_id = \"{}\"\ns3_secret_access_key_file = \"{}\"\n",
+        s3.bucket,
+        s3.endpoint,
+        s3.region,
+        s3.access_key,
+        file.display()
+    )
+}
