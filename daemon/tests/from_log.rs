@@ -259,22 +259,7 @@ async fn equals_a_snapshot(server: Server) {
         target_time: Some(utc_second(end)),
         ..PitrRequest::default()
     };
-    // Capture must know the whole target second is covered (heartbeats): retry a while.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let plan = loop {
-        let dry = PitrRequest {
-            dry_run: true,
-            ..req.clone()
-        };
-        match daemon.client().pitr(&daemon.source, &dry).await {
-            Ok(p) => break p,
-            Err(e) if std::time::Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("dry run: {e:#}"),
-        }
-    };
+    let plan = dry_run_when_covered(&daemon, &req).await;
     assert_eq!(
         plan.plan.baseline_id, f2.id,
         "the restore is anchored on the baseline from the log"
@@ -394,20 +379,7 @@ async fn from_log_with_an_s3_store() {
         target_time: Some(utc_second(end)),
         ..PitrRequest::default()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let plan = loop {
-        let dry = PitrRequest {
-            dry_run: true,
-            ..req.clone()
-        };
-        match daemon.client().pitr(&daemon.source, &dry).await {
-            Ok(p) => break p,
-            Err(_) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("dry run: {e:#}"),
-        }
-    };
+    let plan = dry_run_when_covered(&daemon, &req).await;
     assert_eq!(plan.plan.baseline_id, f.id);
     let dir = tmp.path().join("r");
     restore(&daemon, req, &dir)
@@ -423,4 +395,26 @@ async fn from_log_with_an_s3_store() {
         .await
         .expect("drop");
     assert_eq!(daemon.stop(), Some(0));
+}
+
+/// The dry run of `req`, retried for up to 30 s while capture does not yet know the whole
+/// target second is covered (heartbeats).
+async fn dry_run_when_covered(
+    daemon: &Daemon,
+    req: &PitrRequest,
+) -> dbtrail_core::api::PitrStarted {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let dry = PitrRequest {
+            dry_run: true,
+            ..req.clone()
+        };
+        match daemon.client().pitr(&daemon.source, &dry).await {
+            Ok(p) => return p,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("dry run: {e:#}"),
+        }
+    }
 }
