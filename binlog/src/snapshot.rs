@@ -20,6 +20,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as MyValue};
 use std::time::{Duration, Instant};
 
+mod ranges;
+pub use ranges::{KeyRange, estimated_rows, even_boundaries, key_ranges, ranges_of, split_column};
+
 /// Session settings for snapshot reads: raw bytes, UTC, no zero-date surprises.
 const SESSION: &str = "SET SESSION character_set_results = binary, time_zone = '+00:00'";
 
@@ -567,7 +570,7 @@ pub async fn read_table(
     schema: &TableSchema,
     mut visit: impl FnMut(Row) -> Result<(), BinlogError> + Send,
 ) -> Result<u64, BinlogError> {
-    read_rows(conn, schema, Sink::Visit(&mut visit)).await
+    read_rows(conn, schema, None, Sink::Visit(&mut visit)).await
 }
 
 /// Streams the rows of `schema`'s table in primary-key order in batches of up to
@@ -579,9 +582,21 @@ pub async fn read_table_batches(
     batch_rows: usize,
     tx: &tokio::sync::mpsc::Sender<Vec<Row>>,
 ) -> Result<u64, BinlogError> {
+    read_range_batches(conn, schema, None, batch_rows, tx).await
+}
+
+/// [`read_table_batches`] of the rows in `range` only (all rows for `None`), in key order.
+pub async fn read_range_batches(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    range: Option<&KeyRange>,
+    batch_rows: usize,
+    tx: &tokio::sync::mpsc::Sender<Vec<Row>>,
+) -> Result<u64, BinlogError> {
     read_rows(
         conn,
         schema,
+        range,
         Sink::Channel {
             tx,
             batch: Vec::with_capacity(batch_rows),
@@ -636,6 +651,7 @@ fn gone(table: &TableRef) -> BinlogError {
 async fn read_rows(
     conn: &mut Conn,
     schema: &TableSchema,
+    range: Option<&KeyRange>,
     mut sink: Sink<'_>,
 ) -> Result<u64, BinlogError> {
     let exprs: Vec<String> = schema
@@ -658,14 +674,18 @@ async fn read_rows(
             .collect();
         format!(" ORDER BY {}", keys.join(","))
     };
+    let (filter, params) = match range.and_then(KeyRange::condition) {
+        Some((c, p)) => (format!(" WHERE {c}"), p),
+        None => (String::new(), Vec::new()),
+    };
     let sql = format!(
-        "SELECT {} FROM {}{order}",
+        "SELECT {} FROM {}{filter}{order}",
         exprs.join(","),
         schema.table.quoted()
     );
     let what = format!("reading {}", schema.table);
     let mut result = conn
-        .exec_iter(sql, ())
+        .exec_iter(sql, params)
         .await
         .map_err(BinlogError::driver(what.clone()))?;
     let mut stream = result

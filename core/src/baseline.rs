@@ -39,18 +39,71 @@ impl BaselineOrigin {
 }
 
 /// One table of a baseline.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// A large table is split into primary-key ranges, each read on its own connection into its
+/// own file: `parts` lists them in key order (so reading the files one after another gives
+/// the table in key order), and `file` is the first of them, so a reader that knows only
+/// `file` fails loudly on the missing rows' count rather than reading another table. A table
+/// in one file has no `parts` (its manifest entry is as before ranges existed).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct BaselineTable {
     /// The table.
     pub table: TableRef,
+    /// Path of its (first) Parquet file, relative to the baseline's directory.
+    pub file: String,
+    /// Rows of the table (all its files).
+    pub rows: u64,
+    /// Size of its files in bytes.
+    pub bytes: u64,
+    /// `SHOW CREATE TABLE` at the snapshot.
+    pub create_table: String,
+    /// Its files in primary-key order when it is split into ranges; empty for one file.
+    #[serde(default)]
+    pub parts: Vec<BaselinePart>,
+}
+
+/// One primary-key range of a table split into several files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselinePart {
     /// Path of its Parquet file, relative to the baseline's directory.
     pub file: String,
     /// Rows in the file.
     pub rows: u64,
     /// Size of the file in bytes.
     pub bytes: u64,
-    /// `SHOW CREATE TABLE` at the snapshot.
-    pub create_table: String,
+}
+
+impl BaselineTable {
+    /// Every file of the table, in primary-key order.
+    pub fn files(&self) -> Vec<&str> {
+        if self.parts.is_empty() {
+            vec![self.file.as_str()]
+        } else {
+            self.parts.iter().map(|p| p.file.as_str()).collect()
+        }
+    }
+}
+
+// By hand for one reason: `manifest.json` (and the API) leave out an empty `parts`, so a
+// table in one file is written exactly as before; the catalog's binary encoding (postcard,
+// not self-describing) always has the field, since it cannot skip one.
+impl Serialize for BaselineTable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let skip = self.parts.is_empty() && s.is_human_readable();
+        let mut st = s.serialize_struct("BaselineTable", if skip { 5 } else { 6 })?;
+        st.serialize_field("table", &self.table)?;
+        st.serialize_field("file", &self.file)?;
+        st.serialize_field("rows", &self.rows)?;
+        st.serialize_field("bytes", &self.bytes)?;
+        st.serialize_field("create_table", &self.create_table)?;
+        if skip {
+            st.skip_field("parts")?;
+        } else {
+            st.serialize_field("parts", &self.parts)?;
+        }
+        st.end()
+    }
 }
 
 /// `baselines/<id>/manifest.json`, the catalog record and the API view of one baseline.
@@ -135,6 +188,109 @@ pub fn table_file_name(table: &TableRef) -> String {
     format!("{}/{}.parquet", enc(&table.db), enc(&table.table))
 }
 
+/// The file of range `index` (from 0) of a table split into ranges:
+/// `db/table.part-0003.parquet` beside [`table_file_name`]'s `db/table.parquet`.
+pub fn part_file_name(table: &TableRef, index: usize) -> String {
+    let whole = table_file_name(table);
+    let stem = whole.strip_suffix(".parquet").unwrap_or(&whole);
+    format!("{stem}.part-{index:04}.parquet")
+}
+
+/// Catalog records written before tables could be split into ranges: the same layout
+/// without `parts`. The catalog's encoding is not self-describing, so these decode only
+/// as this type ([`BaselineManifest::from_v1`]).
+pub mod v1 {
+    use super::*;
+
+    /// A [`super::BaselineTable`] without `parts`.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct BaselineTable {
+        /// See [`super::BaselineTable`].
+        pub table: TableRef,
+        /// See [`super::BaselineTable`].
+        pub file: String,
+        /// See [`super::BaselineTable`].
+        pub rows: u64,
+        /// See [`super::BaselineTable`].
+        pub bytes: u64,
+        /// See [`super::BaselineTable`].
+        pub create_table: String,
+    }
+
+    /// A [`super::BaselineManifest`] whose tables have no `parts`.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct BaselineManifest {
+        /// See [`super::BaselineManifest`].
+        pub format_version: u32,
+        /// See [`super::BaselineManifest`].
+        pub id: String,
+        /// See [`super::BaselineManifest`].
+        pub source: String,
+        /// See [`super::BaselineManifest`].
+        pub origin: BaselineOrigin,
+        /// See [`super::BaselineManifest`].
+        pub position: Position,
+        /// See [`super::BaselineManifest`].
+        pub snapshot_us: i64,
+        /// See [`super::BaselineManifest`].
+        pub started_us: i64,
+        /// See [`super::BaselineManifest`].
+        pub finished_us: i64,
+        /// See [`super::BaselineManifest`].
+        pub lock_held_us: i64,
+        /// See [`super::BaselineManifest`].
+        pub lock_mode: String,
+        /// See [`super::BaselineManifest`].
+        pub tables: Vec<BaselineTable>,
+        /// See [`super::BaselineManifest`].
+        pub skipped: Vec<SkippedTable>,
+    }
+}
+
+impl BaselineManifest {
+    /// A catalog record of the layout before ranges, as today's manifest (no table split).
+    pub fn from_v1(m: v1::BaselineManifest) -> BaselineManifest {
+        BaselineManifest {
+            format_version: m.format_version,
+            id: m.id,
+            source: m.source,
+            origin: m.origin,
+            position: m.position,
+            snapshot_us: m.snapshot_us,
+            started_us: m.started_us,
+            finished_us: m.finished_us,
+            lock_held_us: m.lock_held_us,
+            lock_mode: m.lock_mode,
+            tables: m
+                .tables
+                .into_iter()
+                .map(|t| BaselineTable {
+                    table: t.table,
+                    file: t.file,
+                    rows: t.rows,
+                    bytes: t.bytes,
+                    create_table: t.create_table,
+                    parts: Vec::new(),
+                })
+                .collect(),
+            skipped: m.skipped,
+        }
+    }
+
+    /// Decodes a catalog record ([`crate::codec`]) of this layout or of the one before ranges.
+    pub fn decode(bytes: &[u8]) -> Result<BaselineManifest, crate::codec::CodecError> {
+        match crate::codec::decode::<BaselineManifest>("baseline", bytes) {
+            // Postcard ignores trailing bytes: a record of the other layout that happens to
+            // parse would not re-encode to the same bytes.
+            Ok(m) if crate::codec::encode(&m) == bytes => Ok(m),
+            first => match crate::codec::decode::<v1::BaselineManifest>("baseline", bytes) {
+                Ok(old) if crate::codec::encode(&old) == bytes => Ok(Self::from_v1(old)),
+                _ => first,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,4 +313,130 @@ mod tests {
             table_file_name(&TableRef::new("a", "b/"))
         );
     }
+
+    fn manifest(parts: Vec<BaselinePart>) -> BaselineManifest {
+        BaselineManifest {
+            format_version: MANIFEST_VERSION,
+            id: baseline_id(1_795_000_000_123_456),
+            source: "src".into(),
+            origin: BaselineOrigin::Snapshot,
+            position: Position {
+                gtid_set: crate::gtid::GtidSet::empty_mysql(),
+                file: "binlog.000002".into(),
+                pos: 157,
+                server_uuid: "u".into(),
+            },
+            snapshot_us: 1,
+            started_us: 2,
+            finished_us: 3,
+            lock_held_us: 4,
+            lock_mode: "FLUSH TABLES WITH READ LOCK".into(),
+            tables: vec![
+                BaselineTable {
+                    table: TableRef::new("d", "a"),
+                    file: "d/a.parquet".into(),
+                    rows: 5,
+                    bytes: 6,
+                    create_table: "CREATE TABLE a".into(),
+                    parts: Vec::new(),
+                },
+                BaselineTable {
+                    table: TableRef::new("d", "b"),
+                    file: parts
+                        .first()
+                        .map_or("d/b.parquet".into(), |p| p.file.clone()),
+                    rows: parts.iter().map(|p| p.rows).sum(),
+                    bytes: parts.iter().map(|p| p.bytes).sum(),
+                    create_table: "CREATE TABLE b".into(),
+                    parts,
+                },
+            ],
+            skipped: Vec::new(),
+        }
+    }
+
+    fn two_parts() -> Vec<BaselinePart> {
+        (0..2)
+            .map(|i| BaselinePart {
+                file: part_file_name(&TableRef::new("d", "b"), i),
+                rows: 10 + i as u64,
+                bytes: 100,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_are_named_beside_the_table_file_and_listed_in_order() {
+        let t = TableRef::new("my db", "t.x");
+        assert_eq!(part_file_name(&t, 3), "my%20db/t%2Ex.part-0003.parquet");
+        let m = manifest(two_parts());
+        assert_eq!(m.tables[0].files(), vec!["d/a.parquet"]);
+        assert_eq!(
+            m.tables[1].files(),
+            vec!["d/b.part-0000.parquet", "d/b.part-0001.parquet"]
+        );
+        assert_eq!(m.rows(), 5 + 21);
+    }
+
+    #[test]
+    fn json_leaves_out_empty_parts_and_old_manifests_load() {
+        let m = manifest(two_parts());
+        let json = serde_json::to_string(&m).expect("json");
+        assert_eq!(json.matches("\"parts\"").count(), 1, "{json}");
+        assert_eq!(
+            serde_json::from_str::<BaselineManifest>(&json).expect("back"),
+            m
+        );
+        // A manifest written before ranges existed.
+        let old = manifest(Vec::new());
+        let json = serde_json::to_string(&old).expect("json");
+        assert!(!json.contains("parts"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<BaselineManifest>(&json).expect("old"),
+            old
+        );
+    }
+
+    #[test]
+    fn catalog_records_of_both_layouts_decode() {
+        for m in [manifest(two_parts()), manifest(Vec::new())] {
+            let bytes = crate::codec::encode(&m);
+            assert_eq!(BaselineManifest::decode(&bytes).expect("decode"), m);
+        }
+        // Golden: a record as builds before ranges wrote it (no `parts` field).
+        let old = manifest(Vec::new());
+        let v1 = v1::BaselineManifest {
+            format_version: old.format_version,
+            id: old.id.clone(),
+            source: old.source.clone(),
+            origin: old.origin,
+            position: old.position.clone(),
+            snapshot_us: 1,
+            started_us: 2,
+            finished_us: 3,
+            lock_held_us: 4,
+            lock_mode: old.lock_mode.clone(),
+            tables: old
+                .tables
+                .iter()
+                .map(|t| v1::BaselineTable {
+                    table: t.table.clone(),
+                    file: t.file.clone(),
+                    rows: t.rows,
+                    bytes: t.bytes,
+                    create_table: t.create_table.clone(),
+                })
+                .collect(),
+            skipped: Vec::new(),
+        };
+        let bytes = crate::codec::encode(&v1);
+        assert_eq!(
+            hex::encode(&bytes),
+            GOLDEN_V1,
+            "the layout before ranges must not change"
+        );
+        assert_eq!(BaselineManifest::decode(&bytes).expect("v1"), old);
+    }
+
+    const GOLDEN_V1: &str = "0101173230323631313138543131303634302e3132333435365a0373726300000d62696e6c6f672e3030303030329d010175020406081b464c555348205441424c455320574954482052454144204c4f434b02016401610b642f612e7061727175657405060e435245415445205441424c452061016401620b642f622e7061727175657400000e435245415445205441424c45206200";
 }

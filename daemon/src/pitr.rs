@@ -368,15 +368,7 @@ impl Restores {
             let Some((image_id, entry)) = &t.image else {
                 anyhow::bail!("internal error: {} has no image after imaging", t.table);
             };
-            // A local store's file is read in place.
-            let local = match store.local_file(image_id, &entry.file) {
-                Some(p) => p,
-                None => {
-                    let p = tmp.join(format!("{n}.parquet"));
-                    store.download(image_id, &entry.file, &p).await?;
-                    p
-                }
-            };
+            let files = fetch_files(store, image_id, entry, &tmp, &n.to_string()).await?;
             inputs.push(TableInput {
                 table: entry.table.clone(),
                 window: t.window,
@@ -384,7 +376,7 @@ impl Restores {
                 rows: entry.rows,
                 create_table: entry.create_table.clone(),
                 table_id: t.table_id,
-                file: local,
+                files,
                 requested: true,
             });
         }
@@ -506,7 +498,7 @@ impl Restores {
             .collect();
         let mut out = Vec::new();
         while let Some((t, image_id)) = queue.pop() {
-            let schema = dbtrail_replay::restore::file_schema(&t.file)?;
+            let schema = t.schema()?;
             let image = images
                 .iter()
                 .find(|b| b.id == image_id)
@@ -517,14 +509,14 @@ impl Restores {
                 }
                 match image.table(&p) {
                     Some(pe) => {
-                        let file = match source.store.local_file(&image.id, &pe.file) {
-                            Some(l) => l,
-                            None => {
-                                let l = tmp.join(format!("parent-{}.parquet", seen.len()));
-                                source.store.download(&image.id, &pe.file, &l).await?;
-                                l
-                            }
-                        };
+                        let files = fetch_files(
+                            &source.store,
+                            &image.id,
+                            pe,
+                            tmp,
+                            &format!("parent-{}", seen.len()),
+                        )
+                        .await?;
                         let parent = TableInput {
                             table: p.clone(),
                             window: t.window,
@@ -532,7 +524,7 @@ impl Restores {
                             rows: pe.rows,
                             create_table: pe.create_table.clone(),
                             table_id: source.log.table_id(&p)?,
-                            file,
+                            files,
                             requested: false,
                         };
                         queue.push((parent.clone(), image.id.clone()));
@@ -567,6 +559,29 @@ impl Restores {
         }
         Ok(out)
     }
+}
+
+/// The local paths of a baseline table's files in key order: read in place from a local
+/// store, else downloaded (streamed) into `tmp` as `<stem>.<k>.parquet`.
+async fn fetch_files(
+    store: &BaselineStore,
+    image_id: &str,
+    entry: &dbtrail_core::baseline::BaselineTable,
+    tmp: &Path,
+    stem: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for (k, file) in entry.files().into_iter().enumerate() {
+        out.push(match store.local_file(image_id, file) {
+            Some(p) => p,
+            None => {
+                let p = tmp.join(format!("{stem}.{k}.parquet"));
+                store.download(image_id, file, &p).await?;
+                p
+            }
+        });
+    }
+    Ok(out)
 }
 
 /// Refuses a restore from the live tables when the daemon's user may not image them.

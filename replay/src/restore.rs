@@ -133,8 +133,9 @@ pub struct TableInput {
     pub create_table: String,
     /// Its id in the log, if the log has seen it.
     pub table_id: Option<u32>,
-    /// Its image (a baseline's table file) on local disk.
-    pub file: PathBuf,
+    /// Its image (a baseline's table files, one per primary-key range, in key order) on
+    /// local disk: read one after another, they are the table in key order.
+    pub files: Vec<PathBuf>,
     /// Written to the output; otherwise only rebuilt for its children's cascades.
     pub requested: bool,
 }
@@ -157,6 +158,30 @@ fn open(path: &Path) -> Result<std::fs::File, RestoreError> {
 /// The schema a baseline file holds.
 pub fn file_schema(path: &Path) -> Result<TableSchema, RestoreError> {
     Ok(crate::baseline::schema_of(&open(path)?)?)
+}
+
+impl TableInput {
+    /// The schema of its image (every range file holds the same one: the first's is read).
+    pub fn schema(&self) -> Result<TableSchema, RestoreError> {
+        match self.files.first() {
+            Some(f) => file_schema(f),
+            None => Err(RestoreError::Table {
+                table: self.table.clone(),
+                detail: "its image has no file".into(),
+            }),
+        }
+    }
+
+    /// Visits the rows of its image in key order: its range files one after another.
+    fn read_image(
+        &self,
+        mut visit: impl FnMut(Row) -> Result<(), crate::baseline::BaselineError>,
+    ) -> Result<(), RestoreError> {
+        for f in &self.files {
+            crate::baseline::read(open(f)?, &mut visit)?;
+        }
+        Ok(())
+    }
 }
 
 /// Why changes decoded with schema `s` cannot be applied to a baseline of `base`, if they
@@ -313,7 +338,7 @@ pub fn rebuild(
     let mut cascading = BTreeMap::new();
     let mut plain = Vec::new();
     for t in inputs {
-        let schema = file_schema(&t.file)?;
+        let schema = t.schema()?;
         if t.requested {
             dump::write_schema(out, &t.table, &t.create_table)?;
         }
@@ -465,7 +490,7 @@ fn rebuild_lane(
                     progress.rows(65536);
                 }
             };
-            crate::baseline::read(open(&x.input.file)?, |r| {
+            x.input.read_image(|r| {
                 applier.feed(r, &mut emit);
                 Ok(())
             })?;
@@ -656,7 +681,7 @@ fn rebuild_one(
             rows += 1;
         };
         let mut ferr: Option<CascadeError> = None;
-        crate::baseline::read(open(&t.file)?, |r| {
+        t.read_image(|r| {
             if ferr.is_none()
                 && let Err(e) = applier.feed(r, &mut emit)
             {

@@ -67,7 +67,8 @@ impl Log {
             if !k.starts_with(BASELINE_PREFIX) {
                 break;
             }
-            out.push(codec::decode("baseline", &v).map_err(|e| self.corrupt(e.to_string()))?);
+            // Records of the layout before ranges decode too.
+            out.push(BaselineManifest::decode(&v).map_err(|e| self.corrupt(e.to_string()))?);
         }
         Ok(out)
     }

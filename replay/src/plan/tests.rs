@@ -125,6 +125,7 @@ fn baseline(n: u64, tables: &[(TableRef, u64)]) -> BaselineManifest {
                 rows: *rows,
                 bytes: 0,
                 create_table: String::new(),
+                parts: Vec::new(),
             })
             .collect(),
         skipped: Vec::new(),
@@ -561,7 +562,7 @@ proptest! {
                     rows: e.rows,
                     create_table: create_table(&schemas[refs.iter().position(|r| r == &t.table).expect("known")]),
                     table_id: t.table_id,
-                    file: file_of(img, &e.file),
+                    files: e.files().into_iter().map(|f| file_of(img, f)).collect(),
                     requested: true,
                 }
             })
