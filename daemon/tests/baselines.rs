@@ -202,6 +202,34 @@ impl Files {
     }
 }
 
+/// Points the daemon's baseline store (`extra`, its config) at `s` under `prefix`; returns
+/// the test's view of that store.
+fn s3_store(s: &dbtrail_testkit::S3, tmp: &Path, prefix: &str, extra: &mut String) -> Files {
+    let secret = tmp.join("s3-secret");
+    std::fs::write(&secret, &s.secret_key).expect("secret");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    extra.push_str(&format!(
+        "baseline_store = \"s3://{}/{prefix}\"\ns3_endpoint = \"{}\"\ns3_region = \"{}\"\n\
+         s3_access_key_id = \"{}\"\ns3_secret_access_key_file = \"{}\"\n",
+        s.bucket,
+        s.endpoint,
+        s.region,
+        s.access_key,
+        secret.display()
+    ));
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(&s.bucket)
+        .with_endpoint(&s.endpoint)
+        .with_allow_http(true)
+        .with_region(&s.region)
+        .with_access_key_id(&s.access_key)
+        .with_secret_access_key(&s.secret_key)
+        .build()
+        .expect("s3 client");
+    Files::S3(Arc::new(store), prefix.to_string())
+}
+
 async fn consistent_under_load(server: Server, s3: Option<dbtrail_testkit::S3>) {
     let Some(db) = dbtrail_testkit::require(server).await else {
         return;
@@ -213,35 +241,9 @@ async fn consistent_under_load(server: Server, s3: Option<dbtrail_testkit::S3>) 
         "backup_connections = 2\nbackup_databases = [\"{}\"]\n",
         db.db_name()
     );
-    let files = match &s3 {
-        None => None,
-        Some(s) => {
-            let secret = tmp.path().join("s3-secret");
-            std::fs::write(&secret, &s.secret_key).expect("secret");
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))
-                .expect("chmod");
-            extra.push_str(&format!(
-                "baseline_store = \"s3://{}/{prefix}\"\ns3_endpoint = \"{}\"\ns3_region = \"{}\"\n\
-                 s3_access_key_id = \"{}\"\ns3_secret_access_key_file = \"{}\"\n",
-                s.bucket,
-                s.endpoint,
-                s.region,
-                s.access_key,
-                secret.display()
-            ));
-            let store = object_store::aws::AmazonS3Builder::new()
-                .with_bucket_name(&s.bucket)
-                .with_endpoint(&s.endpoint)
-                .with_allow_http(true)
-                .with_region(&s.region)
-                .with_access_key_id(&s.access_key)
-                .with_secret_access_key(&s.secret_key)
-                .build()
-                .expect("s3 client");
-            Some(Files::S3(Arc::new(store), prefix.clone()))
-        }
-    };
+    let files = s3
+        .as_ref()
+        .map(|s| s3_store(s, tmp.path(), &prefix, &mut extra));
     let mut daemon = Daemon::start(server, &extra);
     let files = files.unwrap_or_else(|| Files::Local(daemon.dir.join("data/baselines")));
     daemon.wait_streaming().await;
@@ -388,7 +390,7 @@ async fn spawn_split_writer(
 /// integer), taken while three writers commit to them: the manifest lists their ranges in
 /// order, baseline + log equals the source, and a restore to a later target, imported with
 /// myloader, equals the source as its own SQL prints it.
-async fn split_into_ranges(server: Server) {
+async fn split_into_ranges(server: Server, s3: Option<dbtrail_testkit::S3>) {
     let Some(db) = dbtrail_testkit::require(server).await else {
         return;
     };
@@ -416,11 +418,17 @@ async fn split_into_ranges(server: Server) {
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
-    let extra = format!(
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut extra = format!(
         "backup_connections = 3\nbackup_split_rows = 1000\nbackup_databases = [\"{}\"]\n",
         db.db_name()
     );
+    let prefix = format!("t{}-{}", std::process::id(), db.db_name());
+    let files = s3
+        .as_ref()
+        .map(|s| s3_store(s, tmp.path(), &prefix, &mut extra));
     let mut daemon = Daemon::start(server, &extra);
+    let files = files.unwrap_or_else(|| Files::Local(daemon.dir.join("data/baselines")));
     daemon.wait_streaming().await;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
@@ -460,9 +468,6 @@ async fn split_into_ranges(server: Server) {
     let bag = m.table(&TableRef::new(db.db_name(), "bag")).expect("bag");
     assert!(bag.parts.is_empty());
     assert!(m.skipped.is_empty());
-    // Baseline + log == the source, table by table (read with the snapshot reader).
-    let files = Files::Local(daemon.dir.join("data/baselines"));
-    let tmp = tempfile::tempdir().expect("tmp");
     let log_dir = daemon.dir.join("data/sources/src/log");
     let names = ["big", "ck", "bag"];
     let mut want = std::collections::BTreeMap::new();
@@ -519,17 +524,26 @@ async fn split_into_ranges(server: Server) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn split_into_ranges_mysql_gtid() {
-    split_into_ranges(Server::MysqlGtid).await;
+    split_into_ranges(Server::MysqlGtid, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn split_into_ranges_mysql_nogtid() {
-    split_into_ranges(Server::MysqlNoGtid).await;
+    split_into_ranges(Server::MysqlNoGtid, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn split_into_ranges_mariadb() {
-    split_into_ranges(Server::MariaDb).await;
+    split_into_ranges(Server::MariaDb, None).await;
+}
+
+/// The ranges uploaded to S3, and downloaded one by one for the restore.
+#[tokio::test(flavor = "multi_thread")]
+async fn split_into_ranges_s3() {
+    let Some(s3) = dbtrail_testkit::s3() else {
+        return;
+    };
+    split_into_ranges(Server::MysqlGtid, Some(s3)).await;
 }
 
 /// A backup killed midway leaves the catalog unchanged; its objects are removed at the next
