@@ -10,6 +10,20 @@
 //! temporary file that is then uploaded in parts; (4) uploads the manifest, which makes
 //! the baseline exist, and records it in the catalog; (5) applies retention.
 //!
+//! Key ranges: a table with more estimated rows (`information_schema.TABLES.TABLE_ROWS`)
+//! than `backup_split_rows` and a primary key led by an integer column is read as several
+//! ranges of that column (`snapshot::key_ranges`: even steps between its `MIN` and `MAX`,
+//! read inside the snapshot; `< b1`, `[b1, b2)`, ..., `>= bn`), so one large table keeps
+//! every connection busy. The reads are one queue of work items, a whole table or one
+//! range, over the connections; each range has its own channel, writer thread and file
+//! (`part_file_name`), listed in key order in the table's `parts`. Each range is exact at
+//! the baseline's position: every connection's snapshot transaction started at the same
+//! moment, inside the snapshot start, so any connection sees the same rows of the table, and
+//! the ranges partition its keys (every row has exactly one value of the first key column),
+//! so their union is the table at that position, each row once. Memory stays bounded per
+//! connection: one item at a time, `BATCHES_IN_FLIGHT` batches of `BATCH_ROWS`. A table
+//! counts as done when all its ranges are; a DDL met by any range skips the whole table.
+//!
 //! A backup that fails or is killed leaves no manifest, so nothing in the catalog; its
 //! objects are deleted on failure, or at the next start ([`reconcile`]).
 use crate::metrics::Metrics;
