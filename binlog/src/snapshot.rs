@@ -724,6 +724,22 @@ pub fn convert(col: &ColumnDef, v: MyValue) -> Result<Value, String> {
     if matches!(v, MyValue::NULL) {
         return Ok(Value::Null);
     }
+    // Strings and bytes are moved, not copied: most of a wide row's bytes are here.
+    let v = match v {
+        MyValue::Bytes(b) => match &col.ty {
+            ColumnType::Char | ColumnType::VarChar | ColumnType::Blob => {
+                return Ok(if col.is_binary() {
+                    Value::Bytes(b)
+                } else {
+                    Value::Str(b)
+                });
+            }
+            ColumnType::Geometry => return Ok(Value::Geometry(b)),
+            ColumnType::Vector => return Ok(Value::Bytes(b)),
+            _ => MyValue::Bytes(b),
+        },
+        v => v,
+    };
     Ok(match (&col.ty, &v) {
         (t, MyValue::Int(i)) if t.is_integer() => {
             if col.unsigned {
@@ -795,15 +811,6 @@ pub fn convert(col: &ColumnDef, v: MyValue) -> Result<Value, String> {
         (ColumnType::Set, MyValue::UInt(i)) => Value::Set(*i),
         (ColumnType::Json, MyValue::Bytes(b)) => {
             Value::Json(String::from_utf8(b.clone()).map_err(|_| bad(&v))?)
-        }
-        (ColumnType::Geometry, MyValue::Bytes(b)) => Value::Geometry(b.clone()),
-        (ColumnType::Vector, MyValue::Bytes(b)) => Value::Bytes(b.clone()),
-        (ColumnType::Char | ColumnType::VarChar | ColumnType::Blob, MyValue::Bytes(b)) => {
-            if col.is_binary() {
-                Value::Bytes(b.clone())
-            } else {
-                Value::Str(b.clone())
-            }
         }
         _ => return Err(bad(&v)),
     })

@@ -287,12 +287,20 @@ impl<W: Write + Send> BaselineWriter<W> {
         ));
         let mut props =
             WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
-        // Dictionaries pay for low-cardinality columns; strings and blobs are mostly distinct,
-        // and trying a dictionary on them costs more than it saves.
-        for (c, f) in schema.columns.iter().zip(arrow.fields()) {
-            if matches!(f.data_type(), DataType::Binary | DataType::Utf8)
-                && !matches!(c.ty, ColumnType::Enum | ColumnType::Set)
-            {
+        // Dictionaries pay for low-cardinality columns; strings, blobs and wide integers are
+        // mostly distinct (keys, counters, times), and trying a dictionary on them (hashing
+        // every value until the dictionary overflows, in every row group) costs more than it
+        // saves: zstd compresses repeated plain values too. Only the types that are
+        // low-cardinality by construction keep one.
+        for (c, _) in schema.columns.iter().zip(arrow.fields()) {
+            if !matches!(
+                c.ty,
+                ColumnType::Enum
+                    | ColumnType::Set
+                    | ColumnType::TinyInt
+                    | ColumnType::Year
+                    | ColumnType::Bit { .. }
+            ) {
                 props = props.set_column_dictionary_enabled(
                     parquet::schema::types::ColumnPath::from(c.name.as_str()),
                     false,
