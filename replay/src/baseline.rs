@@ -252,6 +252,9 @@ impl Builder {
     }
 }
 
+/// Bytes of a data page (about: the writer closes a page once it reaches this).
+const DATA_PAGE_BYTES: usize = 96 * 1024;
+
 /// Streams rows into a Parquet file; memory holds one batch of rows at a time.
 pub struct BaselineWriter<W: Write + Send> {
     schema: TableSchema,
@@ -308,6 +311,10 @@ impl<W: Write + Send> BaselineWriter<W> {
             }
         }
         let props = props
+            // Pages below glibc's mmap threshold (128 KiB): each page's compression buffer is
+            // then reused from the heap, not mapped, faulted in and unmapped again, which
+            // with 1 MiB pages cost about a quarter of a backup's CPU.
+            .set_data_page_size_limit(DATA_PAGE_BYTES)
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
             .set_key_value_metadata(Some(kv))
             .build();
