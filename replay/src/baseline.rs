@@ -311,9 +311,10 @@ impl<W: Write + Send> BaselineWriter<W> {
             }
         }
         let props = props
-            // Pages below glibc's mmap threshold (128 KiB): each page's compression buffer is
-            // then reused from the heap, not mapped, faulted in and unmapped again, which
-            // with 1 MiB pages cost about a quarter of a backup's CPU.
+            // Pages below glibc's mmap threshold (128 KiB), so each page's compression buffer
+            // comes from the heap instead of being mapped, faulted in and unmapped again
+            // (with 1 MiB pages, page faults and unmaps were about a tenth of a backup's CPU;
+            // benches/README.md, backup_bench).
             .set_data_page_size_limit(DATA_PAGE_BYTES)
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
             .set_key_value_metadata(Some(kv))
