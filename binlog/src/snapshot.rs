@@ -21,6 +21,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as MyValue};
 use std::time::{Duration, Instant};
 
+mod ranges;
+pub use ranges::{KeyRange, estimated_rows, even_boundaries, key_ranges, ranges_of, split_column};
+
 /// Session settings for snapshot reads: raw bytes, UTC, no zero-date surprises.
 const SESSION: &str = "SET SESSION character_set_results = binary, time_zone = '+00:00'";
 
@@ -611,7 +614,7 @@ pub async fn read_table(
     schema: &TableSchema,
     mut visit: impl FnMut(Row) -> Result<(), BinlogError> + Send,
 ) -> Result<u64, BinlogError> {
-    read_rows(conn, schema, Sink::Visit(&mut visit)).await
+    read_rows(conn, schema, None, Sink::Visit(&mut visit)).await
 }
 
 /// Streams the rows of `schema`'s table in primary-key order in batches of up to
@@ -623,9 +626,21 @@ pub async fn read_table_batches(
     batch_rows: usize,
     tx: &tokio::sync::mpsc::Sender<Vec<Row>>,
 ) -> Result<u64, BinlogError> {
+    read_range_batches(conn, schema, None, batch_rows, tx).await
+}
+
+/// [`read_table_batches`] of the rows in `range` only (all rows for `None`), in key order.
+pub async fn read_range_batches(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    range: Option<&KeyRange>,
+    batch_rows: usize,
+    tx: &tokio::sync::mpsc::Sender<Vec<Row>>,
+) -> Result<u64, BinlogError> {
     read_rows(
         conn,
         schema,
+        range,
         Sink::Channel {
             tx,
             batch: Vec::with_capacity(batch_rows),
@@ -680,6 +695,7 @@ fn gone(table: &TableRef) -> BinlogError {
 async fn read_rows(
     conn: &mut Conn,
     schema: &TableSchema,
+    range: Option<&KeyRange>,
     mut sink: Sink<'_>,
 ) -> Result<u64, BinlogError> {
     let exprs: Vec<String> = schema
@@ -702,14 +718,18 @@ async fn read_rows(
             .collect();
         format!(" ORDER BY {}", keys.join(","))
     };
+    let (filter, params) = match range.and_then(KeyRange::condition) {
+        Some((c, p)) => (format!(" WHERE {c}"), p),
+        None => (String::new(), Vec::new()),
+    };
     let sql = format!(
-        "SELECT {} FROM {}{order}",
+        "SELECT {} FROM {}{filter}{order}",
         exprs.join(","),
         schema.table.quoted()
     );
     let what = format!("reading {}", schema.table);
     let mut result = conn
-        .exec_iter(sql, ())
+        .exec_iter(sql, params)
         .await
         .map_err(BinlogError::driver(what.clone()))?;
     let mut stream = result
@@ -748,6 +768,22 @@ pub fn convert(col: &ColumnDef, v: MyValue) -> Result<Value, String> {
     if matches!(v, MyValue::NULL) {
         return Ok(Value::Null);
     }
+    // Strings and bytes are moved, not copied: most of a wide row's bytes are here.
+    let v = match v {
+        MyValue::Bytes(b) => match &col.ty {
+            ColumnType::Char | ColumnType::VarChar | ColumnType::Blob => {
+                return Ok(if col.is_binary() {
+                    Value::Bytes(b)
+                } else {
+                    Value::Str(b)
+                });
+            }
+            ColumnType::Geometry => return Ok(Value::Geometry(b)),
+            ColumnType::Vector => return Ok(Value::Bytes(b)),
+            _ => MyValue::Bytes(b),
+        },
+        v => v,
+    };
     Ok(match (&col.ty, &v) {
         (t, MyValue::Int(i)) if t.is_integer() => {
             if col.unsigned {
@@ -819,15 +855,6 @@ pub fn convert(col: &ColumnDef, v: MyValue) -> Result<Value, String> {
         (ColumnType::Set, MyValue::UInt(i)) => Value::Set(*i),
         (ColumnType::Json, MyValue::Bytes(b)) => {
             Value::Json(String::from_utf8(b.clone()).map_err(|_| bad(&v))?)
-        }
-        (ColumnType::Geometry, MyValue::Bytes(b)) => Value::Geometry(b.clone()),
-        (ColumnType::Vector, MyValue::Bytes(b)) => Value::Bytes(b.clone()),
-        (ColumnType::Char | ColumnType::VarChar | ColumnType::Blob, MyValue::Bytes(b)) => {
-            if col.is_binary() {
-                Value::Bytes(b.clone())
-            } else {
-                Value::Str(b.clone())
-            }
         }
         _ => return Err(bad(&v)),
     })

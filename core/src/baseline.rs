@@ -81,18 +81,50 @@ impl SnapshotMethod {
 }
 
 /// One table of a baseline.
+///
+/// A large table is split into primary-key ranges, each read on its own connection into its
+/// own file: `parts` lists them in key order (so reading the files one after another gives
+/// the table in key order), and `file` is the first of them, so a reader that knows only
+/// `file` fails loudly on the missing rows' count rather than reading another table. A table
+/// in one file has no `parts` (its manifest entry is as before ranges existed).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BaselineTable {
     /// The table.
     pub table: TableRef,
+    /// Path of its (first) Parquet file, relative to the baseline's directory.
+    pub file: String,
+    /// Rows of the table (all its files).
+    pub rows: u64,
+    /// Size of its files in bytes.
+    pub bytes: u64,
+    /// `SHOW CREATE TABLE` at the snapshot.
+    pub create_table: String,
+    /// Its files in primary-key order when it is split into ranges; empty for one file
+    /// (and then left out of the JSON, so such an entry reads as before ranges existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<BaselinePart>,
+}
+
+/// One primary-key range of a table split into several files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselinePart {
     /// Path of its Parquet file, relative to the baseline's directory.
     pub file: String,
     /// Rows in the file.
     pub rows: u64,
     /// Size of the file in bytes.
     pub bytes: u64,
-    /// `SHOW CREATE TABLE` at the snapshot.
-    pub create_table: String,
+}
+
+impl BaselineTable {
+    /// Every file of the table, in primary-key order.
+    pub fn files(&self) -> Vec<&str> {
+        if self.parts.is_empty() {
+            vec![self.file.as_str()]
+        } else {
+            self.parts.iter().map(|p| p.file.as_str()).collect()
+        }
+    }
 }
 
 /// `baselines/<id>/manifest.json`, the catalog record and the API view of one baseline.
@@ -186,6 +218,14 @@ pub fn table_file_name(table: &TableRef) -> String {
     format!("{}/{}.parquet", enc(&table.db), enc(&table.table))
 }
 
+/// The file of range `index` (from 0) of a table split into ranges:
+/// `db/table.part-0003.parquet` beside [`table_file_name`]'s `db/table.parquet`.
+pub fn part_file_name(table: &TableRef, index: usize) -> String {
+    let whole = table_file_name(table);
+    let stem = whole.strip_suffix(".parquet").unwrap_or(&whole);
+    format!("{stem}.part-{index:04}.parquet")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +258,91 @@ mod tests {
         assert_ne!(
             table_file_name(&TableRef::new("a", "b%2F")),
             table_file_name(&TableRef::new("a", "b/"))
+        );
+    }
+
+    fn manifest(parts: Vec<BaselinePart>) -> BaselineManifest {
+        BaselineManifest {
+            format_version: MANIFEST_VERSION,
+            id: baseline_id(1_795_000_000_123_456),
+            source: "src".into(),
+            origin: BaselineOrigin::Snapshot,
+            position: Position {
+                gtid_set: crate::gtid::GtidSet::empty_mysql(),
+                file: "binlog.000002".into(),
+                pos: 157,
+                server_uuid: "u".into(),
+            },
+            snapshot_us: 1,
+            started_us: 2,
+            finished_us: 3,
+            lock_held_us: 4,
+            lock_mode: "FLUSH TABLES WITH READ LOCK".into(),
+            method: SnapshotMethod::Global,
+            upper: None,
+            tables: vec![
+                BaselineTable {
+                    table: TableRef::new("d", "a"),
+                    file: "d/a.parquet".into(),
+                    rows: 5,
+                    bytes: 6,
+                    create_table: "CREATE TABLE a".into(),
+                    parts: Vec::new(),
+                },
+                BaselineTable {
+                    table: TableRef::new("d", "b"),
+                    file: parts
+                        .first()
+                        .map_or("d/b.parquet".into(), |p| p.file.clone()),
+                    rows: parts.iter().map(|p| p.rows).sum(),
+                    bytes: parts.iter().map(|p| p.bytes).sum(),
+                    create_table: "CREATE TABLE b".into(),
+                    parts,
+                },
+            ],
+            skipped: Vec::new(),
+        }
+    }
+
+    fn two_parts() -> Vec<BaselinePart> {
+        (0..2)
+            .map(|i| BaselinePart {
+                file: part_file_name(&TableRef::new("d", "b"), i),
+                rows: 10 + i as u64,
+                bytes: 100,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_are_named_beside_the_table_file_and_listed_in_order() {
+        let t = TableRef::new("my db", "t.x");
+        assert_eq!(part_file_name(&t, 3), "my%20db/t%2Ex.part-0003.parquet");
+        let m = manifest(two_parts());
+        assert_eq!(m.tables[0].files(), vec!["d/a.parquet"]);
+        assert_eq!(
+            m.tables[1].files(),
+            vec!["d/b.part-0000.parquet", "d/b.part-0001.parquet"]
+        );
+        assert_eq!(m.rows(), 5 + 21);
+    }
+
+    #[test]
+    fn json_leaves_out_empty_parts_and_old_manifests_load() {
+        let m = manifest(two_parts());
+        let json = serde_json::to_string(&m).expect("json");
+        assert_eq!(json.matches("\"parts\"").count(), 1, "{json}");
+        assert_eq!(
+            serde_json::from_str::<BaselineManifest>(&json).expect("back"),
+            m
+        );
+        // A manifest written before ranges existed.
+        let old = manifest(Vec::new());
+        let json = serde_json::to_string(&old).expect("json");
+        assert!(!json.contains("parts"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<BaselineManifest>(&json).expect("old"),
+            old
         );
     }
 }

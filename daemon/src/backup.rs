@@ -10,6 +10,20 @@
 //! temporary file that is then uploaded in parts; (4) uploads the manifest, which makes
 //! the baseline exist, and records it in the catalog; (5) applies retention.
 //!
+//! Key ranges: a table with more estimated rows (`information_schema.TABLES.TABLE_ROWS`)
+//! than `backup_split_rows` and a primary key led by an integer column is read as several
+//! ranges of that column (`snapshot::key_ranges`: even steps between its `MIN` and `MAX`,
+//! read inside the snapshot; `< b1`, `[b1, b2)`, ..., `>= bn`), so one large table keeps
+//! every connection busy. The reads are one queue of work items, a whole table or one
+//! range, over the connections; each range has its own channel, writer thread and file
+//! (`part_file_name`), listed in key order in the table's `parts`. Each range is exact at
+//! the baseline's position: every connection's snapshot transaction started at the same
+//! moment, inside the snapshot start, so any connection sees the same rows of the table, and
+//! the ranges partition its keys (every row has exactly one value of the first key column),
+//! so their union is the table at that position, each row once. Memory stays bounded per
+//! connection: one item at a time, `BATCHES_IN_FLIGHT` batches of `BATCH_ROWS`. A table
+//! counts as done when all its ranges are; a DDL met by any range skips the whole table.
+//!
 //! A backup that fails or is killed leaves no manifest, so nothing in the catalog; its
 //! objects are deleted on failure, or at the next start ([`reconcile`]).
 use crate::metrics::Metrics;
@@ -21,8 +35,8 @@ use dbtrail_binlog::start::LockChoice;
 use dbtrail_binlog::{checks, snapshot, stream};
 use dbtrail_core::api::{BackupJobView, JobStatus};
 use dbtrail_core::baseline::{
-    BaselineManifest, BaselineOrigin, BaselineTable, MANIFEST_VERSION, SkippedTable,
-    SnapshotMethod, baseline_id, table_file_name,
+    BaselineManifest, BaselineOrigin, BaselinePart, BaselineTable, MANIFEST_VERSION, SkippedTable,
+    SnapshotMethod, baseline_id, part_file_name, table_file_name,
 };
 use dbtrail_core::render::rfc3339_micros;
 use dbtrail_core::{Row, TableRef};
@@ -405,7 +419,16 @@ impl Backups {
                 }
             }
         };
-        conns.truncate(snap.tables.len().max(1));
+        // Large tables are read in primary-key ranges, one work item each (module doc).
+        let readers = conns.len();
+        let (items, mut skipped) = work_items(
+            &mut conns[0],
+            &snap.tables,
+            source.config.backup_split_rows,
+            readers,
+        )
+        .await?;
+        conns.truncate(items.len().max(1));
         {
             let mut j = lock(job);
             j.phase = phase("reading");
@@ -413,6 +436,7 @@ impl Backups {
             j.lock_held_ms = Some(snap.lock_held.as_secs_f64() * 1000.0);
         }
         tracing::info!(source = %name, backup = %id, tables = snap.tables.len(),
+            ranges = items.iter().filter(|i| i.range.is_some()).count(),
             lock_held_ms = snap.lock_held.as_secs_f64() * 1000.0, position = %snap.position,
             method = snap.method.name(), upper = ?snap.upper.as_ref().map(|u| u.to_string()),
             "snapshot started");
@@ -420,46 +444,59 @@ impl Backups {
         tokio::fs::create_dir_all(&tmp)
             .await
             .with_context(|| format!("creating {}", tmp.display()))?;
-        let queue = Mutex::new(snap.tables.iter().cloned().collect::<VecDeque<_>>());
+        let progress = Mutex::new(Progress::default());
+        let queue = Mutex::new(items.into_iter().collect::<VecDeque<_>>());
         let kv = base_metadata(&snap);
         let readers = conns.into_iter().enumerate().map(|(i, mut conn)| {
-            let (queue, tmp, kv, id) = (&queue, &tmp, &kv, &id);
+            let (queue, progress, tmp, kv, id) = (&queue, &progress, &tmp, &kv, &id);
             async move {
                 let mut done = Vec::new();
                 loop {
-                    let Some(table) = lock(queue).pop_front() else {
+                    let Some(item) = lock(queue).pop_front() else {
                         return Ok::<_, anyhow::Error>(done);
                     };
+                    if lock(progress).skipped.contains(&item.table) {
+                        // Another range of it met a DDL.
+                        continue;
+                    }
                     let local = tmp.join(format!("{i}.parquet"));
-                    let entry = match self
-                        .table(&source.store, &mut conn, &table, kv.clone(), &local, id)
+                    match self
+                        .read_item(&source.store, &mut conn, &item, kv.clone(), &local, id)
                         .await
                     {
-                        Ok(t) => Ok(t),
-                        Err(e) if concurrent_ddl(&e) => {
-                            let reason = format!("changed by DDL during the backup: {e:#}");
-                            tracing::warn!(table = %table, "{reason}; the baseline skips it");
-                            Err(SkippedTable { table, reason })
+                        Ok(read) => {
+                            {
+                                let mut j = lock(job);
+                                j.rows += read.rows;
+                                j.bytes += read.bytes;
+                            }
+                            if let Some(t) = lock(progress).record(&item, read) {
+                                lock(job).tables_done += 1;
+                                done.push(Ok(t));
+                            }
                         }
-                        Err(e) => return Err(e.context(format!("backing up {table}"))),
-                    };
-                    if let Ok(t) = &entry {
-                        let mut j = lock(job);
-                        j.tables_done += 1;
-                        j.rows += t.rows;
-                        j.bytes += t.bytes;
+                        Err(e) if concurrent_ddl(&e) => {
+                            if lock(progress).skipped.insert(item.table.clone()) {
+                                let reason = format!("changed by DDL during the backup: {e:#}");
+                                tracing::warn!(table = %item.table, "{reason}; the baseline skips it");
+                                done.push(Err(SkippedTable {
+                                    table: item.table.clone(),
+                                    reason,
+                                }));
+                            }
+                        }
+                        Err(e) => return Err(e.context(format!("backing up {}", item.what()))),
                     }
-                    done.push(entry);
                 }
             }
         });
-        let (mut tables, skipped): (Vec<_>, Vec<_>) = futures_util::future::try_join_all(readers)
+        let (mut tables, more): (Vec<_>, Vec<_>) = futures_util::future::try_join_all(readers)
             .await?
             .into_iter()
             .flatten()
             .partition(Result::is_ok);
+        skipped.extend(more.into_iter().filter_map(Result::err));
         let mut tables: Vec<BaselineTable> = tables.drain(..).filter_map(Result::ok).collect();
-        let mut skipped: Vec<SkippedTable> = skipped.into_iter().filter_map(Result::err).collect();
         // A lock-free snapshot: tables without a primary key changed while it started are
         // not held exactly (crate::interval).
         if let Some(upper) = &snap.upper {
@@ -640,6 +677,7 @@ impl Backups {
                 rows,
                 bytes,
                 create_table: create,
+                parts: Vec::new(),
             });
         }
         out.sort_by(|a, b| a.table.cmp(&b.table));
@@ -676,21 +714,38 @@ impl Backups {
         Ok(m)
     }
 
-    /// Reads one table into a Parquet file and uploads it.
-    async fn table(
+    /// Reads one work item (a table, or one key range of it) into its Parquet file and
+    /// uploads it.
+    async fn read_item(
         &self,
         store: &BaselineStore,
         conn: &mut dbtrail_binlog::Conn,
-        table: &TableRef,
+        item: &Item,
         mut kv: Vec<(String, String)>,
         local: &Path,
         id: &str,
-    ) -> anyhow::Result<BaselineTable> {
-        let schema = snapshot::table_schema(conn, table).await?;
-        let create = snapshot::show_create_table(conn, table).await?;
+    ) -> anyhow::Result<Read> {
+        let table = &item.table;
+        let known = match &item.known {
+            Some(k) => k.clone(),
+            None => Arc::new((
+                snapshot::table_schema(conn, table).await?,
+                snapshot::show_create_table(conn, table).await?,
+            )),
+        };
+        let (schema, create) = (&known.0, &known.1);
         kv.push(("dbtrail.create_table".into(), create.clone()));
+        let name = match &item.range {
+            Some(r) => {
+                kv.push((
+                    "dbtrail.key_range".into(),
+                    format!("{} of {}", r.index + 1, r.of),
+                ));
+                part_file_name(table, r.index)
+            }
+            None => table_file_name(table),
+        };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Row>>(BATCHES_IN_FLIGHT);
-        let name = table_file_name(table);
         // A local store's file is written in place (it stays invisible until the manifest);
         // any other store gets a temporary file, uploaded afterwards.
         let in_place = store.local_target(id, &name);
@@ -711,7 +766,8 @@ impl Backups {
             }
             Ok(w.finish()?)
         });
-        let read = snapshot::read_table_batches(conn, &schema, BATCH_ROWS, &tx).await;
+        let range = item.range.as_ref().map(|r| &r.range);
+        let read = snapshot::read_range_batches(conn, schema, range, BATCH_ROWS, &tx).await;
         drop(tx);
         let written = writer.await.context("the Parquet writer thread died")?;
         let (rows, written) = match (read, written) {
@@ -721,7 +777,7 @@ impl Backups {
             (Err(e), _) => return Err(e.into()),
         };
         if rows != written {
-            bail!("read {rows} rows of {table} but wrote {written}");
+            bail!("read {rows} rows of {} but wrote {written}", item.what());
         }
         let bytes = match in_place {
             Some(p) => std::fs::metadata(&p)
@@ -733,12 +789,11 @@ impl Backups {
                 bytes
             }
         };
-        Ok(BaselineTable {
-            table: table.clone(),
+        Ok(Read {
             file: name,
             rows,
             bytes,
-            create_table: create,
+            create_table: create.clone(),
         })
     }
 
@@ -804,6 +859,174 @@ impl Backups {
         }
         Ok(())
     }
+}
+
+/// Ranges per table at most.
+const MAX_RANGES: u64 = 1024;
+
+/// One read of a backup: a whole table, or one key range of a table split into ranges.
+struct Item {
+    table: TableRef,
+    /// Its range, when the table is split.
+    range: Option<ItemRange>,
+    /// Its schema and `SHOW CREATE TABLE`, when read while planning the ranges.
+    known: Option<Arc<(dbtrail_core::TableSchema, String)>>,
+}
+
+struct ItemRange {
+    /// From 0, in key order.
+    index: usize,
+    /// Ranges of the table.
+    of: usize,
+    range: snapshot::KeyRange,
+}
+
+impl Item {
+    /// The table, and its range if split, for messages.
+    fn what(&self) -> String {
+        match &self.range {
+            Some(r) => format!("{} (key range {} of {})", self.table, r.index + 1, r.of),
+            None => self.table.to_string(),
+        }
+    }
+}
+
+/// One file written.
+struct Read {
+    file: String,
+    rows: u64,
+    bytes: u64,
+    create_table: String,
+}
+
+/// The tables being read: ranges done so far, and tables given up (a DDL met one range).
+#[derive(Default)]
+struct Progress {
+    parts: std::collections::HashMap<TableRef, Vec<Option<BaselinePart>>>,
+    skipped: std::collections::HashSet<TableRef>,
+}
+
+impl Progress {
+    /// Records a finished read; returns the table's entry once all its ranges are read.
+    fn record(&mut self, item: &Item, read: Read) -> Option<BaselineTable> {
+        if self.skipped.contains(&item.table) {
+            return None;
+        }
+        let Some(r) = &item.range else {
+            return Some(BaselineTable {
+                table: item.table.clone(),
+                file: read.file,
+                rows: read.rows,
+                bytes: read.bytes,
+                create_table: read.create_table,
+                parts: Vec::new(),
+            });
+        };
+        let parts = self
+            .parts
+            .entry(item.table.clone())
+            .or_insert_with(|| vec![None; r.of]);
+        parts[r.index] = Some(BaselinePart {
+            file: read.file,
+            rows: read.rows,
+            bytes: read.bytes,
+        });
+        if parts.iter().any(Option::is_none) {
+            return None;
+        }
+        let parts: Vec<BaselinePart> = self
+            .parts
+            .remove(&item.table)
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect();
+        Some(BaselineTable {
+            table: item.table.clone(),
+            file: parts.first().map(|p| p.file.clone()).unwrap_or_default(),
+            rows: parts.iter().map(|p| p.rows).sum(),
+            bytes: parts.iter().map(|p| p.bytes).sum(),
+            create_table: read.create_table,
+            parts,
+        })
+    }
+}
+
+/// How many ranges a table of about `estimate` rows is read in: ranges of about
+/// `split_rows` rows (0: never split), rounded up to a multiple of the `readers` so the
+/// connections finish together; 1 below the threshold or with one reader.
+fn range_count(estimate: u64, split_rows: u64, readers: usize) -> u64 {
+    if split_rows == 0 || readers < 2 || estimate <= split_rows {
+        return 1;
+    }
+    let n = estimate.div_ceil(split_rows);
+    let readers = readers as u64;
+    (n.div_ceil(readers) * readers).min(MAX_RANGES)
+}
+
+/// The reads of a backup of `tables`, in table order: a table with an integer-led primary key
+/// and more than `split_rows` estimated rows is split into key ranges (`snapshot::key_ranges`,
+/// read on `conn` inside its snapshot transaction); others are read whole. A table a DDL
+/// changed since the snapshot is skipped, as when it is read.
+async fn work_items(
+    conn: &mut dbtrail_binlog::Conn,
+    tables: &[TableRef],
+    split_rows: u64,
+    readers: usize,
+) -> anyhow::Result<(Vec<Item>, Vec<SkippedTable>)> {
+    let whole = |t: &TableRef| Item {
+        table: t.clone(),
+        range: None,
+        known: None,
+    };
+    if split_rows == 0 || readers < 2 {
+        return Ok((tables.iter().map(whole).collect(), Vec::new()));
+    }
+    let estimates = snapshot::estimated_rows(conn).await?;
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    for t in tables {
+        let n = range_count(estimates.get(t).copied().unwrap_or(0), split_rows, readers);
+        if n < 2 {
+            items.push(whole(t));
+            continue;
+        }
+        let planned = async {
+            let schema = snapshot::table_schema(conn, t).await?;
+            let create = snapshot::show_create_table(conn, t).await?;
+            let ranges = snapshot::key_ranges(conn, &schema, n as usize).await?;
+            Ok::<_, anyhow::Error>((schema, create, ranges))
+        }
+        .await;
+        let (schema, create, ranges) = match planned {
+            Ok(p) => p,
+            Err(e) if concurrent_ddl(&e) => {
+                let reason = format!("changed by DDL during the backup: {e:#}");
+                tracing::warn!(table = %t, "{reason}; the baseline skips it");
+                skipped.push(SkippedTable {
+                    table: t.clone(),
+                    reason,
+                });
+                continue;
+            }
+            Err(e) => return Err(e.context(format!("splitting {t} into key ranges"))),
+        };
+        let known = Some(Arc::new((schema, create)));
+        if ranges.len() < 2 {
+            items.push(Item { known, ..whole(t) });
+            continue;
+        }
+        tracing::debug!(table = %t, ranges = ranges.len(), "read in key ranges");
+        let of = ranges.len();
+        for (index, range) in ranges.into_iter().enumerate() {
+            items.push(Item {
+                table: t.clone(),
+                range: Some(ItemRange { index, of, range }),
+                known: known.clone(),
+            });
+        }
+    }
+    Ok((items, skipped))
 }
 
 /// The `CREATE TABLE` statement of a mydumper schema file.
@@ -960,5 +1183,62 @@ async fn schedule_every(
             }
             Err(StartError::Running(_)) => retry = Duration::from_secs(30),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_tables_get_ranges_for_every_reader() {
+        assert_eq!(range_count(3_000_000, 1_000_000, 4), 4);
+        assert_eq!(range_count(5_000_000, 1_000_000, 4), 8);
+        assert_eq!(range_count(1_000_000, 1_000_000, 4), 1);
+        assert_eq!(range_count(20_000, 1000, 3), 21);
+        assert_eq!(range_count(3_000_000, 0, 4), 1);
+        assert_eq!(range_count(3_000_000, 1000, 1), 1);
+        assert_eq!(range_count(u64::MAX, 1000, 64), MAX_RANGES);
+    }
+
+    #[test]
+    fn a_split_table_is_complete_when_all_its_ranges_are() {
+        let t = TableRef::new("d", "t");
+        let item = |index| Item {
+            table: t.clone(),
+            range: Some(ItemRange {
+                index,
+                of: 3,
+                range: snapshot::ranges_of("id", &[10, 20]).remove(index),
+            }),
+            known: None,
+        };
+        let read = |index, rows| Read {
+            file: part_file_name(&t, index),
+            rows,
+            bytes: 100,
+            create_table: "CREATE TABLE t".into(),
+        };
+        let mut p = Progress::default();
+        assert!(p.record(&item(2), read(2, 5)).is_none());
+        assert!(p.record(&item(0), read(0, 1)).is_none());
+        let done = p.record(&item(1), read(1, 2)).expect("complete");
+        assert_eq!(done.rows, 8);
+        assert_eq!(done.bytes, 300);
+        assert_eq!(done.file, "d/t.part-0000.parquet");
+        assert_eq!(
+            done.files(),
+            vec![
+                "d/t.part-0000.parquet",
+                "d/t.part-0001.parquet",
+                "d/t.part-0002.parquet"
+            ]
+        );
+        // A table given up (DDL in one range) never completes.
+        let mut p = Progress::default();
+        assert!(p.record(&item(0), read(0, 1)).is_none());
+        p.skipped.insert(t.clone());
+        assert!(p.record(&item(1), read(1, 1)).is_none());
+        assert!(p.record(&item(2), read(2, 1)).is_none());
     }
 }

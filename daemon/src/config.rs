@@ -84,6 +84,10 @@ pub struct SourceConfig {
     /// (FLUSH TABLES WITH READ LOCK), `tables` (LOCK TABLES ... READ on the baseline's
     /// tables), `none` (no lock; MySQL needs GTIDs). See README "Least privilege".
     pub baseline_lock: Option<String>,
+    /// A table with more (estimated) rows is read in primary-key ranges of about this many
+    /// rows, on several connections at once; 0: never split.
+    #[serde(default = "default_backup_split_rows")]
+    pub backup_split_rows: u64,
 }
 
 fn default_socket() -> PathBuf {
@@ -104,6 +108,12 @@ fn default_restore_keys() -> u64 {
 fn default_backup_connections() -> usize {
     4
 }
+fn default_backup_split_rows() -> u64 {
+    1_000_000
+}
+/// The smallest `backup_split_rows` but 0: below it, a range's file and query cost more
+/// than reading its rows.
+const MIN_SPLIT_ROWS: u64 = 1000;
 
 fn duration(source: &str, key: &str, v: &Option<String>) -> anyhow::Result<Option<Duration>> {
     v.as_deref()
@@ -202,6 +212,14 @@ impl Config {
                 );
             }
             s.baseline_lock()?;
+            if s.backup_split_rows != 0 && s.backup_split_rows < MIN_SPLIT_ROWS {
+                bail!(
+                    "source {}: backup_split_rows must be 0 (never split a table) or at least \
+                     {MIN_SPLIT_ROWS} (rows per key range), not {}",
+                    s.name,
+                    s.backup_split_rows
+                );
+            }
             if let Some(url) = &s.baseline_store
                 && !(url.starts_with("file:///") || url.starts_with("s3://"))
             {
@@ -437,6 +455,25 @@ mod tests {
         let err =
             Config::parse(&format!("{base}backup_from_log_interval = \"10ms\"\n")).unwrap_err();
         assert!(format!("{err:#}").contains("backup_from_log_interval must be at least 1s"));
+    }
+
+    #[test]
+    fn backup_split_rows_is_checked() {
+        let base = "data_dir = \"/x\"\n[[sources]]\nname = \"a\"\nurl = \"mysql://u@h:1\"\nreplica_server_id = 5\n";
+        let c = Config::parse(base).expect("valid");
+        assert_eq!(c.sources[0].backup_split_rows, 1_000_000);
+        for ok in [0, 1000, 5_000_000] {
+            let c = Config::parse(&format!("{base}backup_split_rows = {ok}\n")).expect("valid");
+            assert_eq!(c.sources[0].backup_split_rows, ok);
+        }
+        let err = Config::parse(&format!("{base}backup_split_rows = 10\n")).unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("backup_split_rows must be 0 (never split a table) or at least 1000"),
+            "{err:#}"
+        );
+        let err = Config::parse(&format!("{base}backup_split_rows = -1\n")).unwrap_err();
+        assert!(format!("{err:#}").contains("backup_split_rows"), "{err:#}");
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! from, as the restore engine's inputs. Used by restores (`pitr`) and baselines from the
 //! log (`fromlog`).
 use crate::source::Source;
+use crate::store::BaselineStore;
 use anyhow::anyhow;
 use dbtrail_core::TableRef;
 use dbtrail_replay::plan::Plan;
 use dbtrail_replay::restore::{TableInput, cascading_parents};
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The engine's inputs for `plan`: its tables (requested), then the parents their cascades
 /// need (not requested); files not in a local store are downloaded under `tmp`.
@@ -24,15 +25,7 @@ pub async fn plan_inputs(
         let Some((image_id, entry)) = &t.image else {
             anyhow::bail!("internal error: {} has no image after imaging", t.table);
         };
-        // A local store's file is read in place.
-        let local = match store.local_file(image_id, &entry.file) {
-            Some(p) => p,
-            None => {
-                let p = tmp.join(format!("{n}.parquet"));
-                store.download(image_id, &entry.file, &p).await?;
-                p
-            }
-        };
+        let files = fetch_files(store, image_id, entry, tmp, &n.to_string()).await?;
         inputs.push(TableInput {
             table: entry.table.clone(),
             window: t.window,
@@ -40,7 +33,7 @@ pub async fn plan_inputs(
             rows: entry.rows,
             create_table: entry.create_table.clone(),
             table_id: t.table_id,
-            file: local,
+            files,
             requested: true,
         });
     }
@@ -78,7 +71,7 @@ async fn ancestors(
         .collect();
     let mut out = Vec::new();
     while let Some((t, image_id)) = queue.pop() {
-        let schema = dbtrail_replay::restore::file_schema(&t.file)?;
+        let schema = t.schema()?;
         let image = images
             .iter()
             .find(|b| b.id == image_id)
@@ -89,14 +82,14 @@ async fn ancestors(
             }
             match image.table(&p) {
                 Some(pe) => {
-                    let file = match source.store.local_file(&image.id, &pe.file) {
-                        Some(l) => l,
-                        None => {
-                            let l = tmp.join(format!("parent-{}.parquet", seen.len()));
-                            source.store.download(&image.id, &pe.file, &l).await?;
-                            l
-                        }
-                    };
+                    let files = fetch_files(
+                        &source.store,
+                        &image.id,
+                        pe,
+                        tmp,
+                        &format!("parent-{}", seen.len()),
+                    )
+                    .await?;
                     let parent = TableInput {
                         table: p.clone(),
                         window: t.window,
@@ -104,7 +97,7 @@ async fn ancestors(
                         rows: pe.rows,
                         create_table: pe.create_table.clone(),
                         table_id: source.log.table_id(&p)?,
-                        file,
+                        files,
                         requested: false,
                     };
                     queue.push((parent.clone(), image.id.clone()));
@@ -136,6 +129,29 @@ async fn ancestors(
                 }
             }
         }
+    }
+    Ok(out)
+}
+
+/// The local paths of a baseline table's files in key order: read in place from a local
+/// store, else downloaded (streamed) into `tmp` as `<stem>.<k>.parquet`.
+async fn fetch_files(
+    store: &BaselineStore,
+    image_id: &str,
+    entry: &dbtrail_core::baseline::BaselineTable,
+    tmp: &Path,
+    stem: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for (k, file) in entry.files().into_iter().enumerate() {
+        out.push(match store.local_file(image_id, file) {
+            Some(p) => p,
+            None => {
+                let p = tmp.join(format!("{stem}.{k}.parquet"));
+                store.download(image_id, file, &p).await?;
+                p
+            }
+        });
     }
     Ok(out)
 }

@@ -93,23 +93,37 @@ fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
     rows
 }
 
-/// Baseline rows of `table` + the logged changes the baseline does not hold.
-fn reconstruct(log_dir: &Path, parquet: &Path, m: &BaselineManifest, table: &TableRef) -> Vec<Row> {
+/// Baseline rows of `table` (its files in key order) + the logged changes the baseline does
+/// not hold.
+fn reconstruct(
+    log_dir: &Path,
+    parquet: &[PathBuf],
+    m: &BaselineManifest,
+    table: &TableRef,
+) -> Vec<Row> {
     let log = dbtrail_storage::Log::open(log_dir).expect("open log");
     let mut base = Vec::new();
-    let (schema, kv) =
-        dbtrail_replay::baseline::read(std::fs::File::open(parquet).expect("parquet"), |r| {
-            base.push(r);
-            Ok(())
-        })
-        .expect("read baseline");
-    let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-    assert_eq!(
-        get("dbtrail.gtid_set"),
-        Some(m.position.gtid_set.to_compact_string())
-    );
-    assert_eq!(get("dbtrail.binlog_file"), Some(m.position.file.clone()));
-    assert!(get("dbtrail.create_table").is_some_and(|c| c.starts_with("CREATE TABLE")));
+    let mut schema = None;
+    for file in parquet {
+        let (s, kv) =
+            dbtrail_replay::baseline::read(std::fs::File::open(file).expect("parquet"), |r| {
+                base.push(r);
+                Ok(())
+            })
+            .expect("read baseline");
+        let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        assert_eq!(
+            get("dbtrail.gtid_set"),
+            Some(m.position.gtid_set.to_compact_string())
+        );
+        assert_eq!(get("dbtrail.binlog_file"), Some(m.position.file.clone()));
+        assert!(get("dbtrail.create_table").is_some_and(|c| c.starts_with("CREATE TABLE")));
+        if let Some(first) = &schema {
+            assert_eq!(first, &s, "every part has one schema");
+        }
+        schema = Some(s);
+    }
+    let schema = schema.expect("a file");
     let cut = log
         .first_txn_after(&m.position)
         .expect("cut")
@@ -154,6 +168,16 @@ enum Files {
 }
 
 impl Files {
+    /// Every file of `table` in `m`, in key order.
+    async fn fetch_all(&self, m: &BaselineManifest, table: &TableRef, tmp: &Path) -> Vec<PathBuf> {
+        let entry = m.table(table).expect("table in the baseline");
+        let mut out = Vec::new();
+        for f in entry.files() {
+            out.push(self.fetch(m, f, tmp).await);
+        }
+        out
+    }
+
     async fn fetch(&self, m: &BaselineManifest, file: &str, tmp: &Path) -> PathBuf {
         match self {
             Files::Local(root) => root.join(&m.source).join(&m.id).join(file),
@@ -178,6 +202,22 @@ impl Files {
     }
 }
 
+/// Points the daemon's baseline store (`extra`, its config) at `s` under `prefix`; returns
+/// the test's view of that store.
+fn s3_store(s: &dbtrail_testkit::S3, tmp: &Path, prefix: &str, extra: &mut String) -> Files {
+    extra.push_str(&common::s3_store_config(s, tmp, prefix, &s.secret_key));
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(&s.bucket)
+        .with_endpoint(&s.endpoint)
+        .with_allow_http(true)
+        .with_region(&s.region)
+        .with_access_key_id(&s.access_key)
+        .with_secret_access_key(&s.secret_key)
+        .build()
+        .expect("s3 client");
+    Files::S3(Arc::new(store), prefix.to_string())
+}
+
 async fn consistent_under_load(server: Server, s3: Option<dbtrail_testkit::S3>) {
     let Some(db) = dbtrail_testkit::require(server).await else {
         return;
@@ -189,27 +229,9 @@ async fn consistent_under_load(server: Server, s3: Option<dbtrail_testkit::S3>) 
         "backup_connections = 2\nbackup_databases = [\"{}\"]\n",
         db.db_name()
     );
-    let files = match &s3 {
-        None => None,
-        Some(s) => {
-            extra.push_str(&common::s3_store_config(
-                s,
-                tmp.path(),
-                &prefix,
-                &s.secret_key,
-            ));
-            let store = object_store::aws::AmazonS3Builder::new()
-                .with_bucket_name(&s.bucket)
-                .with_endpoint(&s.endpoint)
-                .with_allow_http(true)
-                .with_region(&s.region)
-                .with_access_key_id(&s.access_key)
-                .with_secret_access_key(&s.secret_key)
-                .build()
-                .expect("s3 client");
-            Some(Files::S3(Arc::new(store), prefix.clone()))
-        }
-    };
+    let files = s3
+        .as_ref()
+        .map(|s| s3_store(s, tmp.path(), &prefix, &mut extra));
     let mut daemon = Daemon::start(server, &extra);
     let files = files.unwrap_or_else(|| Files::Local(daemon.dir.join("data/baselines")));
     daemon.wait_streaming().await;
@@ -247,12 +269,12 @@ async fn consistent_under_load(server: Server, s3: Option<dbtrail_testkit::S3>) 
     for (t, want) in TABLES.iter().zip(expected) {
         let table = TableRef::new(db.db_name(), *t);
         let entry = m.table(&table).expect("table in the baseline");
-        let local = files.fetch(&m, &entry.file, tmp.path()).await;
-        assert_eq!(
-            std::fs::metadata(&local).expect("file").len(),
-            entry.bytes,
-            "stored size"
-        );
+        let local = files.fetch_all(&m, &table, tmp.path()).await;
+        let size: u64 = local
+            .iter()
+            .map(|f| std::fs::metadata(f).expect("file").len())
+            .sum();
+        assert_eq!(size, entry.bytes, "stored size");
         let got = reconstruct(&log_dir, &local, &m, &table);
         assert!(!want.is_empty());
         assert_eq!(got.len(), want.len(), "{table}: row count");
@@ -281,6 +303,235 @@ async fn consistent_under_load_s3() {
         return;
     };
     consistent_under_load(Server::MysqlGtid, Some(s3)).await;
+}
+
+/// Commits transactions to the split tables until `stop`: inserts, updates and deletes
+/// across the whole key space, and primary-key changes that move rows between ranges.
+/// Deadlocks between the writers are rolled back and retried.
+async fn spawn_split_writer(
+    db: &TestDb,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    let mut conn = db.conn().await;
+    tokio::spawn(async move {
+        let mut r: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let mut next = move |m: u64| {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r % m
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let i = count.load(Ordering::Relaxed);
+            let stmts = [
+                format!("INSERT INTO big (v, s) VALUES ({i}, 'w{seed}-{i}')"),
+                format!(
+                    "UPDATE big SET v = v + 1, s = CONCAT('u', v) WHERE id = {}",
+                    next(20_000) + 1
+                ),
+                format!("DELETE FROM big WHERE id = {}", next(20_000) + 1),
+                // Moves a row to another range (keys spread to twice the span: even
+                // ranges over MIN..MAX still hold rows).
+                format!(
+                    "UPDATE IGNORE big SET id = id + 20000 WHERE id = {}",
+                    next(20_000) + 1
+                ),
+                format!(
+                    "INSERT INTO ck VALUES ({}, 'k{}', {i}) ON DUPLICATE KEY UPDATE n = n + 1",
+                    next(3500),
+                    next(4)
+                ),
+                format!("DELETE FROM ck WHERE k1 = {} LIMIT 1", next(3500)),
+                format!(
+                    "UPDATE IGNORE ck SET k1 = k1 + 3500 WHERE k1 = {} LIMIT 1",
+                    next(3500)
+                ),
+            ];
+            let mut ok = conn.query_drop("BEGIN").await.is_ok();
+            for s in &stmts[..(3 + next(stmts.len() as u64 - 2) as usize)] {
+                if !ok {
+                    break;
+                }
+                match conn.query_drop(s).await {
+                    Ok(()) => {}
+                    // Deadlock or lock wait timeout between the writers.
+                    Err(mysql_async::Error::Server(e)) if matches!(e.code, 1213 | 1205) => {
+                        ok = false;
+                    }
+                    Err(e) => panic!("{s}: {e}"),
+                }
+            }
+            if ok {
+                conn.query_drop("COMMIT").await.expect("commit");
+                count.fetch_add(1, Ordering::Relaxed);
+            } else {
+                let _ = conn.query_drop("ROLLBACK").await;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+}
+
+/// A baseline of tables split into key ranges (an integer key, a composite key led by an
+/// integer), taken while three writers commit to them: the manifest lists their ranges in
+/// order, baseline + log equals the source, and a restore to a later target, imported with
+/// myloader, equals the source as its own SQL prints it.
+async fn split_into_ranges(server: Server, s3: Option<dbtrail_testkit::S3>) {
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    let depth = if server.is_mariadb() {
+        "SET SESSION max_recursive_iterations = 100000"
+    } else {
+        "SET SESSION cte_max_recursion_depth = 100000"
+    };
+    let mut conn = db.conn().await;
+    for sql in [
+        depth,
+        "CREATE TABLE big (id INT AUTO_INCREMENT PRIMARY KEY, v INT NOT NULL, s VARCHAR(40))",
+        "CREATE TABLE ck (k1 INT NOT NULL, k2 VARCHAR(10) NOT NULL, n BIGINT, \
+         PRIMARY KEY (k1, k2))",
+        "CREATE TABLE bag (x INT, y VARBINARY(10))",
+        "INSERT INTO big (id, v, s) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 \
+         FROM n WHERE i < 20000) SELECT i, i, CONCAT('seed', i) FROM n",
+        "INSERT INTO ck WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n \
+         WHERE i < 9999) SELECT i DIV 3, CONCAT('k', i MOD 3), i FROM n",
+        "INSERT INTO bag VALUES (1, 'dup'), (1, 'dup'), (2, NULL)",
+        // Fresh row estimates, which decide the split.
+        "ANALYZE TABLE big, ck",
+    ] {
+        conn.query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut extra = format!(
+        "backup_connections = 3\nbackup_split_rows = 1000\nbackup_databases = [\"{}\"]\n",
+        db.db_name()
+    );
+    let prefix = format!("t{}-{}", std::process::id(), db.db_name());
+    let files = s3
+        .as_ref()
+        .map(|s| s3_store(s, tmp.path(), &prefix, &mut extra));
+    let mut daemon = Daemon::start(server, &extra);
+    let files = files.unwrap_or_else(|| Files::Local(daemon.dir.join("data/baselines")));
+    daemon.wait_streaming().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for seed in 0..3 {
+        writers.push(spawn_split_writer(&db, seed, stop.clone(), count.clone()).await);
+    }
+    let wait_for = async |n: u64| {
+        while count.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    wait_for(60).await;
+    let m = daemon.backup().await;
+    let at_backup = count.load(Ordering::Relaxed);
+    wait_for(at_backup + 60).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    daemon.wait_caught_up(&db).await;
+    // The manifest: both keyed tables in several ranges, in order; the heap in one file.
+    for (t, at_least) in [("big", 10), ("ck", 5)] {
+        let e = m
+            .table(&TableRef::new(db.db_name(), t))
+            .expect("table in the baseline");
+        assert!(e.parts.len() >= at_least, "{t}: {:#?}", e.parts);
+        assert_eq!(e.file, e.parts[0].file);
+        assert_eq!(e.rows, e.parts.iter().map(|p| p.rows).sum::<u64>());
+        assert_eq!(e.bytes, e.parts.iter().map(|p| p.bytes).sum::<u64>());
+        assert!(e.parts.iter().filter(|p| p.rows > 0).count() >= at_least / 2);
+        let names: Vec<&str> = e.files();
+        let mut sorted_names = names.clone();
+        sorted_names.sort();
+        assert_eq!(names, sorted_names, "parts in key order");
+    }
+    let bag = m.table(&TableRef::new(db.db_name(), "bag")).expect("bag");
+    assert!(bag.parts.is_empty());
+    assert!(m.skipped.is_empty());
+    let log_dir = daemon.dir.join("data/sources/src/log");
+    let names = ["big", "ck", "bag"];
+    let mut want = std::collections::BTreeMap::new();
+    for t in names {
+        want.insert(
+            t.to_string(),
+            common::hex_rows(&mut conn, db.db_name(), t).await,
+        );
+    }
+    // The target: now; what follows it must be left out.
+    let end = common::server_now_us(&mut conn).await;
+    common::next_second(&mut conn, end).await;
+    for sql in [
+        "DELETE FROM big WHERE id < 5000",
+        "UPDATE ck SET n = -1",
+        "DELETE FROM bag",
+    ] {
+        conn.query_drop(sql).await.expect("after the target");
+    }
+    daemon.wait_caught_up(&db).await;
+    let mut live = Vec::new();
+    for t in ["big", "ck"] {
+        live.push(live_rows(&db, t).await);
+    }
+    let out = tmp.path().join("restored");
+    let req = dbtrail_core::api::PitrRequest {
+        target_time: Some(common::utc_second(end)),
+        image: Some("baseline".into()),
+        ..Default::default()
+    };
+    common::restore(&daemon, req, &out)
+        .await
+        .unwrap_or_else(|e| panic!("restore failed: {e}\n{}", daemon.log()));
+    let into = format!("{}_split", db.db_name());
+    tokio::task::block_in_place(|| common::myloader(&db, &out, &into));
+    for t in names {
+        let got = common::hex_rows(&mut conn, &into, t).await;
+        assert_eq!(got.len(), want[t].len(), "{t}: row count");
+        assert!(got == want[t], "{t}: restored from ranges != source");
+    }
+    conn.query_drop(format!("DROP DATABASE `{into}`"))
+        .await
+        .expect("drop");
+    assert_eq!(daemon.stop(), Some(0));
+    // Baseline + every logged change it does not hold == the source now.
+    for (t, want) in ["big", "ck"].into_iter().zip(live) {
+        let table = TableRef::new(db.db_name(), t);
+        let local = files.fetch_all(&m, &table, tmp.path()).await;
+        let got = reconstruct(&log_dir, &local, &m, &table);
+        assert_eq!(got.len(), want.len(), "{t}: row count");
+        assert!(got == want, "{t}: baseline ranges + changes != source");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn split_into_ranges_mysql_gtid() {
+    split_into_ranges(Server::MysqlGtid, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn split_into_ranges_mysql_nogtid() {
+    split_into_ranges(Server::MysqlNoGtid, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn split_into_ranges_mariadb() {
+    split_into_ranges(Server::MariaDb, None).await;
+}
+
+/// The ranges uploaded to S3, and downloaded one by one for the restore.
+#[tokio::test(flavor = "multi_thread")]
+async fn split_into_ranges_s3() {
+    let Some(s3) = dbtrail_testkit::s3() else {
+        return;
+    };
+    split_into_ranges(Server::MysqlGtid, Some(s3)).await;
 }
 
 /// A backup killed midway leaves the catalog unchanged; its objects are removed at the next
@@ -495,8 +746,8 @@ async fn mydumper_import_mariadb() {
     let log_dir = daemon.dir.join("data/sources/src/log");
     for (t, want) in TABLES.iter().zip(expected) {
         let table = TableRef::new(db.db_name(), *t);
-        let entry = m.table(&table).expect("table imported");
-        let local = files.fetch(&m, &entry.file, tmp.path()).await;
+        assert!(m.table(&table).is_some(), "table imported");
+        let local = files.fetch_all(&m, &table, tmp.path()).await;
         let got = reconstruct(&log_dir, &local, &m, &table);
         assert!(
             got == want,

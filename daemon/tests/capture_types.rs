@@ -346,6 +346,7 @@ async fn snapshot_equals_log(
         .table(table)
         .expect("the matrix table is in the baseline");
     assert_eq!(entry.rows, 2);
+    assert!(entry.parts.is_empty(), "a small table is one file");
     let path = dir
         .join("data/baselines/src")
         .join(&baseline.id)

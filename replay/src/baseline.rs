@@ -254,6 +254,9 @@ impl Builder {
     }
 }
 
+/// Bytes of a data page (about: the writer closes a page once it reaches this).
+const DATA_PAGE_BYTES: usize = 96 * 1024;
+
 /// Streams rows into a Parquet file; memory holds one batch of rows at a time.
 pub struct BaselineWriter<W: Write + Send> {
     schema: TableSchema,
@@ -289,12 +292,20 @@ impl<W: Write + Send> BaselineWriter<W> {
         ));
         let mut props =
             WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
-        // Dictionaries pay for low-cardinality columns; strings and blobs are mostly distinct,
-        // and trying a dictionary on them costs more than it saves.
-        for (c, f) in schema.columns.iter().zip(arrow.fields()) {
-            if matches!(f.data_type(), DataType::Binary | DataType::Utf8)
-                && !matches!(c.ty, ColumnType::Enum | ColumnType::Set)
-            {
+        // Dictionaries pay for low-cardinality columns; strings, blobs and wide integers are
+        // mostly distinct (keys, counters, times), and trying a dictionary on them (hashing
+        // every value until the dictionary overflows, in every row group) costs more than it
+        // saves: zstd compresses repeated plain values too. Only the types that are
+        // low-cardinality by construction keep one.
+        for (c, _) in schema.columns.iter().zip(arrow.fields()) {
+            if !matches!(
+                c.ty,
+                ColumnType::Enum
+                    | ColumnType::Set
+                    | ColumnType::TinyInt
+                    | ColumnType::Year
+                    | ColumnType::Bit { .. }
+            ) {
                 props = props.set_column_dictionary_enabled(
                     parquet::schema::types::ColumnPath::from(c.name.as_str()),
                     false,
@@ -302,6 +313,11 @@ impl<W: Write + Send> BaselineWriter<W> {
             }
         }
         let props = props
+            // Pages below glibc's mmap threshold (128 KiB), so each page's compression buffer
+            // comes from the heap instead of being mapped, faulted in and unmapped again
+            // (with 1 MiB pages, page faults and unmaps were about a tenth of a backup's CPU;
+            // benches/README.md, backup_bench).
+            .set_data_page_size_limit(DATA_PAGE_BYTES)
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
             .set_key_value_metadata(Some(kv))
             .build();

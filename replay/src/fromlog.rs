@@ -369,6 +369,7 @@ impl<F: Fn(&str) -> PathBuf + Sync> Output for ParquetOutput<F> {
                 rows: 0,
                 bytes: 0,
                 create_table: input.create_table.clone(),
+                parts: Vec::new(),
             },
             written: &self.written,
         }))

@@ -136,8 +136,9 @@ pub struct TableInput {
     pub create_table: String,
     /// Its id in the log, if the log has seen it.
     pub table_id: Option<u32>,
-    /// Its image (a baseline's table file) on local disk.
-    pub file: PathBuf,
+    /// Its image (a baseline's table files, one per primary-key range, in key order) on
+    /// local disk: read one after another, they are the table in key order.
+    pub files: Vec<PathBuf>,
     /// Written to the output; otherwise only rebuilt for its children's cascades.
     pub requested: bool,
 }
@@ -229,6 +230,30 @@ fn open(path: &Path) -> Result<std::fs::File, RestoreError> {
 /// The schema a baseline file holds.
 pub fn file_schema(path: &Path) -> Result<TableSchema, RestoreError> {
     Ok(crate::baseline::schema_of(&open(path)?)?)
+}
+
+impl TableInput {
+    /// The schema of its image (every range file holds the same one: the first's is read).
+    pub fn schema(&self) -> Result<TableSchema, RestoreError> {
+        match self.files.first() {
+            Some(f) => file_schema(f),
+            None => Err(RestoreError::Table {
+                table: self.table.clone(),
+                detail: "its image has no file".into(),
+            }),
+        }
+    }
+
+    /// Visits the rows of its image in key order: its range files one after another.
+    fn read_image(
+        &self,
+        mut visit: impl FnMut(Row) -> Result<(), crate::baseline::BaselineError>,
+    ) -> Result<(), RestoreError> {
+        for f in &self.files {
+            crate::baseline::read(open(f)?, &mut visit)?;
+        }
+        Ok(())
+    }
 }
 
 /// Why changes decoded with schema `s` cannot be applied to a baseline of `base`, if they
@@ -402,7 +427,7 @@ pub fn rebuild_to(
     let mut cascading = BTreeMap::new();
     let mut plain = Vec::new();
     for t in inputs {
-        let schema = file_schema(&t.file)?;
+        let schema = t.schema()?;
         if t.requested {
             out.begin_table(&t, &schema)?;
         }
@@ -547,7 +572,7 @@ fn rebuild_lane(
                     progress.rows(65536);
                 }
             };
-            crate::baseline::read(open(&x.input.file)?, |r| {
+            x.input.read_image(|r| {
                 applier.feed(r, &mut emit);
                 Ok(())
             })?;
@@ -732,7 +757,7 @@ fn rebuild_one(
             rows += 1;
         };
         let mut ferr: Option<CascadeError> = None;
-        crate::baseline::read(open(&t.file)?, |r| {
+        t.read_image(|r| {
             if ferr.is_none()
                 && let Err(e) = applier.feed(r, &mut emit)
             {

@@ -157,6 +157,23 @@ mod legacy {
                 .expect("round trip");
             assert_eq!(again, m);
         }
+
+        /// Golden: a catalog record exactly as builds before snapshot methods and key ranges
+        /// wrote it.
+        #[test]
+        fn golden_old_record_reads() {
+            let bytes = hex::decode(GOLDEN_OLD).expect("hex");
+            let m = super::super::decode_manifest(&bytes).expect("decodes");
+            assert_eq!(m.id, "20261118T110640.123456Z");
+            assert_eq!(m.lock_mode, "FLUSH TABLES WITH READ LOCK");
+            assert_eq!(m.method, SnapshotMethod::Global);
+            let files: Vec<Vec<&str>> = m.tables.iter().map(|t| t.files()).collect();
+            assert_eq!(files, vec![vec!["d/a.parquet"], vec!["d/b.parquet"]]);
+            assert_eq!((m.tables[0].rows, m.tables[0].bytes), (5, 6));
+            assert!(m.tables.iter().all(|t| t.parts.is_empty()));
+        }
+
+        const GOLDEN_OLD: &str = "0101173230323631313138543131303634302e3132333435365a0373726300000d62696e6c6f672e3030303030329d010175020406081b464c555348205441424c455320574954482052454144204c4f434b02016401610b642f612e7061727175657405060e435245415445205441424c452061016401620b642f622e7061727175657400000e435245415445205441424c45206200";
     }
 }
 

@@ -6,8 +6,10 @@
 //! - **mydumper** `-t 4` (one table is dumped by one thread);
 //! - **mydumper** `-t 4 -r 500000` (row chunks: one table is dumped by several threads);
 //! - **dbtrail**: the real `dbtraild` (found next to this executable, release build), one
-//!   source with `backup_connections = 4` and `backup_databases = ["bench_backup"]`, a
-//!   backup asked through the API (`POST .../backups`) and polled every 50 ms until it ends.
+//!   source with `backup_connections = 4` and `backup_databases = ["bench_backup"]` (the
+//!   table, above `backup_split_rows`, is read in 4 key ranges, one per connection), a
+//!   backup asked through the API (`POST .../backups`) and polled every 50 ms until it ends;
+//!   the baseline must hold the table's row count.
 //!
 //! Prints wall time, rows/s, MiB/s of the table's logical size (`DATA_LENGTH`), output
 //! bytes, peak RSS and CPU time of each, and the ratio dbtrail / mydumper.
@@ -63,6 +65,10 @@ struct Args {
     /// dbtraild binary [default: next to this executable].
     #[arg(long)]
     dbtraild: Option<PathBuf>,
+    /// backup_split_rows of dbtraild (a larger table is read in key ranges; 0: never)
+    /// [default: dbtraild's, 1000000].
+    #[arg(long)]
+    split_rows: Option<u64>,
 }
 
 /// The table as the runs see it.
@@ -357,6 +363,12 @@ fn dbtrail(
 ) -> Result<DbtrailRun> {
     let binary = dbtraild_path(args.dbtraild.as_deref())?;
     let files = DaemonFiles::write(work, server, REPLICA_SERVER_ID, args.threads, DB)?;
+    if let Some(n) = args.split_rows {
+        // The source's table is the config's last section.
+        let mut cfg = std::fs::read_to_string(&files.config)?;
+        cfg.push_str(&format!("backup_split_rows = {n}\n"));
+        std::fs::write(&files.config, cfg)?;
+    }
     let data_dir = files.data_dir.clone();
     let mut daemon = Daemon::start(&binary, &files.config, &files.log, server)?;
     let pid = daemon.pid();
@@ -424,9 +436,10 @@ fn dbtrail(
         run: Run {
             label: format!("dbtrail ({} conns)", args.threads),
             secs,
-            rows: view.rows,
+            // The manifest's count: the rows its files hold.
+            rows: baseline.rows(),
             out_bytes,
-            files: baseline.tables.len(),
+            files: baseline.tables.iter().map(|t| t.files().len()).sum(),
             peak_rss_kib: rss_after,
             cpu_secs: cpu,
             server_cpu_secs: server_cpu,
@@ -577,5 +590,11 @@ fn main() -> Result<()> {
             );
         }
     }
+    ensure!(
+        d.run.rows == table.rows,
+        "the baseline holds {} rows, the table {}",
+        d.run.rows,
+        table.rows
+    );
     Ok(())
 }

@@ -266,6 +266,7 @@ mod tests {
             rows,
             bytes,
             create_table: String::new(),
+            parts: Vec::new(),
         };
         BaselineManifest {
             format_version: 1,

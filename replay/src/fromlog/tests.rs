@@ -97,7 +97,7 @@ fn inputs(
                 rows: e.rows,
                 create_table: create_table(s),
                 table_id: t.table_id,
-                file: file_of(img, &e.file),
+                files: vec![file_of(img, &e.file)],
                 requested: true,
             }
         })
@@ -180,6 +180,7 @@ proptest! {
             rows: states[n as usize].rows(t as u32).len() as u64,
             bytes: 0,
             create_table: create_table(&schemas[t]),
+            parts: Vec::new(),
         };
         // Full baselines strictly before the point.
         let mut held: Vec<u64> = picks.iter().map(|x| x.index(p as usize) as u64).collect();
@@ -271,6 +272,7 @@ fn nothing_to_compute_and_refusals_name_the_table() {
         rows: 0,
         bytes: 0,
         create_table: String::new(),
+        parts: Vec::new(),
     };
     let txn = |n: u64, ddl: Option<&str>| TxnInfo {
         gtid: Some(gtid(n)),

@@ -127,6 +127,7 @@ fn baseline(n: u64, tables: &[(TableRef, u64)]) -> BaselineManifest {
                 rows: *rows,
                 bytes: 0,
                 create_table: String::new(),
+                parts: Vec::new(),
             })
             .collect(),
         skipped: Vec::new(),
@@ -571,7 +572,7 @@ proptest! {
                             rows: e.rows,
                             create_table: create_table(s),
                             table_id: t.table_id,
-                            file: dir.path().join(&e.file),
+                            files: vec![dir.path().join(&e.file)],
                             requested: true,
                         }
                     })
@@ -674,7 +675,7 @@ proptest! {
                     rows: e.rows,
                     create_table: create_table(&schemas[refs.iter().position(|r| r == &t.table).expect("known")]),
                     table_id: t.table_id,
-                    file: file_of(img, &e.file),
+                    files: e.files().into_iter().map(|f| file_of(img, f)).collect(),
                     requested: true,
                 }
             })
