@@ -42,13 +42,7 @@ async fn spawn_writer(
 ) -> tokio::task::JoinHandle<()> {
     let mut conn = db.conn().await;
     tokio::spawn(async move {
-        let mut r: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move |m: u64| {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            r % m
-        };
+        let mut next = common::xorshift(0);
         while !stop.load(Ordering::Relaxed) {
             let i = count.load(Ordering::Relaxed);
             let k = next(40);
@@ -316,13 +310,7 @@ async fn spawn_split_writer(
 ) -> tokio::task::JoinHandle<()> {
     let mut conn = db.conn().await;
     tokio::spawn(async move {
-        let mut r: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        let mut next = move |m: u64| {
-            r ^= r << 13;
-            r ^= r >> 7;
-            r ^= r << 17;
-            r % m
-        };
+        let mut next = common::xorshift(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
         while !stop.load(Ordering::Relaxed) {
             let i = count.load(Ordering::Relaxed);
             let stmts = [

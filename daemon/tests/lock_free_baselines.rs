@@ -61,13 +61,7 @@ impl Writers {
                 conn.query_drop("SET SESSION innodb_lock_wait_timeout = 2")
                     .await
                     .expect("session");
-                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (w * 7919 + 1);
-                let mut next = move |n: u64| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x % n
-                };
+                let mut next = common::xorshift(w * 7919 + 1);
                 let mut n = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     n += 1;

@@ -641,3 +641,14 @@ pub fn s3_store_config(s3: &dbtrail_testkit::S3, dir: &Path, prefix: &str, secre
         file.display()
     )
 }
+
+/// A small deterministic generator for test writers (xorshift): `next(n)` is in `0..n`.
+pub fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut r: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed;
+    move |n: u64| {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        r % n.max(1)
+    }
+}
