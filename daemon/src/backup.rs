@@ -2,9 +2,12 @@
 //! schedule, with retention.
 //!
 //! A backup (1) waits until capture has a position, so the log covers everything after the
-//! snapshot; (2) opens `backup_connections` connections and takes the snapshot
-//! (`binlog::snapshot::consistent_start`: brief global read lock, one consistent-snapshot
-//! transaction per connection, the exact GTID set and binlog position, the table list);
+//! snapshot; (2) opens `backup_connections` connections (and a spare) and takes the
+//! snapshot with the `baseline_lock` method (`binlog::start::baseline_start`: one
+//! consistent-snapshot transaction per connection, the GTID set and binlog position they
+//! hold, exact or bounded by `upper` without a lock, the table list); without a lock, once
+//! capture reaches `upper`, the key-less tables written in between are left out and imaged
+//! again (`crate::interval`);
 //! (3) reads tables in parallel, one per connection, in primary-key order, each streamed
 //! through a bounded channel into a Parquet writer on a blocking thread, to a local
 //! temporary file that is then uploaded in parts; (4) uploads the manifest, which makes
@@ -17,10 +20,13 @@
 //! every connection busy. The reads are one queue of work items, a whole table or one
 //! range, over the connections; each range has its own channel, writer thread and file
 //! (`part_file_name`), listed in key order in the table's `parts`. Each range is exact at
-//! the baseline's position: every connection's snapshot transaction started at the same
-//! moment, inside the snapshot start, so any connection sees the same rows of the table, and
-//! the ranges partition its keys (every row has exactly one value of the first key column),
-//! so their union is the table at that position, each row once. Memory stays bounded per
+//! the baseline's position: with a lock (or one MariaDB snapshot position) every
+//! connection's snapshot holds the same transactions, so any connection sees the same rows of
+//! the table, and the ranges partition its keys (every row has exactly one value of the first
+//! key column), so their union is the table at that position, each row once. Without a lock
+//! the connections may differ inside `position .. upper`; only keyed tables are split, and
+//! the lock-free rule holds per key (each key is read once, by one connection, at some point
+//! inside the bounds), so ranges change nothing there. Memory stays bounded per
 //! connection: one item at a time, `BATCHES_IN_FLIGHT` batches of `BATCH_ROWS`. A table
 //! counts as done when all its ranges are; a DDL met by any range skips the whole table.
 //!
