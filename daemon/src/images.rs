@@ -9,7 +9,8 @@
 //! their images are never older than their parent's and its derived cascades stay known.
 //!
 //! The task finds the DDLs still to image from the log itself ([`holes`]): a DDL on table t
-//! is covered when some image holding that DDL's transaction contains t. So a restart, a
+//! is covered when some image holding that DDL's transaction contains t. The newest full
+//! baseline's skipped tables are holes too, until an image after it holds them. So a restart, a
 //! failed image or a DDL captured while the task was away is imaged at the next pass; until
 //! then `dbtrailctl coverage` lists the table as a hole and restores past the DDL are
 //! refused with the reason.
@@ -65,6 +66,8 @@ pub struct Holes {
     /// The next transaction sequence to scan (None: start at the oldest full baseline).
     cursor: Option<u64>,
     open: BTreeMap<TableRef, (Hole, dbtrail_storage::TxnRecord)>,
+    /// Tables dropped or renamed away by a scanned DDL (and not created again since).
+    gone: std::collections::BTreeSet<TableRef>,
 }
 
 impl Holes {
@@ -90,6 +93,7 @@ impl Holes {
         };
         let mut next = from;
         let open = &mut self.open;
+        let dropped = &mut self.gone;
         log.scan_txns(from, |seq, t| {
             next = seq + 1;
             let Some(text) = &t.ddl else {
@@ -102,6 +106,10 @@ impl Holes {
                 } else {
                     open.remove(&g);
                 }
+                dropped.insert(g);
+            }
+            for table in &need {
+                dropped.remove(table);
             }
             for table in need {
                 let hole = Hole {
@@ -115,7 +123,27 @@ impl Holes {
         })?;
         self.cursor = Some(next);
         open.retain(|table, (_, t)| !covered(table, t));
-        Ok(open.values().map(|(h, _)| h.clone()).collect())
+        let mut out: Vec<Hole> = open.values().map(|(h, _)| h.clone()).collect();
+        // The newest full baseline's skipped tables (changed by DDL while it was taken, or
+        // key-less and written while a lock-free one started) until an image after it holds
+        // them: restores from it need one.
+        if let Some(newest) = images.iter().rev().find(|b| b.origin.is_full()) {
+            for sk in &newest.skipped {
+                let gone = self.gone.contains(&sk.table)
+                    || self.gone.contains(&TableRef::new(sk.table.db.clone(), "*"));
+                let imaged = images
+                    .iter()
+                    .any(|b| b.id > newest.id && b.table(&sk.table).is_some());
+                if !gone && !imaged && !out.iter().any(|h| h.table == sk.table) {
+                    out.push(Hole {
+                        table: sk.table.clone(),
+                        since_us: newest.snapshot_us,
+                        ddl: format!("skipped by baseline {}: {}", newest.id, sk.reason),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
