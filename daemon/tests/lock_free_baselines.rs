@@ -3,7 +3,8 @@
 //!
 //! The daemon connects as a user with exactly the grants a managed server's master user can
 //! give (no RELOAD, SUPER or BACKUP_ADMIN; and, for `none`, not even LOCK TABLES). Three
-//! writers commit interleaved transactions to a keyed and a key-less table while the
+//! writers commit interleaved transactions to a keyed table (JSON, an auto-updated
+//! TIMESTAMP(6), a secondary key) and a key-less one while the
 //! baseline is taken (`baseline_lock` = `tables`, `none`, or `auto`, which on MariaDB is
 //! its lock-free snapshot position), then go on; at three later points the source's own
 //! `HEX()` of every row is recorded ([`common::hex_rows`]). Each point is restored by time,
@@ -71,12 +72,16 @@ impl Writers {
                         let k = 1 + next(300);
                         sql.push(match next(20) {
                             0..=7 => format!(
-                                "INSERT INTO k (id, v, s) VALUES ({k}, {}, 'w{w}-{n}') \
+                                "INSERT INTO k (id, v, s, j) VALUES ({k}, {}, 'w{w}-{n}', \
+                                 JSON_OBJECT('w', {w}, 'n', {n})) \
                                  ON DUPLICATE KEY UPDATE v = v + 1, s = 'd{w}-{n}'",
                                 next(1000)
                             ),
                             8..=13 => {
-                                format!("UPDATE k SET v = v * 2, s = 'u{w}-{n}' WHERE id = {k}")
+                                format!(
+                                    "UPDATE k SET v = v * 2, s = 'u{w}-{n}', \
+                                 j = JSON_ARRAY({n}, 'u') WHERE id = {k}"
+                                )
                             }
                             14..=16 => format!("DELETE FROM k WHERE id = {k}"),
                             17 | 18 => format!("INSERT INTO bag VALUES ({}, 'b{w}')", next(5)),
@@ -148,15 +153,22 @@ async fn lock_free(server: Server, user: &str, grants: &str, lock: &str, want: S
     create_user(&db, user, grants).await;
     let mut conn = db.conn().await;
     for sql in [
-        "CREATE TABLE k (id INT PRIMARY KEY, v BIGINT NOT NULL, s VARCHAR(20))",
+        "CREATE TABLE k (id INT PRIMARY KEY, v BIGINT NOT NULL, s VARCHAR(20), \
+         j JSON, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE \
+         CURRENT_TIMESTAMP(6), KEY (v))",
         "CREATE TABLE bag (x INT, y VARCHAR(10))",
     ] {
         conn.query_drop(sql).await.expect("create");
     }
-    let seed: Vec<String> = (1..=300).map(|i| format!("({i}, {i}, 'seed')")).collect();
-    conn.query_drop(format!("INSERT INTO k VALUES {}", seed.join(",")))
-        .await
-        .expect("seed k");
+    let seed: Vec<String> = (1..=300)
+        .map(|i| format!("({i}, {i}, 'seed', JSON_OBJECT('n', {i}))"))
+        .collect();
+    conn.query_drop(format!(
+        "INSERT INTO k (id, v, s, j) VALUES {}",
+        seed.join(",")
+    ))
+    .await
+    .expect("seed k");
     conn.query_drop("INSERT INTO bag VALUES (1, 'a'), (1, 'a'), (2, 'b'), (3, NULL)")
         .await
         .expect("seed bag");
