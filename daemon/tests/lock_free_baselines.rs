@@ -11,15 +11,12 @@
 //! imported with myloader and compared row for row.
 mod common;
 
-use common::{
-    Daemon, PASSWORD, hex_rows, myloader, next_second, restore, server_now_us, utc_second,
-};
+use common::writers::{Writers, point};
+use common::{Daemon, PASSWORD, hex_rows, myloader, restore};
 use dbtrail_core::api::PitrRequest;
 use dbtrail_core::baseline::SnapshotMethod;
 use dbtrail_testkit::{Server, TestDb};
 use mysql_async::prelude::Queryable;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The grants of an RDS master user that matter here (no RELOAD/SUPER/BACKUP_ADMIN).
@@ -40,110 +37,27 @@ async fn create_user(db: &TestDb, user: &str, grants: &str) {
     }
 }
 
-struct Writers {
-    pause: Arc<tokio::sync::RwLock<()>>,
-    stop: Arc<AtomicBool>,
-    commits: Arc<AtomicU64>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Writers {
-    /// Three writers: each transaction changes 1-3 rows of `k` (ids 1..=300) and of `bag`.
-    fn start(db: &TestDb) -> Writers {
-        let pause = Arc::new(tokio::sync::RwLock::new(()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let commits = Arc::new(AtomicU64::new(0));
-        let mut tasks = Vec::new();
-        for w in 0..3u64 {
-            let (url, pause, stop, commits) =
-                (db.url(), pause.clone(), stop.clone(), commits.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut conn = mysql_async::Conn::from_url(url).await.expect("writer conn");
-                conn.query_drop("SET SESSION innodb_lock_wait_timeout = 2")
-                    .await
-                    .expect("session");
-                let mut next = common::xorshift(w * 7919 + 1);
-                let mut n = 0u64;
-                while !stop.load(Ordering::SeqCst) {
-                    n += 1;
-                    let _turn = pause.read().await;
-                    let mut sql = vec!["BEGIN".to_string()];
-                    for _ in 0..1 + next(3) {
-                        let k = 1 + next(300);
-                        sql.push(match next(20) {
-                            0..=7 => format!(
-                                "INSERT INTO k (id, v, s, j) VALUES ({k}, {}, 'w{w}-{n}', \
-                                 JSON_OBJECT('w', {w}, 'n', {n})) \
-                                 ON DUPLICATE KEY UPDATE v = v + 1, s = 'd{w}-{n}'",
-                                next(1000)
-                            ),
-                            8..=13 => {
-                                format!(
-                                    "UPDATE k SET v = v * 2, s = 'u{w}-{n}', \
-                                 j = JSON_ARRAY({n}, 'u') WHERE id = {k}"
-                                )
-                            }
-                            14..=16 => format!("DELETE FROM k WHERE id = {k}"),
-                            17 | 18 => format!("INSERT INTO bag VALUES ({}, 'b{w}')", next(5)),
-                            _ => format!("DELETE FROM bag WHERE x = {} LIMIT 1", next(5)),
-                        });
-                    }
-                    sql.push("COMMIT".into());
-                    let mut ok = true;
-                    for s in &sql {
-                        if let Err(e) = conn.query_drop(s).await {
-                            match &e {
-                                mysql_async::Error::Server(s) if [1213, 1205].contains(&s.code) => {
-                                    let _ = conn.query_drop("ROLLBACK").await;
-                                    ok = false;
-                                    break;
-                                }
-                                _ => panic!("writer {w}: {s}: {e}"),
-                            }
-                        }
-                    }
-                    if ok {
-                        commits.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }));
-        }
-        Writers {
-            pause,
-            stop,
-            commits,
-            tasks,
-        }
+/// One transaction of the three writers: 1-3 rows of `k` (ids 1..=300) and of `bag`.
+fn txn(w: u64, n: u64, next: &mut dyn FnMut(u64) -> u64) -> Vec<String> {
+    let mut sql = Vec::new();
+    for _ in 0..1 + next(3) {
+        let k = 1 + next(300);
+        sql.push(match next(20) {
+            0..=7 => format!(
+                "INSERT INTO k (id, v, s, j) VALUES ({k}, {}, 'w{w}-{n}', \
+                 JSON_OBJECT('w', {w}, 'n', {n})) \
+                 ON DUPLICATE KEY UPDATE v = v + 1, s = 'd{w}-{n}'",
+                next(1000)
+            ),
+            8..=13 => format!(
+                "UPDATE k SET v = v * 2, s = 'u{w}-{n}', j = JSON_ARRAY({n}, 'u') WHERE id = {k}"
+            ),
+            14..=16 => format!("DELETE FROM k WHERE id = {k}"),
+            17 | 18 => format!("INSERT INTO bag VALUES ({}, 'b{w}')", next(5)),
+            _ => format!("DELETE FROM bag WHERE x = {} LIMIT 1", next(5)),
+        });
     }
-
-    async fn stop(self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.tasks {
-            t.await.expect("writer");
-        }
-        self.commits.load(Ordering::Relaxed)
-    }
-}
-
-/// A moment with no transaction open: its second, and the source's rows of k and bag.
-struct Point {
-    at: String,
-    rows: [Vec<String>; 2],
-}
-
-async fn point(db: &TestDb, conn: &mut mysql_async::Conn, w: &Writers) -> Point {
-    let held = w.pause.write().await;
-    let now = server_now_us(conn).await;
-    let rows = [
-        hex_rows(conn, db.db_name(), "k").await,
-        hex_rows(conn, db.db_name(), "bag").await,
-    ];
-    next_second(conn, now).await;
-    drop(held);
-    Point {
-        at: utc_second(now),
-        rows,
-    }
+    sql
 }
 
 async fn lock_free(server: Server, user: &str, grants: &str, lock: &str, want: SnapshotMethod) {
@@ -178,7 +92,7 @@ async fn lock_free(server: Server, user: &str, grants: &str, lock: &str, want: S
     );
     let daemon = Daemon::start_as(server, user, &extra);
     daemon.wait_streaming().await;
-    let w = Writers::start(&db);
+    let w = Writers::start(&db, 3, txn);
     tokio::time::sleep(Duration::from_millis(700)).await;
     // Taken while the writers commit.
     let b = daemon.backup().await;
@@ -206,7 +120,7 @@ async fn lock_free(server: Server, user: &str, grants: &str, lock: &str, want: S
     let mut points = Vec::new();
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(600)).await;
-        points.push(point(&db, &mut conn, &w).await);
+        points.push(point(&db, &mut conn, &w, &["k", "bag"]).await);
     }
     let commits = w.stop().await;
     assert!(commits > 30, "{server}: too few commits ({commits})");

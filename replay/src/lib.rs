@@ -9,6 +9,8 @@
 //!   to the log's checkpoint, written as Parquet), with the argument why they are exact.
 //! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
 //!   for tables without one) and applied to a baseline.
+//! - [`keys`]: row keys given by people (`id=42`), read as their columns' types and matched
+//!   exactly.
 //! - [`mydumper`]: mydumper 0.10 backups read back as exact values (metadata, layout, rows).
 //! - [`objects`]: views, triggers, routines and events at a target (a baseline's, with
 //!   the object statements logged after it applied).
@@ -26,6 +28,7 @@ pub mod cascade;
 pub mod dump;
 pub mod fold;
 pub mod fromlog;
+pub mod keys;
 pub mod mydumper;
 pub mod objects;
 pub mod plan;

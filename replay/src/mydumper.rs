@@ -674,7 +674,7 @@ pub fn read_rows<R: BufRead, E: From<MydumperError>>(
 
 /// One literal of a VALUES tuple.
 #[derive(Debug, Clone, PartialEq)]
-enum Lit {
+pub(crate) enum Lit {
     Null,
     /// Unquoted number text, e.g. `-1.5e3`.
     Number(String),
@@ -1350,7 +1350,7 @@ fn column_map(schema: &TableSchema, list: Option<&[String]>) -> Result<Vec<usize
 // literal -> Value
 
 /// Converts one literal of column `col`; `tz_utc` says the file set `TIME_ZONE='+00:00'`.
-fn convert(col: &ColumnDef, lit: &Lit, tz_utc: bool) -> Result<Value, String> {
+pub(crate) fn convert(col: &ColumnDef, lit: &Lit, tz_utc: bool) -> Result<Value, String> {
     let wrong = || {
         format!(
             "a {} cannot be a {} value here (not what mydumper writes for this type)",

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod writers;
+
 /// The test password of the `dbtrail` user that scripts/testdb creates.
 pub const PASSWORD: &str = "dbtrail-test-pw";
 
