@@ -44,6 +44,8 @@ use parquet::file::properties::WriterProperties;
 use std::io::Write;
 use std::sync::Arc;
 
+pub mod lookup;
+
 /// A row group is closed once its encoded size in memory passes this.
 const MAX_ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
 

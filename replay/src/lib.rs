@@ -11,6 +11,8 @@
 //!   for tables without one) and applied to a baseline.
 //! - [`keys`]: row keys given by people (`id=42`), read as their columns' types and matched
 //!   exactly.
+//! - [`lookback`]: a key's rows at a target, a table's net change between two moments and a
+//!   row's versions, without a restore (with the argument why each is exact).
 //! - [`mydumper`]: mydumper 0.10 backups read back as exact values (metadata, layout, rows).
 //! - [`objects`]: views, triggers, routines and events at a target (a baseline's, with
 //!   the object statements logged after it applied).
@@ -29,6 +31,7 @@ pub mod dump;
 pub mod fold;
 pub mod fromlog;
 pub mod keys;
+pub mod lookback;
 pub mod mydumper;
 pub mod objects;
 pub mod plan;
