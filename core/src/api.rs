@@ -449,3 +449,132 @@ pub struct CoverageHole {
     /// The statement.
     pub ddl: String,
 }
+
+/// `GET /api/v1/servers/{name}/tables/{db.t}/rows`: a table's rows at a moment (`format=json`;
+/// with `format=ndjson` this is the first line, with `rows` empty, then one JSON array per
+/// row, then a [`StreamEnd`] line).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RowsResponse {
+    /// The table.
+    pub table: String,
+    /// The target as asked.
+    pub target: String,
+    /// The inclusion rule applied.
+    pub rule: String,
+    /// The image the rows were rebuilt from and the direction.
+    pub image: String,
+    /// The key asked for, if any (`col=value, ...`).
+    pub key: Option<String>,
+    /// Column names, in table order.
+    pub columns: Vec<String>,
+    /// The rows (values rendered as the events API renders them).
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// True when `limit` cut the rows.
+    pub truncated: bool,
+    /// What was read to answer (image rows, changes).
+    pub read: String,
+}
+
+/// The last line of a streamed (`ndjson`) answer: `{"end": {...}}`, or `{"error": {...}}`
+/// when the stream failed midway (then the rows before it are not the whole answer).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamEnd {
+    /// Rows sent.
+    pub rows: u64,
+    /// True when `limit` cut the rows.
+    pub truncated: bool,
+    /// What was read to answer.
+    pub read: String,
+}
+
+/// One column's change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ColumnChange {
+    /// The column.
+    pub column: String,
+    /// Its value before.
+    pub old: serde_json::Value,
+    /// Its value after.
+    pub new: serde_json::Value,
+}
+
+/// One key's net change between two moments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiffRow {
+    /// `inserted`, `deleted` or `changed`.
+    pub kind: String,
+    /// Its key (`col=value, ...`; every column for a table without a primary key).
+    pub key: String,
+    /// The row at `from` (absent when inserted).
+    pub before: Option<Vec<serde_json::Value>>,
+    /// The row at `to` (absent when deleted).
+    pub after: Option<Vec<serde_json::Value>>,
+    /// For `changed`: the columns that differ.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<ColumnChange>,
+    /// For a table without a primary key: copies of the row added or removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<u64>,
+}
+
+/// `GET /api/v1/servers/{name}/tables/{db.t}/diff`: the net change per key between two moments.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiffResponse {
+    /// The table.
+    pub table: String,
+    /// The first moment as asked, and the last commit time it includes.
+    pub from: String,
+    /// The second moment as asked, and the last commit time it includes.
+    pub to: String,
+    /// Column names, in table order.
+    pub columns: Vec<String>,
+    /// Keys (or row copies) inserted between the two moments.
+    pub inserted: u64,
+    /// Keys (or row copies) deleted.
+    pub deleted: u64,
+    /// Keys whose row changed.
+    pub changed: u64,
+    /// Row changes in the log between the two moments.
+    pub changes: u64,
+    /// The rows, by key (the first `limit`).
+    pub rows: Vec<DiffRow>,
+    /// True when `limit` cut the rows.
+    pub truncated: bool,
+}
+
+/// One version of a row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersionView {
+    /// Commit time (RFC 3339, µs, UTC).
+    pub commit_time: String,
+    /// Its transaction's GTID, when the source has GTIDs.
+    pub gtid: Option<String>,
+    /// Its position in the log.
+    pub event_id: u64,
+    /// `insert`, `update` or `delete`.
+    pub kind: String,
+    /// The row after the change (before it, for a delete).
+    pub row: Vec<serde_json::Value>,
+    /// For an update: the columns it changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<ColumnChange>,
+}
+
+/// `GET /api/v1/servers/{name}/tables/{db.t}/history`: every version of one row.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistoryResponse {
+    /// The table.
+    pub table: String,
+    /// The key as given.
+    pub key: String,
+    /// Column names, in the newest schema's order.
+    pub columns: Vec<String>,
+    /// Its changes, oldest first (the first `limit`).
+    pub versions: Vec<VersionView>,
+    /// True when `limit` cut the list.
+    pub truncated: bool,
+    /// Changes of the table scanned.
+    pub scanned: u64,
+    /// Where the log begins (nothing before it is known).
+    pub log_begins: Option<String>,
+}

@@ -1,6 +1,6 @@
 //! The command line: global options and one subcommand per command; each command's own
 //! arguments live in its module under `commands`.
-use crate::commands::{backups, coverage, events, generate, pitr, status, undo};
+use crate::commands::{backups, coverage, events, generate, lookback, pitr, status, undo};
 use clap::{Parser, Subcommand};
 use dbtrail_ctl::DEFAULT_SOCKET;
 use std::path::PathBuf;
@@ -44,6 +44,12 @@ pub enum Cmd {
     Backups(backups::ListArgs),
     /// Print SQL that undoes one transaction (apply it with `mysql`).
     Undo(undo::Args),
+    /// A table's rows as they were at a past moment, without a restore (one key: read by key).
+    Show(lookback::ShowArgs),
+    /// The net change of a table between two moments, per key, from the log.
+    Diff(lookback::DiffArgs),
+    /// Every version of one row: commit time, GTID, kind, the columns changed.
+    History(lookback::HistoryArgs),
     /// Packaging: write the man pages or the bash, zsh and fish completions into DIR.
     #[command(hide = true)]
     Generate(generate::Args),

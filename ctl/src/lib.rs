@@ -147,6 +147,75 @@ impl Client {
         serde_json::from_slice(&body).with_context(|| format!("decoding the answer to {path}"))
     }
 
+    /// GET `path` and pass each line of a streamed (`ndjson`) answer to `line`, as it
+    /// arrives; API errors (before the stream starts) become their message.
+    pub async fn get_lines(
+        &self,
+        path: &str,
+        line: &mut dyn FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| Error::Unreachable {
+                socket: self.socket.clone(),
+                source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .context("HTTP handshake with dbtraild")?;
+        tokio::spawn(conn);
+        let req = hyper::Request::builder()
+            .method(hyper::Method::GET)
+            .uri(path)
+            .header("host", "dbtraild")
+            .body(Full::new(Bytes::new()))
+            .context("building the request")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("sending the request")?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let body = body
+                .collect()
+                .await
+                .context("reading the response")?
+                .to_bytes();
+            if let Ok(e) = serde_json::from_slice::<ErrorBody>(&body) {
+                return Err(Error::Api {
+                    status,
+                    code: e.error.code,
+                    message: e.error.message,
+                }
+                .into());
+            }
+            return Err(Error::Status {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            }
+            .into());
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("reading the response")?;
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            pending.extend_from_slice(data);
+            let mut start = 0;
+            while let Some(n) = pending[start..].iter().position(|b| *b == b'\n') {
+                line(&pending[start..start + n])?;
+                start += n + 1;
+            }
+            pending.drain(..start);
+        }
+        if !pending.is_empty() {
+            line(&pending)?;
+        }
+        Ok(())
+    }
+
     /// All sources.
     pub async fn sources(&self) -> anyhow::Result<Vec<SourceStatus>> {
         Ok(self

@@ -8,7 +8,7 @@ mod exit;
 
 use clap::Parser;
 use cli::{Cli, Cmd};
-use commands::{backups, coverage, events, generate, pitr, status, undo};
+use commands::{backups, coverage, events, generate, lookback, pitr, status, undo};
 use dbtrail_ctl::Client;
 use std::io::Write;
 use std::process::ExitCode;
@@ -45,6 +45,9 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Cmd::PitrStatus(a) => pitr::run_status(&client, a, out).await,
         Cmd::Coverage(a) => coverage::run(&client, a, out).await,
         Cmd::Undo(a) => undo::run(&client, a, out).await,
+        Cmd::Show(a) => lookback::show(&client, a, out).await,
+        Cmd::Diff(a) => lookback::diff(&client, a, out).await,
+        Cmd::History(a) => lookback::history(&client, a, out).await,
         Cmd::Generate(a) => generate::run(a),
     }
 }

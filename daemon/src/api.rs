@@ -2,6 +2,7 @@
 //!
 //! Errors are `{"error":{"code":..,"message":..}}` with a 4xx status for bad requests and
 //! 404 for unknown sources; handlers never panic on input.
+pub use crate::apierror::ApiError;
 use crate::backup::StartError;
 use crate::source::Source;
 use crate::tasks::SourceTasks;
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use dbtrail_core::api::{BackupJobView, BackupRequest, BackupStarted, BackupsResponse, JobStatus};
-use dbtrail_core::api::{ErrorBody, ErrorDetail, EventView, EventsResponse, SourcesResponse};
+use dbtrail_core::api::{EventView, EventsResponse, SourcesResponse};
 use dbtrail_core::render::{render_value, rfc3339_micros};
 use dbtrail_core::time::parse_time;
 use dbtrail_core::{Gtid, RowChange, TableRef, TableSchema};
@@ -28,59 +29,6 @@ pub struct AppState {
     pub sources: Vec<SourceTasks>,
     /// Cancelled at shutdown (jobs started by the API stop with it).
     pub cancel: CancellationToken,
-}
-
-/// An API error.
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn bad(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "bad_request",
-            message: message.into(),
-        }
-    }
-    fn not_found(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: message.into(),
-        }
-    }
-    fn conflict(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::CONFLICT,
-            code: "conflict",
-            message: message.into(),
-        }
-    }
-    fn internal(e: impl std::fmt::Display) -> Self {
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: e.to_string(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(ErrorBody {
-                error: ErrorDetail {
-                    code: self.code.to_string(),
-                    message: self.message,
-                },
-            }),
-        )
-            .into_response()
-    }
 }
 
 /// Binds the unix socket (mode 0660), replacing a stale socket file.
@@ -143,6 +91,18 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/servers/{name}/pitr/{id}", get(pitr_job))
         .route("/api/v1/servers/{name}/coverage", get(coverage))
+        .route(
+            "/api/v1/servers/{name}/tables/{table}/rows",
+            get(table_rows),
+        )
+        .route(
+            "/api/v1/servers/{name}/tables/{table}/diff",
+            get(table_diff),
+        )
+        .route(
+            "/api/v1/servers/{name}/tables/{table}/history",
+            get(table_history),
+        )
         .route(
             "/api/v1/servers/{name}/baselines/import",
             axum::routing::post(import_baseline),
@@ -715,4 +675,36 @@ async fn coverage(
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
     Ok(Json(view))
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad(format!("bad query string: {}", e.body_text())))
+}
+
+async fn table_rows(
+    State(state): State<Arc<AppState>>,
+    Path((name, table)): Path<(String, String)>,
+    q: Result<Query<crate::lookback::RowsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    crate::lookback::rows(find(&state, &name)?, &table, q).await
+}
+
+async fn table_diff(
+    State(state): State<Arc<AppState>>,
+    Path((name, table)): Path<(String, String)>,
+    q: Result<Query<crate::lookback::DiffQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    crate::lookback::diff(find(&state, &name)?.source.clone(), &table, q).await
+}
+
+async fn table_history(
+    State(state): State<Arc<AppState>>,
+    Path((name, table)): Path<(String, String)>,
+    q: Result<Query<crate::lookback::HistoryQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    crate::lookback::history(find(&state, &name)?.source.clone(), &table, q).await
 }

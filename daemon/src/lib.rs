@@ -7,6 +7,7 @@
 //!
 //! - [`config`]: the TOML configuration.
 //! - [`util`]: a poison-tolerant lock and the wall clock.
+//! - [`apierror`]: the API's error answer (status, code, message).
 //! - [`metrics`]: the metrics registry and the handles the tasks update.
 //! - [`store`]: baseline stores (a local directory or S3).
 //! - [`source`]: the shared per-source handle: configuration, log, baseline store, metrics,
@@ -21,6 +22,8 @@
 //!   `inputs`),
 //!   [`images`] (table images after DDL; uses `pitr`'s image-and-wait and `cascades`).
 //! - [`tasks`]: one source's set of tasks: opens its handle and job queues, spawns them.
+//! - [`lookback`]: a table's rows at a moment, diffs and row histories over the API (uses
+//!   `pitr`'s planning and `inputs`).
 //! - [`api`] (the control API on the unix socket) and [`exporter`] (`/metrics`): the
 //!   process-wide tasks.
 //! - [`service`]: startup order, systemd notification, signals, shutdown.
@@ -29,6 +32,7 @@
 //! `spawn_blocking`; a task logs an error once, where it handles it; handlers never panic on
 //! input.
 pub mod api;
+pub mod apierror;
 pub mod backup;
 pub mod capture;
 pub mod cascades;
@@ -38,6 +42,7 @@ pub mod fromlog;
 pub mod images;
 pub mod inputs;
 pub mod interval;
+pub mod lookback;
 pub mod metrics;
 pub mod pitr;
 pub mod service;

@@ -44,6 +44,16 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
     plan_with(source, req, live, None)
 }
 
+/// [`plan`] from stored images only (looking back never images the live table).
+pub fn plan_stored(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
+    plan_with(
+        source,
+        req,
+        Err("looking back reads stored images only, never the live table".into()),
+        None,
+    )
+}
+
 /// [`plan`] with the live image's availability given.
 fn plan_with(
     source: &Source,
@@ -200,6 +210,11 @@ impl Restores {
     }
 
     /// A job by id.
+    /// Where restores keep their temporaries (downloaded images).
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp_dir
+    }
+
     pub fn job(&self, id: &str) -> Option<PitrJobView> {
         lock(&self.jobs)
             .iter()

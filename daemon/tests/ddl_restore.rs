@@ -610,13 +610,6 @@ async fn backward_and_live_images_give_the_same_state_mariadb() {
     both_directions(Server::MariaDb).await;
 }
 
-/// The `dbtrailctl` binary of this build, when it was built (next to `deps/`).
-fn ctl_binary() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.parent()?.join("dbtrailctl");
-    p.exists().then_some(p)
-}
-
 async fn bad_requests(server: Server) {
     let Some(db) = dbtrail_testkit::require(server).await else {
         return;
@@ -680,7 +673,7 @@ async fn bad_requests(server: Server) {
     // The same through dbtrailctl: a bad value is a usage error (exit 2, the values listed);
     // the daemon's refusal exits 1 (as `dbtrailctl --help` documents), with its words; and
     // nothing is written.
-    if let Some(ctl) = ctl_binary() {
+    if let Some(ctl) = common::ctl_binary() {
         for (image, code, words) in [
             ("sideways", 2, "auto, baseline, live"),
             ("live", 1, "layout may have changed"),

@@ -6,6 +6,7 @@ pub mod backups;
 pub mod coverage;
 pub mod events;
 pub mod generate;
+pub mod lookback;
 pub mod pitr;
 pub mod status;
 pub mod undo;

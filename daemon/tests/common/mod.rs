@@ -654,3 +654,10 @@ pub fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
         r % n.max(1)
     }
 }
+
+/// The `dbtrailctl` binary of this build, when it was built (next to `deps/`).
+pub fn ctl_binary() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("dbtrailctl");
+    p.exists().then_some(p)
+}
