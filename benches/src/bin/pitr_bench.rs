@@ -669,6 +669,118 @@ async fn dbtrail_pitr(
     }
 }
 
+/// Looking back without a restore (`show`, `diff`), on the same table and target.
+struct LookBack {
+    /// `show --where-key` wall times, ms, one per key.
+    key_ms: Vec<f64>,
+    /// What the first key lookup read.
+    key_read: String,
+    /// `show` of the whole table, streamed: wall s and rows.
+    whole_secs: f64,
+    whole_rows: u64,
+    whole_read: String,
+    /// `diff` from the baseline to the target: wall s and its counts.
+    diff_secs: f64,
+    diff: String,
+    /// dbtraild VmHWM after them (KiB).
+    rss_kib: Option<u64>,
+}
+
+async fn look_back(
+    daemon: &Daemon,
+    client: &dbtrail_ctl::Client,
+    target: &str,
+    from: &str,
+    rows: u64,
+    seed: u64,
+) -> Result<LookBack> {
+    let table = dbtrail_ctl::encode(&format!("{DB}.sbtest1"));
+    let base = format!("/api/v1/servers/{SOURCE}/tables/{table}");
+    let at = dbtrail_ctl::encode(target);
+    eprintln!("dbtrail: show --where-key (20 keys), show (whole table), diff");
+    let mut rng = Rng(seed.wrapping_mul(31) | 1);
+    let mut key_ms = Vec::new();
+    let mut key_read = String::new();
+    for _ in 0..20 {
+        let key = dbtrail_ctl::encode(&format!("id={}", rng.id(rows)));
+        let started = Instant::now();
+        let r: dbtrail_core::api::RowsResponse = client
+            .get(&format!("{base}/rows?at={at}&key={key}"))
+            .await
+            .context("show --where-key")?;
+        key_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        if key_read.is_empty() {
+            key_read = r.read;
+        }
+    }
+    let started = Instant::now();
+    let mut lines = 0u64;
+    let mut end = String::new();
+    client
+        .get_lines(&format!("{base}/rows?at={at}&format=ndjson"), &mut |l| {
+            if l.first() == Some(&b'[') {
+                lines += 1;
+            } else if l.starts_with(b"{\"end\"") || l.starts_with(b"{\"error\"") {
+                end = String::from_utf8_lossy(l).into_owned();
+            }
+            Ok(())
+        })
+        .await
+        .context("show (whole table)")?;
+    let whole_secs = started.elapsed().as_secs_f64();
+    ensure!(end.starts_with("{\"end\""), "show of the whole table failed: {end}");
+    let started = Instant::now();
+    let d: dbtrail_core::api::DiffResponse = client
+        .get(&format!(
+            "{base}/diff?from={}&to={at}&limit=10",
+            dbtrail_ctl::encode(from)
+        ))
+        .await
+        .context("diff")?;
+    let diff_secs = started.elapsed().as_secs_f64();
+    Ok(LookBack {
+        key_ms,
+        key_read,
+        whole_secs,
+        whole_rows: lines,
+        whole_read: end,
+        diff_secs,
+        diff: format!(
+            "{} inserted, {} deleted, {} changed from {} row changes",
+            d.inserted, d.deleted, d.changed, d.changes
+        ),
+        rss_kib: peak_rss_kib(daemon.pid()),
+    })
+}
+
+fn print_look_back(l: &LookBack, pitr: &Step) {
+    let mut ms = l.key_ms.clone();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    println!(
+        "  look back  show --where-key: {} keys, median {:.1} ms, max {:.1} ms ({})",
+        ms.len(),
+        at(0.5),
+        at(1.0),
+        l.key_read
+    );
+    println!(
+        "             show (whole table, streamed): {:.2} s for {} rows ({:.0} rows/s) vs \
+         dbtrail pitr {:.2} s; {}",
+        l.whole_secs,
+        l.whole_rows,
+        l.whole_rows as f64 / l.whole_secs.max(1e-9),
+        pitr.secs,
+        l.whole_read
+    );
+    println!(
+        "             diff baseline..target: {:.2} s ({}); dbtraild VmHWM after {}",
+        l.diff_secs,
+        l.diff,
+        kib_mib(l.rss_kib)
+    );
+}
+
 fn kib_mib(k: Option<u64>) -> String {
     k.map_or("?".into(), |k| format!("{}", k / 1024))
 }
@@ -867,9 +979,11 @@ fn main() -> Result<()> {
                 dbtrail_pitr(&mut daemon, &client, &mysqld, &target, &out, Some(image)).await?,
             );
         }
-        anyhow::Ok((main, by_image))
+        let from = timestamp_to_utc_string(manifest.snapshot_us, 6);
+        let look = look_back(&daemon, &client, &target, &from, args.rows, args.seed).await?;
+        anyhow::Ok((main, by_image, look))
     });
-    let (run, by_image) = match run {
+    let (run, by_image, look) = match run {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dbtraild log tail:\n{}", daemon.log_tail());
@@ -1079,6 +1193,7 @@ fn main() -> Result<()> {
             );
         }
     }
+    print_look_back(&look, &run.step);
     println!(
         "  (rows: dbtrail: rows written; classic total and mydumper: rows of the final state; \
          myloader: rows of the starting dump; mysqlbinlog | mysql: row changes replayed. \
