@@ -54,6 +54,23 @@ pub enum Error {
     },
 }
 
+/// The error for an answer with error status `status` and `body`.
+fn failure(status: hyper::StatusCode, body: &[u8]) -> anyhow::Error {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => Error::Api {
+            status,
+            code: e.error.code,
+            message: e.error.message,
+        }
+        .into(),
+        Err(_) => Error::Status {
+            status,
+            body: String::from_utf8_lossy(body).into_owned(),
+        }
+        .into(),
+    }
+}
+
 /// A client bound to one socket.
 pub struct Client {
     socket: PathBuf,
@@ -130,19 +147,7 @@ impl Client {
             .context("reading the response")?
             .to_bytes();
         if !status.is_success() {
-            if let Ok(e) = serde_json::from_slice::<ErrorBody>(&body) {
-                return Err(Error::Api {
-                    status,
-                    code: e.error.code,
-                    message: e.error.message,
-                }
-                .into());
-            }
-            return Err(Error::Status {
-                status,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            }
-            .into());
+            return Err(failure(status, &body));
         }
         serde_json::from_slice(&body).with_context(|| format!("decoding the answer to {path}"))
     }
@@ -182,19 +187,7 @@ impl Client {
                 .await
                 .context("reading the response")?
                 .to_bytes();
-            if let Ok(e) = serde_json::from_slice::<ErrorBody>(&body) {
-                return Err(Error::Api {
-                    status,
-                    code: e.error.code,
-                    message: e.error.message,
-                }
-                .into());
-            }
-            return Err(Error::Status {
-                status,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            }
-            .into());
+            return Err(failure(status, &body));
         }
         let mut pending: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {

@@ -488,8 +488,18 @@ pub fn schema_of(file: &std::fs::File) -> Result<TableSchema, BaselineError> {
     };
     let f = file.try_clone().map_err(|e| fmt(e.to_string()))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| fmt(e.to_string()))?;
-    let json = builder
-        .metadata()
+    stored_schema(builder.metadata())
+}
+
+/// The table schema a file's footer holds (`dbtrail.schema`).
+fn stored_schema(
+    md: &parquet::file::metadata::ParquetMetaData,
+) -> Result<TableSchema, BaselineError> {
+    let fmt = |e: String| BaselineError::Format {
+        table: "(unknown)".into(),
+        detail: e,
+    };
+    let json = md
         .file_metadata()
         .key_value_metadata()
         .and_then(|kv| kv.iter().find(|k| k.key == SCHEMA_KEY))

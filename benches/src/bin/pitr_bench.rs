@@ -728,7 +728,10 @@ async fn look_back(
         .await
         .context("show (whole table)")?;
     let whole_secs = started.elapsed().as_secs_f64();
-    ensure!(end.starts_with("{\"end\""), "show of the whole table failed: {end}");
+    ensure!(
+        end.starts_with("{\"end\""),
+        "show of the whole table failed: {end}"
+    );
     let started = Instant::now();
     let d: dbtrail_core::api::DiffResponse = client
         .get(&format!(
@@ -756,7 +759,11 @@ async fn look_back(
 fn print_look_back(l: &LookBack, pitr: &Step) {
     let mut ms = l.key_ms.clone();
     ms.sort_by(f64::total_cmp);
-    let at = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    let at = |q: f64| {
+        ms.get(((ms.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
     println!(
         "  look back  show --where-key: {} keys, median {:.1} ms, max {:.1} ms ({})",
         ms.len(),

@@ -277,17 +277,29 @@ pub async fn diff(client: &Client, args: DiffArgs, out: &mut dyn Write) -> anyho
     let mut q = table_path(&source, &args.table, "diff");
     push(&mut q, "from", Some(&args.from));
     push(&mut q, "to", Some(&args.to));
-    push(
-        &mut q,
-        "limit",
-        args.limit.map(|l| l.to_string()).as_deref(),
-    );
-    let resp: DiffResponse = client.get(&q).await?;
-    if args.json {
-        out.write_all(json(&resp)?.as_bytes())?;
-    } else {
-        out.write_all(diff_text(&resp).as_bytes())?;
-    }
+    let resp: DiffResponse = get_limited(client, q, args.limit).await?;
+    print(out, &resp, args.json, diff_text)
+}
+
+/// GET `q` with `limit` added.
+async fn get_limited<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    mut q: String,
+    limit: Option<u64>,
+) -> anyhow::Result<T> {
+    push(&mut q, "limit", limit.map(|l| l.to_string()).as_deref());
+    client.get(&q).await
+}
+
+/// The answer as JSON or as its text.
+fn print<T: serde::Serialize>(
+    out: &mut dyn Write,
+    resp: &T,
+    as_json: bool,
+    as_text: fn(&T) -> String,
+) -> anyhow::Result<()> {
+    let text = if as_json { json(resp)? } else { as_text(resp) };
+    out.write_all(text.as_bytes())?;
     Ok(())
 }
 
@@ -353,18 +365,8 @@ pub async fn history(
     push(&mut q, "key", Some(&args.key));
     push(&mut q, "since", args.since.as_deref());
     push(&mut q, "until", args.until.as_deref());
-    push(
-        &mut q,
-        "limit",
-        args.limit.map(|l| l.to_string()).as_deref(),
-    );
-    let resp: HistoryResponse = client.get(&q).await?;
-    if args.json {
-        out.write_all(json(&resp)?.as_bytes())?;
-    } else {
-        out.write_all(history_text(&resp).as_bytes())?;
-    }
-    Ok(())
+    let resp: HistoryResponse = get_limited(client, q, args.limit).await?;
+    print(out, &resp, args.json, history_text)
 }
 
 #[cfg(test)]

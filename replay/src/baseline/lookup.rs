@@ -12,7 +12,7 @@
 //!
 //! Images are written in primary-key order, so the first key column's pages are narrow and a
 //! lookup reads about one page per column: milliseconds on a multi-million-row table.
-use super::{BaselineError, SCHEMA_KEY, value_at};
+use super::{BaselineError, stored_schema, value_at};
 use crate::keys::{Key, KeySpec};
 use arrow_array::Array;
 use dbtrail_core::{Row, TableSchema, Value};
@@ -74,14 +74,7 @@ pub fn lookup<R: parquet::file::reader::ChunkReader + 'static>(
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
     let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
         .map_err(|e| fmt(e.to_string()))?;
-    let json = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|k| k.key == SCHEMA_KEY))
-        .and_then(|k| k.value.clone())
-        .ok_or_else(|| fmt(format!("no {SCHEMA_KEY} metadata: not a dbtrail baseline")))?;
-    let schema: TableSchema = serde_json::from_str(&json).map_err(|e| fmt(e.to_string()))?;
+    let schema = stored_schema(builder.metadata())?;
     let key: Key = spec
         .resolve(&schema)
         .map_err(|detail| BaselineError::Format {

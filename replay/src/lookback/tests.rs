@@ -3,9 +3,8 @@
 //! (forward or backward): every key's rows at B from [`key_at`] == the model's; the diff of any
 //! two boundaries == the difference of the model's states; a key's history == its changes.
 use super::*;
-use crate::restore::tests::{MemLog, Model, op, schemas};
+use crate::restore::tests::{Model, op, record, schemas};
 use crate::restore::{TableInput, Window};
-use dbtrail_core::history::LoggedChange;
 use proptest::prelude::*;
 
 fn image(dir: &std::path::Path, s: &TableSchema, rows: &[Row], name: &str) -> std::path::PathBuf {
@@ -55,25 +54,8 @@ proptest! {
         parts in 1u64..4,
     ) {
         let schemas = schemas();
-        let mut m = Model::default();
-        let mut log = MemLog::new(schemas.clone());
-        let mut states = vec![m.clone()];
-        let mut id = 0u64;
-        for (n, ops) in txns.iter().enumerate() {
-            for o in ops {
-                if let Some((t, change)) = m.apply(o) {
-                    log.changes.push((t, LoggedChange {
-                        commit_us: 1_000 * (n as i64 + 1),
-                        event_id: id,
-                        schema_version: 1,
-                        gtid: None,
-                        change,
-                    }));
-                    id += 2;
-                }
-            }
-            states.push(m.clone());
-        }
+        let (log, states, id) = record(&txns);
+        let states: Vec<Model> = states.into_iter().map(|(m, _)| m).collect();
         // Boundary i is the state after i transactions: commit times up to 1000 * i.
         let ia = a.index(states.len());
         let ib = b.index(states.len());

@@ -222,6 +222,35 @@ impl Model {
     }
 }
 
+/// Logs `txns` (transaction n commits at 1000 * (n + 1) µs; event ids 0, 2, 4, ...): the log,
+/// `states[i]` = the model after i transactions and the log's length then, and the next
+/// event id.
+pub(crate) fn record(txns: &[Vec<Op>]) -> (MemLog, Vec<(Model, usize)>, u64) {
+    let mut m = Model::default();
+    let mut log = MemLog::new(schemas());
+    let mut states = vec![(m.clone(), 0usize)];
+    let mut id = 0u64;
+    for (n, ops) in txns.iter().enumerate() {
+        for o in ops {
+            if let Some((t, change)) = m.apply(o) {
+                log.changes.push((
+                    t,
+                    LoggedChange {
+                        commit_us: 1_000 * (n as i64 + 1),
+                        event_id: id,
+                        schema_version: 1,
+                        gtid: None,
+                        change,
+                    },
+                ));
+                id += 2;
+            }
+        }
+        states.push((m.clone(), log.changes.len()));
+    }
+    (log, states, id)
+}
+
 /// The rows of `schema`'s table in the dump at `out`, read with the mydumper parser, sorted
 /// like [`Model::rows`].
 pub(crate) fn dumped_rows(out: &Path, schema: &TableSchema) -> Vec<Row> {
@@ -273,26 +302,7 @@ proptest! {
         threads in 1usize..4,
     ) {
         let schemas = schemas();
-        let mut m = Model::default();
-        let mut log = MemLog::new(schemas.clone());
-        // states[i]: the model after i transactions, and the log length then.
-        let mut states = vec![(m.clone(), 0usize)];
-        let mut id = 0u64;
-        for (n, ops) in txns.iter().enumerate() {
-            for o in ops {
-                if let Some((t, change)) = m.apply(o) {
-                    log.changes.push((t, LoggedChange {
-                        commit_us: 1_000 * (n as i64 + 1),
-                        event_id: id,
-                        schema_version: 1,
-                        gtid: None,
-                        change,
-                    }));
-                    id += 2;
-                }
-            }
-            states.push((m.clone(), log.changes.len()));
-        }
+        let (log, states, id) = record(&txns);
         let ia = a.index(states.len());
         let ib = b.index(states.len());
         let backward = ia > ib;
