@@ -42,7 +42,8 @@ pub enum Cmd {
     Coverage(coverage::Args),
     /// List baselines and backup jobs.
     Backups(backups::ListArgs),
-    /// Print SQL that undoes one transaction (apply it with `mysql`).
+    /// Print SQL that undoes one transaction (--gtid) or a time window (--since/--until);
+    /// apply it with `mysql`.
     Undo(undo::Args),
     /// Packaging: write the man pages or the bash, zsh and fish completions into DIR.
     #[command(hide = true)]
