@@ -173,6 +173,60 @@ async fn flashback<const S: usize>(server: Server) {
     assert_eq!(s.statements, 153, "{server}: {s:?}");
     assert_eq!(s.conflict_count, 0, "{server}: {s:?}");
     assert_eq!(sql.matches("-- expect 1 row").count(), 153, "{server}");
+    // By key, of one table: only those rows' changes.
+    let (s, sql) = undo(
+        &daemon,
+        &UndoWindowRequest {
+            tables: vec![format!("{name}.orders")],
+            keys: vec!["id=300".into(), "id=401".into(), "id=7".into()],
+            kinds: Vec::new(),
+            ..req.clone()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{server}: by key: {e}"));
+    assert_eq!(s.statements, 2, "{server}: {sql}");
+    assert!(
+        sql.contains(&format!("UPDATE `{name}`.`orders` SET"))
+            && sql.contains("WHERE `id` <=> 300 LIMIT 1; -- expect 1 row")
+            && sql.contains(&format!("INSERT INTO `{name}`.`orders`")),
+        "{server}: {sql}"
+    );
+    // Bad requests are 400s naming the problem.
+    for (bad, says) in [
+        (
+            UndoWindowRequest {
+                since: b.at.clone(),
+                until: a.at.clone(),
+                ..req.clone()
+            },
+            "starts after it ends",
+        ),
+        (
+            UndoWindowRequest {
+                kinds: vec!["upsert".into()],
+                ..req.clone()
+            },
+            "unknown change kind",
+        ),
+        (
+            UndoWindowRequest {
+                keys: vec!["id=1".into()],
+                ..req.clone()
+            },
+            "exactly one table",
+        ),
+    ] {
+        match undo(&daemon, &bad).await {
+            Err(dbtrail_ctl::Error::Api {
+                status, message, ..
+            }) => assert!(
+                status.as_u16() == 400 && message.contains(says),
+                "{server}: {status} {message}"
+            ),
+            other => panic!("{server}: {:?}", other.map(|(s, _)| s)),
+        }
+    }
     // A change after the window to a row it changed: refused, naming the key.
     conn.query_drop("INSERT INTO orders (id, amount, note) VALUES (420, 4.2, 'again')")
         .await

@@ -251,6 +251,62 @@ mod tests {
         );
     }
 
+    fn args(argv: &[&str]) -> Args {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let mut all = vec!["undo"];
+        all.extend_from_slice(argv);
+        <Cli as clap::Parser>::try_parse_from(all)
+            .map(|c| c.args)
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+    }
+
+    #[test]
+    fn one_gtid_alone_is_a_transaction_else_a_window() {
+        assert!(
+            window_request(&args(&["--gtid", "u:1"]))
+                .expect("one")
+                .is_none()
+        );
+        let w = window_request(&args(&[
+            "--since",
+            "2026-11-24 14:02:00",
+            "--until",
+            "2026-11-24 14:05:00",
+            "--tables",
+            "shop.orders,shop.bag",
+            "--kind",
+            "update,delete",
+            "--gtid",
+            "u:1",
+            "--gtid",
+            "u:2",
+            "--batch-rows",
+            "500",
+            "--skip-conflicts",
+        ]))
+        .expect("window")
+        .expect("a window");
+        assert_eq!(w.tables, ["shop.orders", "shop.bag"]);
+        assert_eq!(w.kinds, ["update", "delete"]);
+        assert_eq!(w.gtids, ["u:1", "u:2"]);
+        assert_eq!(
+            (w.batch_rows, w.skip_conflicts, w.force),
+            (Some(500), true, false)
+        );
+        for bad in [
+            &["--gtid", "u:1", "--gtid", "u:2"][..],
+            &["--gtid", "u:1", "--tables", "a.b"],
+            &[],
+            &["--since", "2026-11-24 14:02:00"],
+        ] {
+            assert!(window_request(&args(bad)).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn keys_files_skip_comments_and_blank_lines() {
         assert_eq!(
