@@ -57,6 +57,7 @@ use dbtrail_core::time::parse_time;
 use dbtrail_core::{ForeignKey, Gtid, RowChange, TableRef, TableSchema};
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Events read per chunk of pass 2 (about).
 pub const CHUNK_EVENTS: u64 = 50_000;
@@ -286,7 +287,7 @@ struct Sel {
     table: TableRef,
     /// Newest logged schema version.
     newest: u32,
-    schemas: HashMap<u32, TableSchema>,
+    schemas: HashMap<u32, Arc<TableSchema>>,
     /// Keys resolved per schema version (empty: no key filter).
     keys: HashMap<u32, Vec<Key>>,
     set: KeySet,
@@ -298,16 +299,20 @@ struct Sel {
 }
 
 impl Sel {
-    fn schema(&mut self, log: &dyn ChangeLog, version: u32) -> Result<TableSchema, UndoRefused> {
+    fn schema(
+        &mut self,
+        log: &dyn ChangeLog,
+        version: u32,
+    ) -> Result<Arc<TableSchema>, UndoRefused> {
         if let Some(s) = self.schemas.get(&version) {
             return Ok(s.clone());
         }
-        let s = log.schema(self.id, version)?.ok_or_else(|| {
+        let s = Arc::new(log.schema(self.id, version)?.ok_or_else(|| {
             UndoRefused::Internal(format!(
                 "schema version {version} of {} missing from the log",
                 self.table
             ))
-        })?;
+        })?);
         self.schemas.insert(version, s.clone());
         Ok(s)
     }
@@ -644,7 +649,18 @@ pub fn prepare(
                                 sel.first = Some((ev.event_id, ev.commit_us));
                             }
                             if !matches!(ev.change, RowChange::Insert { .. }) {
-                                pending.push((ev.event_id, schema, ev.change));
+                                if fks.is_none() {
+                                    fks = Some(cascading_keys().map_err(UndoRefused::Internal)?);
+                                }
+                                // Only a parent of a cascading key can block (blocker).
+                                if fks
+                                    .as_deref()
+                                    .unwrap_or(&[])
+                                    .iter()
+                                    .any(|(_, fk)| fk.parent == sel.table)
+                                {
+                                    pending.push((ev.event_id, (*schema).clone(), ev.change));
+                                }
                                 if pending.len() >= BLOCKER_BATCH {
                                     check(&mut pending, &mut fks, cascading_keys)?;
                                 }
@@ -796,8 +812,8 @@ impl Plan {
     ) -> Result<(), UndoRefused> {
         let skip = self.window.on_conflict == OnConflict::Skip;
         for chunk in self.chunks.iter().rev() {
-            let mut held: Vec<(u64, usize, TableSchema, RowChange)> = Vec::new();
-            for (si, sel) in self.sels.iter_mut().enumerate() {
+            let mut held: Vec<(u64, Arc<TableSchema>, RowChange)> = Vec::new();
+            for sel in self.sels.iter_mut() {
                 if sel.statements == 0 {
                     continue;
                 }
@@ -826,7 +842,7 @@ impl Plan {
                                     return Ok(());
                                 }
                             }
-                            held.push((ev.event_id, si, schema, ev.change));
+                            held.push((ev.event_id, schema, ev.change));
                             Ok(())
                         })();
                         match r {
@@ -843,7 +859,7 @@ impl Plan {
                 }
             }
             held.sort_by_key(|h| std::cmp::Reverse(h.0));
-            for (_, _, schema, change) in &held {
+            for (_, schema, change) in &held {
                 f(schema, change).map_err(UndoRefused::Internal)?;
             }
         }
