@@ -85,6 +85,11 @@ pub(super) async fn undo_window(
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter(tx);
         if let Err(e) = plan.write(&*source.log, &mut w) {
+            if w.0.is_closed() {
+                // The client stopped reading (`dbtrailctl undo ... | head`): nothing to report.
+                tracing::debug!(source = %source.config.name, error = %e, "window undo abandoned");
+                return;
+            }
             tracing::error!(source = %source.config.name, error = %e, "writing a window undo");
             let _ = w.0.blocking_send(Ok(Bytes::from(format!(
                 "\n-- ERROR: {e}\n-- This script is incomplete (no COMMIT): do not apply it.\n"
