@@ -882,6 +882,13 @@ impl Plan {
             },
             s.batches
         );
+        if s.batches > 1 {
+            t.push_str(&format!(
+                "\nIn batches of {} statements, each committed on its own: a ROLLBACK undoes only \
+                 its batch; the batches before it stay applied.",
+                self.window.batch_rows
+            ));
+        }
         if self.window.on_conflict == OnConflict::Force {
             for c in &s.conflicts {
                 t.push_str(&format!("\nwarning: overwrites a change not undone: {c}"));

@@ -147,6 +147,10 @@ fn the_script_undoes_newest_first_in_batches() {
     )
     .expect("batched");
     assert_eq!(s.batches, 3);
+    assert!(
+        sql.contains("-- In batches of 2 statements, each committed on its own"),
+        "{sql}"
+    );
     let b = body(&sql);
     assert_eq!(b.iter().filter(|l| **l == "START TRANSACTION;").count(), 3);
     assert_eq!(b.iter().filter(|l| **l == "COMMIT;").count(), 3);
