@@ -167,6 +167,68 @@ pub struct UndoResponse {
     pub sql: String,
 }
 
+/// `POST /api/v1/servers/{name}/undo` body: the undo of a time window (`dbtrailctl undo
+/// --since --until`). The answer is the SQL (text/plain, streamed), its summary in the
+/// [`UNDO_SUMMARY_HEADER`] header as [`UndoWindowSummary`] JSON.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UndoWindowRequest {
+    /// Start of the window (from the start of this time at its precision).
+    pub since: String,
+    /// End of the window (through the end of this time at its precision).
+    pub until: String,
+    /// `db.table` names; empty: every table changed in the window.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// `insert`, `update`, `delete`; empty: all three.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Row keys (`id=42`) of the one table in `tables`; empty: every row.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Only these transactions of the window; empty: all.
+    #[serde(default)]
+    pub gtids: Vec<String>,
+    /// Statements per transaction of the script (each batch its own); none: one transaction.
+    #[serde(default)]
+    pub batch_rows: Option<usize>,
+    /// Give the script even when changes not undone conflict (listed as warnings).
+    #[serde(default)]
+    pub force: bool,
+    /// Leave the conflicting keys alone (undo the rest, say which).
+    #[serde(default)]
+    pub skip_conflicts: bool,
+}
+
+/// The response header holding a window undo's [`UndoWindowSummary`] (JSON, ASCII).
+pub const UNDO_SUMMARY_HEADER: &str = "x-dbtrail-undo-summary";
+
+/// What a window undo's script does (also written as its header comment).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UndoWindowSummary {
+    /// The window's first microsecond (RFC 3339, UTC).
+    pub since: String,
+    /// Its last microsecond.
+    pub until: String,
+    /// Statements in the script (one per change undone).
+    pub statements: u64,
+    /// Transactions of the script (1 unless batched).
+    pub batches: u64,
+    /// Tables it changes.
+    pub tables: Vec<String>,
+    /// The first conflicts (changes not undone that the undo would overwrite), when forced
+    /// or skipped.
+    pub conflicts: Vec<String>,
+    /// Conflicts in all.
+    pub conflict_count: u64,
+    /// With `skip_conflicts`: the first keys left alone.
+    pub skipped_keys: Vec<String>,
+    /// Keys left alone in all.
+    pub skipped_key_count: u64,
+    /// Changes of the window not undone because their key was left alone.
+    pub skipped_statements: u64,
+}
+
 /// What an asynchronous job (backup, restore) is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -42,7 +42,8 @@ pub enum Cmd {
     Coverage(coverage::Args),
     /// List baselines and backup jobs.
     Backups(backups::ListArgs),
-    /// Print SQL that undoes one transaction (apply it with `mysql`).
+    /// Print SQL that undoes one transaction (--gtid) or a time window (--since/--until);
+    /// apply it with `mysql`.
     Undo(undo::Args),
     /// A table's rows as they were at a past moment, without a restore (one key: read by key).
     Show(lookback::ShowArgs),

@@ -112,12 +112,13 @@ impl Client {
             .await
     }
 
-    async fn request<T: DeserializeOwned>(
+    /// Sends one request on a new connection; the answer's head, its body still to read.
+    async fn send(
         &self,
         method: hyper::Method,
         path: &str,
         body: Option<String>,
-    ) -> anyhow::Result<T> {
+    ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|source| Error::Unreachable {
@@ -135,10 +136,19 @@ impl Client {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .context("building the request")?;
-        let resp = sender
+        sender
             .send_request(req)
             .await
-            .context("sending the request")?;
+            .context("sending the request")
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<T> {
+        let resp = self.send(method, path, body).await?;
         let status = resp.status();
         let body = resp
             .into_body()
@@ -236,6 +246,61 @@ impl Client {
             encode(gtid)
         ))
         .await
+    }
+
+    /// The undo of a time window: streams the script into `sink` as it arrives and returns
+    /// its summary (the answer's header). Refusals are [`Error::Api`] before any byte is
+    /// given to `sink`; a failure while streaming is an error after some were.
+    pub async fn undo_window(
+        &self,
+        source: &str,
+        req: &dbtrail_core::api::UndoWindowRequest,
+        sink: &mut dyn FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<dbtrail_core::api::UndoWindowSummary> {
+        let path = format!("/api/v1/servers/{}/undo", encode(source));
+        let resp = self
+            .send(
+                hyper::Method::POST,
+                &path,
+                Some(serde_json::to_string(req)?),
+            )
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .context("reading the response")?
+                .to_bytes();
+            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(e) => Error::Api {
+                    status,
+                    code: e.error.code,
+                    message: e.error.message,
+                },
+                Err(_) => Error::Status {
+                    status,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                },
+            }
+            .into());
+        }
+        let summary = resp
+            .headers()
+            .get(dbtrail_core::api::UNDO_SUMMARY_HEADER)
+            .map(|v| serde_json::from_slice(v.as_bytes()))
+            .transpose()
+            .context("decoding the undo summary")?
+            .unwrap_or_default();
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("reading the undo script (it is incomplete)")?;
+            if let Some(data) = frame.data_ref() {
+                sink(data)?;
+            }
+        }
+        Ok(summary)
     }
 
     /// Starts a backup.

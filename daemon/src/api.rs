@@ -23,6 +23,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+#[path = "flashback.rs"]
+mod flashback;
+
 /// What handlers see.
 pub struct AppState {
     /// Configured sources.
@@ -80,6 +83,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/servers/{name}/status", get(server_status))
         .route("/api/v1/servers/{name}/events", get(events))
         .route("/api/v1/servers/{name}/transactions/{gtid}/undo", get(undo))
+        .route(
+            "/api/v1/servers/{name}/undo",
+            axum::routing::post(flashback::undo_window),
+        )
         .route(
             "/api/v1/servers/{name}/backups",
             get(list_backups).post(start_backup),

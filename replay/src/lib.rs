@@ -5,6 +5,9 @@
 //! - [`cascade`]: foreign-key cascades the binlog does not hold, derived from the parent's
 //!   changes while a child table is rebuilt (with the argument why that is exact).
 //! - [`dump`]: the mydumper layout a restore writes (schema, chunked data files, metadata).
+//! - [`flashback`]: the undo of a time window: reverse SQL of every selected change, newest
+//!   first, refused (or forced, or the keys left alone) on conflicting changes not undone,
+//!   streamed in bounded memory.
 //! - [`fromlog`]: baselines computed from a baseline and the log (a restore of every table
 //!   to the log's checkpoint, written as Parquet), with the argument why they are exact.
 //! - [`fold`]: a table's ordered changes folded per primary key (or as a multiset of rows
@@ -28,6 +31,7 @@
 pub mod baseline;
 pub mod cascade;
 pub mod dump;
+pub mod flashback;
 pub mod fold;
 pub mod fromlog;
 pub mod keys;

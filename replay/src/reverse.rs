@@ -75,20 +75,27 @@ pub fn undo_change(out: &mut Vec<u8>, schema: &TableSchema, change: &RowChange) 
     out.extend_from_slice(b";\n");
 }
 
+/// An undo script's header: `title` and `rule` as comment lines, then the session settings
+/// every value literal is written for ([`DATA_FILE_HEADER`]).
+pub fn script_header(out: &mut Vec<u8>, title: &str, rule: &str) {
+    for line in title.lines().chain(rule.lines()) {
+        out.extend_from_slice(format!("-- {line}\n").as_bytes());
+    }
+    out.extend_from_slice(DATA_FILE_HEADER.as_bytes());
+}
+
 /// A whole script undoing `changes` (in log order, each with its schema), in one transaction.
 pub fn undo_script<'a>(
     title: &str,
     changes: impl DoubleEndedIterator<Item = (&'a TableSchema, &'a RowChange)>,
 ) -> Vec<u8> {
     let mut out = Vec::new();
-    for line in title.lines() {
-        out.extend_from_slice(format!("-- {line}\n").as_bytes());
-    }
-    out.extend_from_slice(
-        b"-- Every statement must report exactly 1 row affected; if one does not, ROLLBACK:\n\
-          -- the table no longer holds what the transaction left.\n",
+    script_header(
+        &mut out,
+        title,
+        "Every statement must report exactly 1 row affected; if one does not, ROLLBACK:\n\
+         the table no longer holds what the transaction left.",
     );
-    out.extend_from_slice(DATA_FILE_HEADER.as_bytes());
     out.extend_from_slice(b"START TRANSACTION;\n");
     for (schema, change) in changes.rev() {
         undo_change(&mut out, schema, change);

@@ -125,9 +125,9 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
 
 #[derive(Clone, Default)]
 pub(crate) struct Model {
-    k: BTreeMap<i64, Vec<u8>>,
+    pub(crate) k: BTreeMap<i64, Vec<u8>>,
     /// Key-less rows, duplicates allowed.
-    b: Vec<(i64, i64)>,
+    pub(crate) b: Vec<(i64, i64)>,
 }
 
 fn krow(id: i64, v: &[u8]) -> Row {
