@@ -449,13 +449,32 @@ fn check_covered(
         }
         None => return Err(unprocessable("the log holds nothing yet")),
     }
-    if let Some(f) = first
+    // The log holds every change after its first transaction, and after the snapshot moment of
+    // any full baseline its capture had begun by (what restores anchor on).
+    let origin = log.origin().map_err(internal)?;
+    let anchored = log
+        .baselines()
+        .map_err(internal)?
+        .into_iter()
+        .filter(|b| b.origin.is_full())
+        .filter(|b| {
+            origin
+                .as_ref()
+                .is_some_and(|o| dbtrail_replay::plan::log_reaches(o, &b.position))
+        })
+        .map(|b| b.snapshot_us)
+        .min();
+    let begins = match (first, anchored) {
+        (Some(f), Some(a)) => Some(f.min(a)),
+        (f, a) => f.or(a),
+    };
+    if let Some(f) = begins
         && after_us != i64::MIN
         && after_us < f
     {
         return Err(unprocessable(format!(
-            "the log begins at {} (the first transaction captured); what changed before that is \
-             not known: ask from a later moment",
+            "the log begins at {} (its first transaction, or its oldest baseline); what changed \
+             before that is not known: ask from a later moment",
             rfc3339_micros(f)
         )));
     }

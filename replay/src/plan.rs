@@ -127,6 +127,20 @@ impl ImageMode {
     }
 }
 
+/// Whether a log whose capture began at `origin` holds every transaction after `position`
+/// (the origin is at or before it: by GTID set when both have one, else by binlog file:pos).
+pub fn log_reaches(
+    origin: &dbtrail_core::position::Position,
+    position: &dbtrail_core::position::Position,
+) -> bool {
+    if !origin.gtid_set.is_empty() && !position.gtid_set.is_empty() {
+        origin.gtid_set.is_subset(&position.gtid_set)
+    } else {
+        cmp_binlog((&origin.file, origin.pos), (&position.file, position.pos))
+            != std::cmp::Ordering::Greater
+    }
+}
+
 /// One table of a plan.
 #[derive(Clone, Debug)]
 pub struct TablePlan {
@@ -354,15 +368,7 @@ pub fn plan(
     };
     // The log must hold everything after the anchor.
     if let Some(o) = catalog.origin()? {
-        let covered = if !o.gtid_set.is_empty() && !baseline.position.gtid_set.is_empty() {
-            o.gtid_set.is_subset(&baseline.position.gtid_set)
-        } else {
-            cmp_binlog(
-                (&o.file, o.pos),
-                (&baseline.position.file, baseline.position.pos),
-            ) != std::cmp::Ordering::Greater
-        };
-        if !covered {
+        if !log_reaches(&o, &baseline.position) {
             refuse!(
                 "baseline {} ({}) predates the log, which begins at {o}: the changes in between \
                  were never captured",
