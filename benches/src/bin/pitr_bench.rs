@@ -975,6 +975,10 @@ fn main() -> Result<()> {
             pitr_out.display()
         );
         let main = dbtrail_pitr(&mut daemon, &client, &mysqld, &target, &pitr_out, None).await?;
+        // Looking back at the same target before the live image exists: the baseline forward,
+        // with every change of the window scanned.
+        let from = timestamp_to_utc_string(manifest.snapshot_us, 6);
+        let look = look_back(&daemon, &client, &target, &from, args.rows, args.seed).await?;
         // The same target from the stored baseline (forward) and from the live table
         // (backward: what changed since the target undone; here nothing, the target being
         // the second after the last change, so it is a snapshot of the table).
@@ -986,8 +990,6 @@ fn main() -> Result<()> {
                 dbtrail_pitr(&mut daemon, &client, &mysqld, &target, &out, Some(image)).await?,
             );
         }
-        let from = timestamp_to_utc_string(manifest.snapshot_us, 6);
-        let look = look_back(&daemon, &client, &target, &from, args.rows, args.seed).await?;
         anyhow::Ok((main, by_image, look))
     });
     let (run, by_image, look) = match run {

@@ -123,6 +123,8 @@ fn main() -> Result<()> {
         )
         .await?;
         exec(&mut conn, "SET SESSION cte_max_recursion_depth = 100000000").await?;
+        // The recursive CTE of `INSERT ... WITH` is resolved in the default database.
+        exec(&mut conn, &format!("USE {DB}")).await?;
         let mut start = 1;
         while start <= args.rows {
             let end = (start + 99_999).min(args.rows);
@@ -130,7 +132,7 @@ fn main() -> Result<()> {
                 &mut conn,
                 &format!(
                     "INSERT INTO {DB}.t WITH RECURSIVE s(n) AS (SELECT {start} UNION ALL \
-                     SELECT n + 1 FROM s WHERE n < {end}) SELECT n, n % 1000, MD5(n) FROM s"
+                     SELECT n + 1 FROM s WHERE n < {end}) SELECT n, n % 1000, CONCAT('row-', n) FROM s"
                 ),
             )
             .await?;
@@ -159,7 +161,7 @@ fn main() -> Result<()> {
                 )
             } else {
                 format!(
-                    "UPDATE {DB}.t SET k = k + 1, c = MD5(RAND()) WHERE id BETWEEN {at} AND {}",
+                    "UPDATE {DB}.t SET k = k + 1, c = CONCAT('u', RAND()) WHERE id BETWEEN {at} AND {}",
                     at + n - 1
                 )
             };
