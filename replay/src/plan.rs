@@ -367,15 +367,15 @@ pub fn plan(
         );
     };
     // The log must hold everything after the anchor.
-    if let Some(o) = catalog.origin()? {
-        if !log_reaches(&o, &baseline.position) {
-            refuse!(
-                "baseline {} ({}) predates the log, which begins at {o}: the changes in between \
-                 were never captured",
-                baseline.id,
-                baseline.position
-            );
-        }
+    if let Some(o) = catalog.origin()?
+        && !log_reaches(&o, &baseline.position)
+    {
+        refuse!(
+            "baseline {} ({}) predates the log, which begins at {o}: the changes in between \
+             were never captured",
+            baseline.id,
+            baseline.position
+        );
     }
     // Tables.
     let known = catalog.tables()?;
