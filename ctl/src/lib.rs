@@ -169,26 +169,7 @@ impl Client {
         path: &str,
         line: &mut dyn FnMut(&[u8]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| Error::Unreachable {
-                socket: self.socket.clone(),
-                source,
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP handshake with dbtraild")?;
-        tokio::spawn(conn);
-        let req = hyper::Request::builder()
-            .method(hyper::Method::GET)
-            .uri(path)
-            .header("host", "dbtraild")
-            .body(Full::new(Bytes::new()))
-            .context("building the request")?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .context("sending the request")?;
+        let resp = self.send(hyper::Method::GET, path, None).await?;
         let status = resp.status();
         let mut body = resp.into_body();
         if !status.is_success() {
