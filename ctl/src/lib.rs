@@ -254,18 +254,7 @@ impl Client {
                 .await
                 .context("reading the response")?
                 .to_bytes();
-            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
-                Ok(e) => Error::Api {
-                    status,
-                    code: e.error.code,
-                    message: e.error.message,
-                },
-                Err(_) => Error::Status {
-                    status,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                },
-            }
-            .into());
+            return Err(failure(status, &body));
         }
         let summary = resp
             .headers()
