@@ -640,3 +640,99 @@ pub struct HistoryResponse {
     /// Where the log begins (nothing before it is known).
     pub log_begins: Option<String>,
 }
+
+/// `POST /api/v1/servers/{name}/verify` body: the tables to verify (`db.table`); empty: the
+/// source's least recently verified tables (`verify_tables` of them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// `db.table` names.
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+/// How a verification ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyOutcome {
+    /// Still working.
+    Running,
+    /// Every table rebuilt from the history equals the live table.
+    Passed,
+    /// Some table differs: `tables[].differences` names the rows.
+    Mismatch,
+    /// It could not compare (`error` says why and what to do).
+    Failed,
+}
+
+/// One row that differs between the live table and its rebuild.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifyDifference {
+    /// `missing` (in the live table, not in the rebuild), `extra` (in the rebuild only) or
+    /// `differs` (the key on both sides, other values in `columns`).
+    pub kind: String,
+    /// The row's primary key (the whole row for a table without one), e.g. `id=42`.
+    pub key: String,
+    /// Rows with this key (whole row) on one side only (missing / extra).
+    pub copies: u64,
+    /// The columns that differ (differs).
+    pub columns: Vec<VerifyColumn>,
+}
+
+/// A column whose value differs between the live table and the rebuild.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifyColumn {
+    /// The column.
+    pub column: String,
+    /// Its value in the live table.
+    pub live: serde_json::Value,
+    /// Its value in the rebuild.
+    pub rebuilt: serde_json::Value,
+}
+
+/// One table's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableVerify {
+    /// `db.table`.
+    pub table: String,
+    /// Rows of the live table at the position.
+    pub live_rows: u64,
+    /// Rows of the rebuild.
+    pub rebuilt_rows: u64,
+    /// Rows that differ (at least this many when `truncated`).
+    pub mismatched_rows: u64,
+    /// The first differences, in key order.
+    pub differences: Vec<VerifyDifference>,
+    /// More rows differ than were examined or listed.
+    pub truncated: bool,
+}
+
+/// A verification: chosen tables rebuilt from the history at a captured position, compared
+/// with the live tables read at that same position.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifyRun {
+    /// Its id.
+    pub id: String,
+    /// The source.
+    pub source: String,
+    /// Where it stands.
+    pub outcome: VerifyOutcome,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// The tables.
+    pub tables: Vec<String>,
+    /// The position both sides are at (the GTID set).
+    pub position: Option<String>,
+    /// The table image of the live tables taken at that position.
+    pub image_id: Option<String>,
+    /// The baseline the rebuild started from.
+    pub baseline_id: Option<String>,
+    /// Changes the rebuild replayed onto its images.
+    pub events: u64,
+    /// Per table, when compared.
+    pub results: Vec<TableVerify>,
+    /// Why it failed, and what to do.
+    pub error: Option<String>,
+}

@@ -1,6 +1,6 @@
 //! The command line: global options and one subcommand per command; each command's own
 //! arguments live in its module under `commands`.
-use crate::commands::{backups, coverage, events, generate, lookback, pitr, status, undo};
+use crate::commands::{backups, coverage, events, generate, lookback, pitr, status, undo, verify};
 use clap::{Parser, Subcommand};
 use dbtrail_ctl::DEFAULT_SOCKET;
 use std::path::PathBuf;
@@ -51,6 +51,9 @@ pub enum Cmd {
     Diff(lookback::DiffArgs),
     /// Every version of one row: commit time, GTID, kind, the columns changed.
     History(lookback::HistoryArgs),
+    /// Would a restore work today? Image tables from the live server, rebuild them from the
+    /// history at that position and compare row for row (exit 1 when they differ).
+    Verify(verify::Args),
     /// Packaging: write the man pages or the bash, zsh and fish completions into DIR.
     #[command(hide = true)]
     Generate(generate::Args),

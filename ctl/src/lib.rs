@@ -349,6 +349,42 @@ impl Client {
         .await
     }
 
+    /// Starts a verification of `tables` (none: the source's rotation).
+    pub async fn start_verify(
+        &self,
+        source: &str,
+        req: &dbtrail_core::api::VerifyRequest,
+    ) -> anyhow::Result<dbtrail_core::api::VerifyRun> {
+        self.post(
+            &format!("/api/v1/servers/{}/verify", encode(source)),
+            &serde_json::to_value(req)?,
+        )
+        .await
+    }
+
+    /// One verification.
+    pub async fn verification(
+        &self,
+        source: &str,
+        id: &str,
+    ) -> anyhow::Result<dbtrail_core::api::VerifyRun> {
+        self.get(&format!(
+            "/api/v1/servers/{}/verify/{}",
+            encode(source),
+            encode(id)
+        ))
+        .await
+    }
+
+    /// The verifications kept, oldest first.
+    pub async fn verifications(
+        &self,
+        source: &str,
+    ) -> anyhow::Result<Vec<dbtrail_core::api::VerifyRun>> {
+        self.get(&format!("/api/v1/servers/{}/verify", encode(source)))
+            .await
+    }
+
     /// Baselines and backup jobs.
     pub async fn backups(&self, source: &str) -> anyhow::Result<BackupsResponse> {
         self.get(&format!("/api/v1/servers/{}/backups", encode(source)))

@@ -8,7 +8,7 @@ mod exit;
 
 use clap::Parser;
 use cli::{Cli, Cmd};
-use commands::{backups, coverage, events, generate, lookback, pitr, status, undo};
+use commands::{backups, coverage, events, generate, lookback, pitr, status, undo, verify};
 use dbtrail_ctl::Client;
 use std::io::Write;
 use std::process::ExitCode;
@@ -48,6 +48,7 @@ async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Cmd::Show(a) => lookback::show(&client, a, out).await,
         Cmd::Diff(a) => lookback::diff(&client, a, out).await,
         Cmd::History(a) => lookback::history(&client, a, out).await,
+        Cmd::Verify(a) => verify::run(&client, a, out).await,
         Cmd::Generate(a) => generate::run(a),
     }
 }

@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 #[path = "flashback.rs"]
 mod flashback;
+#[path = "verifyapi.rs"]
+mod verifyapi;
 
 /// What handlers see.
 pub struct AppState {
@@ -110,6 +112,11 @@ fn router(state: Arc<AppState>) -> Router {
             "/api/v1/servers/{name}/tables/{table}/history",
             get(table_history),
         )
+        .route(
+            "/api/v1/servers/{name}/verify",
+            get(verifyapi::list).post(verifyapi::start),
+        )
+        .route("/api/v1/servers/{name}/verify/{id}", get(verifyapi::get))
         .route(
             "/api/v1/servers/{name}/baselines/import",
             axum::routing::post(import_baseline),

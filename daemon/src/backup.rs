@@ -90,6 +90,11 @@ pub enum StartError {
 }
 
 impl Backups {
+    /// Where backups keep their temporaries (removed at startup).
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp_dir
+    }
+
     /// Backups of a source, temporaries under `tmp_dir`.
     pub fn new(tmp_dir: PathBuf) -> Backups {
         Backups {

@@ -88,6 +88,13 @@ pub struct SourceConfig {
     /// rows, on several connections at once; 0: never split.
     #[serde(default = "default_backup_split_rows")]
     pub backup_split_rows: u64,
+    /// Verify this often (humantime, e.g. `"24h"`): the least recently verified tables are
+    /// imaged, rebuilt from the history at that position and compared (`dbtrailctl verify`);
+    /// unset: only on request.
+    pub verify_interval: Option<String>,
+    /// Tables each scheduled verification takes (the least recently verified first).
+    #[serde(default = "default_verify_tables")]
+    pub verify_tables: usize,
 }
 
 fn default_socket() -> PathBuf {
@@ -106,6 +113,9 @@ fn default_restore_keys() -> u64 {
     1_000_000
 }
 fn default_backup_connections() -> usize {
+    4
+}
+fn default_verify_tables() -> usize {
     4
 }
 fn default_backup_split_rows() -> u64 {
@@ -188,6 +198,17 @@ impl Config {
             {
                 bail!(
                     "source {}: backup_from_log_interval must be at least 1s",
+                    s.name
+                );
+            }
+            if let Some(i) = s.verify_interval()?
+                && i < Duration::from_secs(1)
+            {
+                bail!("source {}: verify_interval must be at least 1s", s.name);
+            }
+            if s.verify_tables == 0 {
+                bail!(
+                    "source {}: verify_tables must be at least 1 (tables per scheduled verification)",
                     s.name
                 );
             }
@@ -336,6 +357,11 @@ impl SourceConfig {
     /// `backup_interval` parsed.
     pub fn backup_interval(&self) -> anyhow::Result<Option<Duration>> {
         duration(&self.name, "backup_interval", &self.backup_interval)
+    }
+
+    /// `verify_interval` parsed.
+    pub fn verify_interval(&self) -> anyhow::Result<Option<Duration>> {
+        duration(&self.name, "verify_interval", &self.verify_interval)
     }
 
     /// `backup_from_log_interval` parsed.

@@ -21,6 +21,8 @@
 //!   [`pitr`] (restore planning and restore jobs; uses `backup` to image live tables and
 //!   `inputs`),
 //!   [`images`] (table images after DDL; uses `pitr`'s image-and-wait and `cascades`).
+//! - [`verify`]: restore verification (tables imaged live, rebuilt from the history at that
+//!   position and compared), its records and schedule (uses `pitr` and `inputs`).
 //! - [`tasks`]: one source's set of tasks: opens its handle and job queues, spawns them.
 //! - [`lookback`]: a table's rows at a moment, diffs and row histories over the API (uses
 //!   `pitr`'s planning and `inputs`).
@@ -50,5 +52,6 @@ pub mod source;
 pub mod store;
 pub mod tasks;
 pub mod util;
+pub mod verify;
 
 pub use service::{check, run};

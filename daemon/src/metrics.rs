@@ -62,6 +62,14 @@ pub struct Metrics {
     /// When capture last made a commit durable or found itself idle with everything durable
     /// (unix seconds).
     pub last_durable: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// When the last verification that found no difference ended (unix seconds).
+    pub verify_last_success: Family<Labels, Gauge>,
+    /// Rows that differed in the last verification that ended with a comparison.
+    pub verify_mismatched_rows: Family<Labels, Gauge>,
+    /// Verifications ended, by `outcome` (passed, mismatch, failed).
+    pub verify_runs: Family<Labels, Counter>,
+    /// The source's `verify_interval` in seconds (0: unset).
+    pub verify_interval: Family<Labels, Gauge>,
     /// Seconds of restorable time that end where the log ends: from the oldest baseline a
     /// restore can start from without crossing a gap to the end of what the log covers.
     pub restore_window: Family<Labels, Gauge<f64, AtomicU64>>,
@@ -204,7 +212,35 @@ impl Metrics {
             "Restorable seconds up to the end of the log, from the oldest baseline not before a gap",
             restore_window.clone(),
         );
+        let verify_last_success = Family::<Labels, Gauge>::default();
+        let verify_mismatched_rows = Family::<Labels, Gauge>::default();
+        let verify_runs = Family::<Labels, Counter>::default();
+        let verify_interval = Family::<Labels, Gauge>::default();
+        registry.register(
+            "verify_last_success_timestamp_seconds",
+            "When the last verification that found no difference ended (unix seconds)",
+            verify_last_success.clone(),
+        );
+        registry.register(
+            "verify_mismatched_rows",
+            "Rows that differed from the live tables in the last verification",
+            verify_mismatched_rows.clone(),
+        );
+        registry.register(
+            "verify_runs",
+            "Verifications ended, by outcome",
+            verify_runs.clone(),
+        );
+        registry.register(
+            "verify_interval_seconds",
+            "The source's verify_interval (0: only on request)",
+            verify_interval.clone(),
+        );
         Metrics {
+            verify_last_success,
+            verify_mismatched_rows,
+            verify_runs,
+            verify_interval,
             binlog_retention,
             last_commit,
             last_durable,

@@ -41,7 +41,7 @@ pub fn plan(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> {
             source.config.name
         )),
     };
-    plan_with(source, req, live, None)
+    plan_with(source, req, live, None, None)
 }
 
 /// [`plan`] from stored images only (looking back never images the live table).
@@ -51,7 +51,22 @@ pub fn plan_stored(source: &Source, req: &PitrRequest) -> Result<Plan, Refused> 
         req,
         Err("looking back reads stored images only, never the live table".into()),
         None,
+        None,
     )
+}
+
+/// The two plans of a verification of the tables of `image` at its position: (from the
+/// image alone, from every other stored image and the log).
+pub fn plan_verify(
+    source: &Source,
+    req: &PitrRequest,
+    image: &str,
+) -> Result<(Plan, Plan), Refused> {
+    let stored = || Err("a verification reads stored images only".to_string());
+    Ok((
+        plan_with(source, req, stored(), Some(image.to_string()), None)?,
+        plan_with(source, req, stored(), None, Some(image.to_string()))?,
+    ))
 }
 
 /// [`plan`] with the live image's availability given.
@@ -60,6 +75,7 @@ fn plan_with(
     req: &PitrRequest,
     live: Result<(), String>,
     live_image: Option<String>,
+    exclude_image: Option<String>,
 ) -> Result<Plan, Refused> {
     let ctx = PlanContext {
         now_us: now_us(),
@@ -69,6 +85,7 @@ fn plan_with(
         live,
         databases: source.config.backup_databases.clone(),
         live_image,
+        exclude_image,
     };
     let mut plan = dbtrail_replay::plan::plan(&*source.log, &*source.log, req, &ctx)?;
     let requested: Vec<TableRef> = plan.tables.iter().map(|t| t.table.clone()).collect();
@@ -359,6 +376,7 @@ impl Restores {
                     image.id
                 )),
                 Some(image.id.clone()),
+                None,
             )
             .map_err(|r| anyhow!("planning again with the live image {}: {}", image.id, r.0))?;
             plan = again;

@@ -24,6 +24,8 @@ pub struct SourceTasks {
     pub backups: Arc<Backups>,
     /// Its restore jobs.
     pub restores: Arc<Restores>,
+    /// Its verifications.
+    pub verifications: Arc<crate::verify::Verifications>,
 }
 
 impl SourceTasks {
@@ -41,7 +43,15 @@ impl SourceTasks {
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
         }
+        let verifications = crate::verify::Verifications::open(
+            cfg.data_dir
+                .join("sources")
+                .join(&sc.name)
+                .join("verify.json"),
+        )?;
+        restore_verify_metrics(&metrics, &sc.name, &verifications);
         Ok(SourceTasks {
+            verifications: Arc::new(verifications),
             source: Arc::new(Source::new(sc.clone(), Arc::new(log), store, metrics)),
             backups: Arc::new(Backups::new(tmp.clone())),
             restores: Arc::new(Restores::open(
@@ -76,5 +86,43 @@ impl SourceTasks {
             self.backups.clone(),
             cancel.clone(),
         ));
+        tracker.spawn(crate::verify::schedule(
+            self.source.clone(),
+            self.backups.clone(),
+            self.verifications.clone(),
+            cancel.clone(),
+        ));
+    }
+}
+
+/// The verification metrics as the recorded runs left them (they survive a restart).
+fn restore_verify_metrics(metrics: &Metrics, name: &str, v: &crate::verify::Verifications) {
+    use dbtrail_core::api::VerifyOutcome;
+    let labels = Metrics::source(name);
+    let runs = v.list();
+    let ended = |r: &&dbtrail_core::api::VerifyRun| {
+        r.finished_at
+            .as_deref()
+            .and_then(|t| dbtrail_core::time::parse_time(t).ok())
+            .map(|t| t.micros / 1_000_000)
+    };
+    if let Some(t) = runs
+        .iter()
+        .rev()
+        .filter(|r| r.outcome == VerifyOutcome::Passed)
+        .find_map(|r| ended(&r))
+    {
+        metrics.verify_last_success.get_or_create(&labels).set(t);
+    }
+    if let Some(r) = runs
+        .iter()
+        .rev()
+        .find(|r| matches!(r.outcome, VerifyOutcome::Passed | VerifyOutcome::Mismatch))
+    {
+        let bad: u64 = r.results.iter().map(|t| t.mismatched_rows).sum();
+        metrics
+            .verify_mismatched_rows
+            .get_or_create(&labels)
+            .set(bad as i64);
     }
 }

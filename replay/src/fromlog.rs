@@ -216,6 +216,7 @@ pub fn plan(
         live: Err("a baseline from the log reads nothing from the source".into()),
         databases: ctx.databases.clone(),
         live_image: None,
+        exclude_image: None,
     };
     let view = AtPoint {
         inner: catalog,

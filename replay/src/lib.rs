@@ -28,6 +28,9 @@
 //! - [`sql`]: byte-exact SQL literals and INSERT statements for dump files.
 //! - [`undo`]: one transaction's undo script, refused on later conflicting changes or on an
 //!   unlogged cascade.
+//! - [`verify`]: a rebuilt table compared with the live one in bounded memory and any row
+//!   order (bucketed multiset digests, then the differing buckets' rows), naming each
+//!   difference.
 pub mod baseline;
 pub mod cascade;
 pub mod dump;
@@ -43,3 +46,4 @@ pub mod restore;
 pub mod reverse;
 pub mod sql;
 pub mod undo;
+pub mod verify;

@@ -98,6 +98,9 @@ pub struct PlanContext {
     /// The table image taken for this restore from the live tables: the tables it holds are
     /// rebuilt from it (and only from it).
     pub live_image: Option<String>,
+    /// An image the plan must not use (a verification rebuilds the tables of the image it
+    /// just took from everything else, to compare the two).
+    pub exclude_image: Option<String>,
 }
 
 /// Where the tables' images may come from (`--image`).
@@ -340,7 +343,8 @@ pub fn plan(
     {
         refuse!("the target {target_text} is in the future");
     }
-    let images = catalog.baselines()?;
+    let mut images = catalog.baselines()?;
+    images.retain(|b| ctx.exclude_image.as_ref() != Some(&b.id));
     let before = |b: &BaselineManifest| match &target {
         Target::Time(tp) => b.snapshot_us <= tp.end_inclusive(),
         Target::Gtid(set) => !b.position.gtid_set.is_empty() && b.position.gtid_set.is_subset(set),

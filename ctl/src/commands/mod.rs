@@ -10,6 +10,7 @@ pub mod lookback;
 pub mod pitr;
 pub mod status;
 pub mod undo;
+pub mod verify;
 
 use dbtrail_ctl::Client;
 use serde::Serialize;

@@ -246,6 +246,7 @@ proptest! {
             live: Err("none".into()),
             databases: None,
             live_image: None,
+            exclude_image: None,
         };
         let r = crate::plan::plan(&cat, &log, &req, &pctx).map_err(|r| TestCaseError::fail(r.0))?;
         prop_assert_eq!(&r.baseline.id, &fl_id);

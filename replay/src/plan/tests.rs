@@ -143,6 +143,7 @@ fn ctx() -> PlanContext {
         live: Err("no live source in these tests".into()),
         databases: None,
         live_image: None,
+        exclude_image: None,
     }
 }
 
