@@ -326,3 +326,51 @@ async fn verification_needs_gtids() {
         .expect_err("unknown table");
     assert!(format!("{err:#}").contains("dbtrailctl backups"), "{err:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_verifications_rotate() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    let d = db.db_name().to_string();
+    db.exec("CREATE TABLE a (id INT PRIMARY KEY, v INT)").await;
+    db.exec("CREATE TABLE b (x INT, y INT)").await;
+    db.exec("INSERT INTO a VALUES (1, 1), (2, 2)").await;
+    db.exec("INSERT INTO b VALUES (1, 1), (1, 1)").await;
+    let daemon = Daemon::start(
+        Server::MysqlGtid,
+        &format!("backup_databases = [\"{d}\"]\nverify_interval = \"1s\"\nverify_tables = 1\n"),
+    );
+    daemon.wait_streaming().await;
+    daemon.backup().await;
+    db.exec("UPDATE a SET v = v + 10").await;
+    // One table per run, the least recently verified first: both within a few runs.
+    let client = daemon.client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = client.verifications(&daemon.source).await.expect("list");
+        let passed: Vec<&VerifyRun> = runs
+            .iter()
+            .filter(|r| r.outcome == VerifyOutcome::Passed)
+            .collect();
+        assert!(
+            runs.iter().all(|r| r.outcome != VerifyOutcome::Mismatch),
+            "{runs:#?}"
+        );
+        let seen: std::collections::BTreeSet<&str> = passed
+            .iter()
+            .flat_map(|r| r.tables.iter().map(String::as_str))
+            .collect();
+        if passed.len() >= 2 {
+            assert!(passed.iter().all(|r| r.tables.len() == 1), "{runs:#?}");
+            assert_eq!(seen.len(), 2, "{runs:#?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{runs:#?}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
