@@ -6,6 +6,8 @@
 //!   with heartbeats and timeouts, and yields [`stream::CaptureItem`]s per transaction.
 //! - [`decode`]: TABLE_MAP metadata to versioned [`dbtrail_core::TableSchema`]s.
 //! - [`rows`]: row images to exact [`dbtrail_core::Value`]s; [`jsonb`]: MySQL binary JSON.
+//! - [`target`]: a server restored tables are loaded into (`pitr --into`): URL, pool,
+//!   session.
 //! - [`xa`]: XA transaction ids from XA_PREPARE events and `XA COMMIT`/`XA ROLLBACK` text.
 //!
 //! Hard rule: nothing is skipped. An event that cannot be decoded exactly ends the stream with
@@ -19,6 +21,7 @@ pub mod rows;
 pub mod snapshot;
 pub mod start;
 pub mod stream;
+pub mod target;
 pub mod xa;
 
 pub use error::BinlogError;

@@ -336,6 +336,47 @@ pub struct PitrRequest {
     /// (a restore of everything writes every view, trigger, routine and event).
     #[serde(default)]
     pub with_triggers: bool,
+    /// Load the restored tables straight into this server instead of writing a dump.
+    #[serde(default)]
+    pub into: Option<IntoTarget>,
+}
+
+/// Where `pitr --into` loads the restored tables.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntoTarget {
+    /// `mysql://USER@HOST:PORT[/DB]` (no password in the URL).
+    pub url: String,
+    /// The user's password (sent over the local socket only; never logged or shown).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Load every table into this database (it must not be a restored table's own database
+    /// when the target is the source itself); default: the URL's, else each table's own.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Replace tables that exist in the target (they are swapped out in the final rename and
+    /// dropped); without it an existing table is refused.
+    #[serde(default)]
+    pub replace: bool,
+    /// Connections loading in parallel (1..=32; default 4).
+    #[serde(default)]
+    pub connections: Option<usize>,
+    /// TLS to the target: `disabled` (default) or `required`.
+    #[serde(default)]
+    pub ssl_mode: Option<String>,
+}
+
+impl std::fmt::Debug for IntoTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntoTarget")
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "(set)"))
+            .field("database", &self.database)
+            .field("replace", &self.replace)
+            .field("connections", &self.connections)
+            .field("ssl_mode", &self.ssl_mode)
+            .finish()
+    }
 }
 
 /// What a restore will do (the dry run's answer; also part of every job).

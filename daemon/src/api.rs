@@ -524,6 +524,19 @@ async fn start_pitr(
     if let Some(out) = &req.output {
         crate::pitr::check_output(out).map_err(|r| ApiError::bad(r.0))?;
     }
+    if let Some(t) = &req.into {
+        if req.output.is_some() {
+            return Err(ApiError::bad(
+                "give either output (a dump) or into (a server), not both",
+            ));
+        }
+        if req.with_triggers {
+            return Err(ApiError::bad(
+                "into loads tables only: write a dump (without into) to restore triggers",
+            ));
+        }
+        crate::into::check(t).map_err(ApiError::bad)?;
+    }
     let source = s.source.clone();
     let req2 = req.clone();
     let mut plan = tokio::task::spawn_blocking(move || crate::pitr::plan(&source, &req2))
@@ -541,6 +554,29 @@ async fn start_pitr(
             code: "not_restorable",
             message: r.0,
         })?;
+    let not_restorable = |message: String| ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "not_restorable",
+        message,
+    };
+    let placement = match &req.into {
+        Some(t) => {
+            if !plan.view.objects.is_empty() {
+                return Err(not_restorable(format!(
+                    "into loads tables only, and this restore also has {} views, triggers,                      routines or events: restore --tables, or write a dump (without into)",
+                    plan.view.objects.len()
+                )));
+            }
+            let tables: Vec<dbtrail_core::TableRef> =
+                plan.tables.iter().map(|t| t.table.clone()).collect();
+            Some(
+                crate::into::preflight(&s.source, t, &tables)
+                    .await
+                    .map_err(not_restorable)?,
+            )
+        }
+        None => None,
+    };
     if req.dry_run {
         return Ok(Json(dbtrail_core::api::PitrStarted {
             pitr_id: None,
@@ -564,6 +600,7 @@ async fn start_pitr(
         s.source.clone(),
         plan,
         req.clone(),
+        placement,
         s.backups.clone(),
         state.cancel.clone(),
     );

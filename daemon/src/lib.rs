@@ -18,8 +18,10 @@
 //!   [`fromlog`] (baselines computed from a baseline and the log; uses `inputs`),
 //!   [`backup`] (backup jobs and table images, baselines from the log as jobs, the schedule,
 //!   retention, the store check at startup),
-//!   [`pitr`] (restore planning and restore jobs; uses `backup` to image live tables and
-//!   `inputs`),
+//!   [`into`] (restored tables loaded straight into a MySQL server: staging database,
+//!   parallel INSERTs, one atomic RENAME TABLE),
+//!   [`pitr`] (restore planning and restore jobs; uses `backup` to image live tables,
+//!   `inputs` and `into`),
 //!   [`images`] (table images after DDL; uses `pitr`'s image-and-wait and `cascades`).
 //! - [`verify`]: restore verification (tables imaged live, rebuilt from the history at that
 //!   position and compared), its records and schedule (uses `pitr` and `inputs`).
@@ -44,6 +46,7 @@ pub mod fromlog;
 pub mod images;
 pub mod inputs;
 pub mod interval;
+pub mod into;
 pub mod lookback;
 pub mod metrics;
 pub mod pitr;

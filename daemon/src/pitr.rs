@@ -259,6 +259,7 @@ impl Restores {
         source: Arc<Source>,
         plan: Plan,
         req: PitrRequest,
+        placement: Option<crate::into::Placement>,
         backups: Arc<Backups>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> String {
@@ -274,7 +275,17 @@ impl Restores {
             }
             id
         };
-        let path = output.unwrap_or_else(|| self.default_output.join(&id).display().to_string());
+        let path = match &placement {
+            Some(p) => {
+                let dbs: BTreeSet<&str> = p.dest.values().map(|d| d.db.as_str()).collect();
+                format!(
+                    "mysql://{}/{}",
+                    p.target,
+                    dbs.into_iter().collect::<Vec<_>>().join(",")
+                )
+            }
+            None => output.unwrap_or_else(|| self.default_output.join(&id).display().to_string()),
+        };
         let job = Arc::new(Mutex::new(PitrJobView {
             pitr_id: id.clone(),
             status: JobStatus::Running,
@@ -297,7 +308,7 @@ impl Restores {
         tokio::spawn(async move {
             let t0 = std::time::Instant::now();
             let result = tokio::select! {
-                r = this.run(&source, plan, &req, &backups, &cancel, &path, &job) => r,
+                r = this.run(&source, plan, &req, placement.as_ref(), &backups, &cancel, &path, &job) => r,
                 () = cancel.cancelled() => Err(anyhow!("dbtraild is shutting down; run the restore again")),
             };
             let snapshot = {
@@ -333,6 +344,7 @@ impl Restores {
         source: &Arc<Source>,
         mut plan: Plan,
         req: &PitrRequest,
+        placement: Option<&crate::into::Placement>,
         backups: &Arc<Backups>,
         cancel: &tokio_util::sync::CancellationToken,
         path: &str,
@@ -385,6 +397,21 @@ impl Restores {
         }
         let tmp = self.tmp_dir.join(&id);
         tokio::fs::create_dir_all(&tmp).await?;
+        if let (Some(p), Some(t)) = (placement, &req.into) {
+            let inputs = crate::inputs::plan_inputs(source, &plan, &tmp).await?;
+            lock(job).phase = format!("loading into {}", p.target);
+            let settings = Settings {
+                keys_in_memory: plan.keys_in_memory,
+                chunk_bytes: CHUNK_BYTES,
+                statement_bytes: STATEMENT_BYTES,
+                threads: 1,
+            };
+            let progress = JobProgress {
+                job: job.clone(),
+                total: plan.tables.len().max(1) as f64,
+            };
+            return crate::into::load(source, t, p, &id, inputs, settings, progress).await;
+        }
         let s3 = path.starts_with("s3://");
         let out_dir = if s3 {
             tmp.join("out")
@@ -409,7 +436,7 @@ impl Restores {
         };
         let total = plan.tables.len().max(1) as f64;
         tokio::task::spawn_blocking(move || {
-            let progress = JobProgress { job: &job2, total };
+            let progress = JobProgress { job: job2, total };
             dbtrail_replay::restore::rebuild(&*log, inputs, &out, &settings, &progress)
         })
         .await
@@ -544,19 +571,19 @@ pub async fn take_image(
 }
 
 /// A restore job's progress, as the engine reports it.
-struct JobProgress<'a> {
-    job: &'a Arc<Mutex<PitrJobView>>,
+struct JobProgress {
+    job: Arc<Mutex<PitrJobView>>,
     total: f64,
 }
 
-impl dbtrail_replay::restore::Progress for JobProgress<'_> {
+impl dbtrail_replay::restore::Progress for JobProgress {
     fn table_done(&self, _: &TableRef) {
-        let mut j = lock(self.job);
+        let mut j = lock(&self.job);
         j.tables_done += 1;
         j.progress = j.tables_done as f64 / self.total * 0.99;
     }
 
     fn rows(&self, n: u64) {
-        lock(self.job).rows += n;
+        lock(&self.job).rows += n;
     }
 }

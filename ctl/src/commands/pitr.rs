@@ -39,6 +39,28 @@ pub struct Args {
     /// restore of everything writes every view, trigger, routine and event).
     #[arg(long)]
     with_triggers: bool,
+    /// Load the restored tables straight into this server, mysql://USER@HOST:PORT[/DB],
+    /// instead of writing a dump (tables are loaded into a staging database and renamed into
+    /// place at the end, all at once).
+    #[arg(long, conflicts_with = "output")]
+    into: Option<String>,
+    /// With --into: put every table into this database (needed when the target is the
+    /// source itself); default: the URL's database, else each table's own.
+    #[arg(long, requires = "into")]
+    into_database: Option<String>,
+    /// With --into: file holding the target user's password (else $DBTRAIL_INTO_PASSWORD).
+    #[arg(long, requires = "into")]
+    into_password_file: Option<PathBuf>,
+    /// With --into: parallel connections (1..=32).
+    #[arg(long, requires = "into", default_value_t = 4)]
+    into_connections: usize,
+    /// With --into: TLS to the target (disabled or required).
+    #[arg(long, requires = "into", value_parser = ["disabled", "required"])]
+    into_ssl_mode: Option<String>,
+    /// With --into: replace tables that exist in the target (swapped out at the end, then
+    /// dropped); without it an existing table is refused.
+    #[arg(long, requires = "into")]
+    replace: bool,
     /// Wait until it ends (progress on a terminal); exit non-zero if it fails.
     #[arg(long)]
     wait: bool,
@@ -149,7 +171,32 @@ fn request(args: Args) -> anyhow::Result<PitrRequest> {
         Some(o) => Some(std::path::absolute(&o)?.to_string_lossy().into_owned()),
         None => None,
     };
+    let into = match args.into {
+        Some(url) => {
+            let password = match &args.into_password_file {
+                Some(f) => Some(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| {
+                            anyhow::anyhow!("reading --into-password-file {}: {e}", f.display())
+                        })?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string(),
+                ),
+                None => std::env::var("DBTRAIL_INTO_PASSWORD").ok(),
+            };
+            Some(dbtrail_core::api::IntoTarget {
+                url,
+                password,
+                database: args.into_database,
+                replace: args.replace,
+                connections: Some(args.into_connections),
+                ssl_mode: args.into_ssl_mode,
+            })
+        }
+        None => None,
+    };
     Ok(PitrRequest {
+        into,
         target_time: args.at,
         target_gtid: args.gtid,
         tables: args.tables,
