@@ -9,6 +9,12 @@
 //! | [`Server::MysqlNoGtid`] | MySQL 9.x       | 33062 | `gtid_mode=OFF`    | -05:00    |
 //! | [`Server::MariaDb`]     | MariaDB 10.11   | 33063 | strict, `0-3-N`    | +05:30    |
 //! | [`Server::MysqlScratch`]| MySQL 9.x       | 33064 | `gtid_mode=ON`     | +03:00    |
+//! | [`Server::MysqlPrimary`]| MySQL 9.x       | 33067 | `gtid_mode=ON`     | +03:00    |
+//! | [`Server::MysqlReplica`]| MySQL 9.x       | 33068 | `gtid_mode=ON`     | +03:00    |
+//!
+//! The last two are a replication pair (the replica replicates from the primary by GTID
+//! auto-position, `log_replica_updates`, and is `super_read_only`), reserved for failover
+//! tests: [`require_pair`] takes [`pair_lock`] and rebuilds the pair ([`reset_pair`]).
 //!
 //! Plus [`s3`]: an S3-compatible server (s3s-fs, port 33065, bucket `dbtrail-test`).
 //!
@@ -72,6 +78,14 @@ pub enum Server {
     /// InnoDB applies foreign-key actions and does not log the child rows (as MySQL 8.0/8.4
     /// and MariaDB do), port 33066, server-id 5.
     MysqlNativeFk,
+    /// MySQL 9.x like [`Server::MysqlGtid`] with `log_replica_updates`, the source of the
+    /// replication pair, port 33067, server-id 7. Reserved for failover tests: see
+    /// [`require_pair`].
+    MysqlPrimary,
+    /// MySQL 9.x replica of [`Server::MysqlPrimary`] (GTID auto-position,
+    /// `log_replica_updates`, `super_read_only`), port 33068, server-id 8. [`require`] cannot
+    /// make a database on it (read-only): see [`require_pair`].
+    MysqlReplica,
 }
 
 impl Server {
@@ -103,6 +117,8 @@ impl Server {
             Server::MariaDb => "mariadb",
             Server::MysqlScratch => "mysql-scratch",
             Server::MysqlNativeFk => "mysql-nativefk",
+            Server::MysqlPrimary => "mysql-primary",
+            Server::MysqlReplica => "mysql-replica",
         }
     }
 
@@ -114,6 +130,8 @@ impl Server {
             Server::MariaDb => "DBTRAIL_TEST_MARIADB_URL",
             Server::MysqlScratch => "DBTRAIL_TEST_MYSQL_SCRATCH_URL",
             Server::MysqlNativeFk => "DBTRAIL_TEST_MYSQL_NATIVEFK_URL",
+            Server::MysqlPrimary => "DBTRAIL_TEST_MYSQL_PRIMARY_URL",
+            Server::MysqlReplica => "DBTRAIL_TEST_MYSQL_REPLICA_URL",
         }
     }
 
@@ -198,7 +216,23 @@ impl ScratchGuard {
 /// # Panics
 /// When the lock file cannot be created or locked.
 pub fn scratch_lock() -> ScratchGuard {
-    let path = scratch_lock_file();
+    lock_file(scratch_lock_file())
+}
+
+/// Path of the lock file [`pair_lock`] takes: `<test bed dir>/pair.lock`.
+pub fn pair_lock_file() -> PathBuf {
+    testdb_dir().join("pair.lock")
+}
+
+/// Takes the exclusive lock on the replication pair ([`Server::MysqlPrimary`],
+/// [`Server::MysqlReplica`]), as [`scratch_lock`] does for the scratch server: tests that
+/// promote the replica, stop replication or change `read_only` hold it for their whole run.
+/// [`require_pair`] takes it.
+pub fn pair_lock() -> ScratchGuard {
+    lock_file(pair_lock_file())
+}
+
+fn lock_file(path: PathBuf) -> ScratchGuard {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
@@ -860,4 +894,196 @@ mod tests {
         other.lock().unwrap();
         other.unlock().unwrap();
     }
+}
+
+/// The replication pair, rebuilt for one test ([`require_pair`]).
+pub struct Pair {
+    /// A fresh database of the test's own on [`Server::MysqlPrimary`]; the replica has it too.
+    pub primary: TestDb,
+    /// Root URL of [`Server::MysqlReplica`] (no database).
+    pub replica_url: String,
+    _guard: ScratchGuard,
+}
+
+impl Pair {
+    /// A root connection to the replica with the test's database as default.
+    pub async fn replica_conn(&self) -> Conn {
+        connect(&self.replica_url, Some(self.primary.db_name()))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", Server::MysqlReplica))
+    }
+
+    /// Waits until the replica has applied every transaction the primary has executed.
+    pub async fn wait_replica_caught_up(&self) {
+        let set = self.primary.gtid_executed().await;
+        let mut r = connect(&self.replica_url, None)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", Server::MysqlReplica));
+        let done: Option<i64> = r
+            .exec_first("SELECT WAIT_FOR_EXECUTED_GTID_SET(?, 60)", (set.as_str(),))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("{}: WAIT_FOR_EXECUTED_GTID_SET: {e}", Server::MysqlReplica)
+            });
+        assert_eq!(
+            done,
+            Some(0),
+            "{}: did not apply {set} within 60 s",
+            Server::MysqlReplica
+        );
+    }
+}
+
+async fn sql(server: Server, conn: &mut Conn, statements: &[&str]) {
+    for s in statements {
+        if let Err(e) = conn.query_drop(*s).await {
+            panic!("{server}: {s}: {e}");
+        }
+    }
+}
+
+/// Puts the replication pair back as `scripts/testdb up` made it, whatever a failover test
+/// left: the primary writable, the replica replicating from it by GTID auto-position and
+/// `super_read_only`, no test databases, and both binlogs and GTID histories reset (`RESET
+/// BINARY LOGS AND GTIDS`), so a previous promotion's transactions cannot diverge them.
+/// `primary` and `replica` are root connections; hold [`pair_lock`].
+///
+/// # Panics
+/// When the connections are not to server-ids 7 and 8, or a statement fails, or replication
+/// does not run within 60 s.
+pub async fn reset_pair(primary: &mut Conn, replica: &mut Conn) {
+    for (conn, server, id) in [
+        (&mut *primary, Server::MysqlPrimary, 7),
+        (&mut *replica, Server::MysqlReplica, 8),
+    ] {
+        let got: Option<u32> = conn
+            .query_first("SELECT @@server_id")
+            .await
+            .unwrap_or_else(|e| panic!("reset_pair: {server}: SELECT @@server_id: {e}"));
+        assert_eq!(got, Some(id), "reset_pair: not connected to {server}");
+    }
+    sql(
+        Server::MysqlReplica,
+        replica,
+        &["STOP REPLICA", "RESET REPLICA ALL"],
+    )
+    .await;
+    for (conn, server) in [
+        (&mut *primary, Server::MysqlPrimary),
+        (&mut *replica, Server::MysqlReplica),
+    ] {
+        sql(
+            server,
+            conn,
+            &[
+                "SET GLOBAL super_read_only = OFF",
+                "SET GLOBAL read_only = OFF",
+                "SET SESSION sql_log_bin = 0",
+            ],
+        )
+        .await;
+        let dbs: Vec<String> = conn
+            .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'dbt\\_%'")
+            .await
+            .unwrap_or_else(|e| panic!("{server}: listing test databases: {e}"));
+        for d in dbs {
+            sql(server, conn, &[&format!("DROP DATABASE `{d}`")]).await;
+        }
+        sql(
+            server,
+            conn,
+            &["SET SESSION sql_log_bin = 1", "RESET BINARY LOGS AND GTIDS"],
+        )
+        .await;
+    }
+    let port: Option<u16> = primary
+        .query_first("SELECT @@port")
+        .await
+        .unwrap_or_else(|e| panic!("{}: SELECT @@port: {e}", Server::MysqlPrimary));
+    let port = port.expect("@@port");
+    sql(
+        Server::MysqlReplica,
+        replica,
+        &[
+            &format!(
+                "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT={port}, \
+                 SOURCE_USER='root', SOURCE_PASSWORD='', SOURCE_AUTO_POSITION=1, \
+                 GET_SOURCE_PUBLIC_KEY=1"
+            ),
+            "START REPLICA",
+            "SET GLOBAL super_read_only = ON",
+        ],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state: Option<(Option<String>, Option<String>)> = replica
+            .query_first(
+                "SELECT (SELECT SERVICE_STATE FROM performance_schema.replication_connection_status \
+                 WHERE CHANNEL_NAME = ''), (SELECT SERVICE_STATE FROM \
+                 performance_schema.replication_applier_status WHERE CHANNEL_NAME = '')",
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: replication state: {e}", Server::MysqlReplica));
+        if let Some((Some(io), Some(applier))) = &state
+            && io == "ON"
+            && applier == "ON"
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: replication not running within 60 s: {state:?}",
+            Server::MysqlReplica
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The replication pair for a failover test, or `None` (after a loud `SKIPPED:` line) when
+/// either server is not configured or not reachable: takes [`pair_lock`] (held while the
+/// [`Pair`] lives), rebuilds the pair ([`reset_pair`]) and makes the test's database on the
+/// primary, waiting until the replica has it.
+///
+/// # Panics
+/// When a server is missing and `DBTRAIL_TEST_REQUIRE_SERVERS=1` or `CI=true`.
+pub async fn require_pair() -> Option<Pair> {
+    let mut urls = Vec::new();
+    for server in [Server::MysqlPrimary, Server::MysqlReplica] {
+        let Some(url) = url(server) else {
+            skip_or_panic(
+                server.name(),
+                &format!(
+                    "is not configured ({} unset and no {})",
+                    server.env_var(),
+                    env_file().display()
+                ),
+                "run scripts/testdb up mysql-primary mysql-replica",
+            );
+            return None;
+        };
+        match connect(&url, None).await {
+            Ok(conn) => urls.push((url, conn)),
+            Err(e) => {
+                skip_or_panic(
+                    server.name(),
+                    &format!("is not reachable ({e})"),
+                    "run scripts/testdb up mysql-primary mysql-replica",
+                );
+                return None;
+            }
+        }
+    }
+    let guard = pair_lock();
+    let (replica_url, mut replica) = urls.pop().expect("two");
+    let (_, mut primary) = urls.pop().expect("two");
+    reset_pair(&mut primary, &mut replica).await;
+    let db = require(Server::MysqlPrimary).await?;
+    let pair = Pair {
+        primary: db,
+        replica_url,
+        _guard: guard,
+    };
+    pair.wait_replica_caught_up().await;
+    Some(pair)
 }

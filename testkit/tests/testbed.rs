@@ -44,6 +44,8 @@ async fn reachable_with_expected_version(server: Server) {
         Server::MariaDb => "3",
         Server::MysqlScratch => "4",
         Server::MysqlNativeFk => "5",
+        Server::MysqlPrimary => "7",
+        Server::MysqlReplica => "8",
     };
     assert_eq!(
         value(&db, "SELECT @@server_id").await,
@@ -85,7 +87,11 @@ async fn gtid_mode(server: Server) {
         return;
     };
     match server {
-        Server::MysqlGtid | Server::MysqlScratch | Server::MysqlNativeFk => {
+        Server::MysqlGtid
+        | Server::MysqlScratch
+        | Server::MysqlNativeFk
+        | Server::MysqlPrimary
+        | Server::MysqlReplica => {
             assert_eq!(value(&db, "SELECT @@GLOBAL.gtid_mode").await, "ON");
             assert_eq!(
                 value(&db, "SELECT @@GLOBAL.enforce_gtid_consistency").await,
@@ -111,7 +117,11 @@ async fn time_zone_is_not_utc(server: Server) {
         return;
     };
     let expected = match server {
-        Server::MysqlGtid | Server::MysqlScratch | Server::MysqlNativeFk => "+03:00",
+        Server::MysqlGtid
+        | Server::MysqlScratch
+        | Server::MysqlNativeFk
+        | Server::MysqlPrimary
+        | Server::MysqlReplica => "+03:00",
         Server::MysqlNoGtid => "-05:00",
         Server::MariaDb => "+05:30",
     };
@@ -390,4 +400,38 @@ fn s3_answers_http() {
         "{}: {response}",
         s3.endpoint
     );
+}
+
+/// The replication pair: the replica is read-only, logs what it applies and replicates a
+/// write of the primary's by GTID auto-position.
+#[tokio::test]
+async fn replication_pair_replicates() {
+    let Some(pair) = dbtrail_testkit::require_pair().await else {
+        return;
+    };
+    pair.primary
+        .exec("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+        .await;
+    pair.wait_replica_caught_up().await;
+    let mut r = pair.replica_conn().await;
+    let n: Option<i64> = r.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    assert_eq!(n, Some(2));
+    let flags: Option<(i64, i64, i64, String)> = r
+        .query_first(
+            "SELECT @@read_only, @@super_read_only, @@log_replica_updates, \
+             (SELECT AUTO_POSITION FROM performance_schema.replication_connection_configuration \
+              WHERE CHANNEL_NAME = '')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        flags,
+        Some((1, 1, 1, "1".into())),
+        "read_only, super_read_only, log_replica_updates, auto-position"
+    );
+    let primary_ro = pair
+        .primary
+        .query_value("SELECT CONCAT(@@read_only, @@super_read_only, @@log_replica_updates)")
+        .await;
+    assert_eq!(primary_ro.as_deref(), Some("001"));
 }
