@@ -906,6 +906,17 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// The test's database as seen on the replica (it exists there by replication): for
+    /// writers and reads once the replica is promoted.
+    pub fn replica_db(&self) -> TestDb {
+        TestDb {
+            server: Server::MysqlReplica,
+            base_url: self.replica_url.clone(),
+            db_name: self.primary.db_name().to_owned(),
+            conn: Mutex::new(None),
+        }
+    }
+
     /// A root connection to the replica with the test's database as default.
     pub async fn replica_conn(&self) -> Conn {
         connect(&self.replica_url, Some(self.primary.db_name()))
