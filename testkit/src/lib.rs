@@ -807,95 +807,6 @@ fn value_to_string(value: Value) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn db_names_are_unique_and_valid() {
-        let long = "some::very::long::module::path::to::a_test_with_a_long_name";
-        let a = unique_db_name(long);
-        let b = unique_db_name(long);
-        assert_ne!(a, b);
-        assert!(a.len() <= 64, "{a}");
-        assert!(a.starts_with("dbt_"), "{a}");
-        assert!(a.contains("a_test_with_a_long_name"), "{a}");
-        assert!(
-            a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-            "{a}"
-        );
-    }
-
-    #[test]
-    fn server_names_match_scripts() {
-        let names: Vec<_> = Server::all().iter().map(|s| s.name()).collect();
-        assert_eq!(names, ["mysql-gtid", "mysql-nogtid", "mariadb"]);
-        assert_eq!(Server::scratch().name(), "mysql-scratch");
-        assert_eq!(
-            Server::scratch().env_var(),
-            "DBTRAIL_TEST_MYSQL_SCRATCH_URL"
-        );
-    }
-
-    #[test]
-    fn all_excludes_the_scratch_server() {
-        assert!(!Server::all().contains(&Server::scratch()));
-        assert!(Server::all().iter().all(|s| !s.is_scratch()));
-        assert!(Server::scratch().is_scratch());
-        assert!(Server::scratch().has_gtids());
-        assert!(!Server::scratch().is_mariadb());
-    }
-
-    #[test]
-    fn s3_authority_from_endpoint() {
-        let at = |endpoint: &str| {
-            S3 {
-                endpoint: endpoint.to_owned(),
-                bucket: "b".into(),
-                access_key: "ak".into(),
-                secret_key: "sk".into(),
-                region: "us-east-1".into(),
-            }
-            .authority()
-        };
-        assert_eq!(at("http://127.0.0.1:33065").unwrap(), "127.0.0.1:33065");
-        assert_eq!(at("http://127.0.0.1:33065/").unwrap(), "127.0.0.1:33065");
-        assert_eq!(at("http://localhost").unwrap(), "localhost:80");
-        assert_eq!(
-            at("https://s3.example.com/x").unwrap(),
-            "s3.example.com:443"
-        );
-        assert_eq!(at("http://[::1]:9000").unwrap(), "[::1]:9000");
-        assert_eq!(at("http://[::1]").unwrap(), "[::1]:80");
-        assert!(at("127.0.0.1:33065").is_err());
-        assert!(at("http://").is_err());
-    }
-
-    #[test]
-    fn s3_env_vars_match_scripts() {
-        let script = include_str!("../../scripts/testdb");
-        for key in S3_ENV_VARS {
-            assert!(script.contains(&format!("echo \"{key}=")), "{key}");
-        }
-    }
-
-    /// flock locks belong to the open file, so a second open of the lock file, even in
-    /// this process, cannot take it while a guard lives, and can once the guard is gone.
-    #[test]
-    fn scratch_lock_is_exclusive_and_released_on_drop() {
-        let guard = scratch_lock();
-        let other = File::options().write(true).open(guard.path()).unwrap();
-        assert!(matches!(
-            other.try_lock(),
-            Err(std::fs::TryLockError::WouldBlock)
-        ));
-        drop(guard);
-        // Another process's destructive test may grab it in between: wait for it.
-        other.lock().unwrap();
-        other.unlock().unwrap();
-    }
-}
-
 /// The replication pair, rebuilt for one test ([`require_pair`]).
 pub struct Pair {
     /// A fresh database of the test's own on [`Server::MysqlPrimary`]; the replica has it too.
@@ -1097,4 +1008,93 @@ pub async fn require_pair() -> Option<Pair> {
     };
     pair.wait_replica_caught_up().await;
     Some(pair)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_names_are_unique_and_valid() {
+        let long = "some::very::long::module::path::to::a_test_with_a_long_name";
+        let a = unique_db_name(long);
+        let b = unique_db_name(long);
+        assert_ne!(a, b);
+        assert!(a.len() <= 64, "{a}");
+        assert!(a.starts_with("dbt_"), "{a}");
+        assert!(a.contains("a_test_with_a_long_name"), "{a}");
+        assert!(
+            a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn server_names_match_scripts() {
+        let names: Vec<_> = Server::all().iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["mysql-gtid", "mysql-nogtid", "mariadb"]);
+        assert_eq!(Server::scratch().name(), "mysql-scratch");
+        assert_eq!(
+            Server::scratch().env_var(),
+            "DBTRAIL_TEST_MYSQL_SCRATCH_URL"
+        );
+    }
+
+    #[test]
+    fn all_excludes_the_scratch_server() {
+        assert!(!Server::all().contains(&Server::scratch()));
+        assert!(Server::all().iter().all(|s| !s.is_scratch()));
+        assert!(Server::scratch().is_scratch());
+        assert!(Server::scratch().has_gtids());
+        assert!(!Server::scratch().is_mariadb());
+    }
+
+    #[test]
+    fn s3_authority_from_endpoint() {
+        let at = |endpoint: &str| {
+            S3 {
+                endpoint: endpoint.to_owned(),
+                bucket: "b".into(),
+                access_key: "ak".into(),
+                secret_key: "sk".into(),
+                region: "us-east-1".into(),
+            }
+            .authority()
+        };
+        assert_eq!(at("http://127.0.0.1:33065").unwrap(), "127.0.0.1:33065");
+        assert_eq!(at("http://127.0.0.1:33065/").unwrap(), "127.0.0.1:33065");
+        assert_eq!(at("http://localhost").unwrap(), "localhost:80");
+        assert_eq!(
+            at("https://s3.example.com/x").unwrap(),
+            "s3.example.com:443"
+        );
+        assert_eq!(at("http://[::1]:9000").unwrap(), "[::1]:9000");
+        assert_eq!(at("http://[::1]").unwrap(), "[::1]:80");
+        assert!(at("127.0.0.1:33065").is_err());
+        assert!(at("http://").is_err());
+    }
+
+    #[test]
+    fn s3_env_vars_match_scripts() {
+        let script = include_str!("../../scripts/testdb");
+        for key in S3_ENV_VARS {
+            assert!(script.contains(&format!("echo \"{key}=")), "{key}");
+        }
+    }
+
+    /// flock locks belong to the open file, so a second open of the lock file, even in
+    /// this process, cannot take it while a guard lives, and can once the guard is gone.
+    #[test]
+    fn scratch_lock_is_exclusive_and_released_on_drop() {
+        let guard = scratch_lock();
+        let other = File::options().write(true).open(guard.path()).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(guard);
+        // Another process's destructive test may grab it in between: wait for it.
+        other.lock().unwrap();
+        other.unlock().unwrap();
+    }
 }
