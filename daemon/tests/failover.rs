@@ -1,5 +1,5 @@
-//! Failover against a real MySQL GTID replication pair (`scripts/testdb` servers
-//! mysql-primary and mysql-replica; docs/correctness.md C16).
+//! Failover against real GTID replication pairs (`scripts/testdb` servers mysql-primary and
+//! mysql-replica, mariadb-primary and mariadb-replica; docs/correctness.md C16).
 //!
 //! The source lists both servers (`urls`). Capture reads the primary under concurrent
 //! writers; then a switchover: the primary is made read-only, the replica catches up, its
@@ -20,9 +20,10 @@ mod common;
 
 use common::writers::{Point, Writers, point};
 use common::{Daemon, hex_rows, myloader, next_second, restore, server_now_us, utc_second};
+use dbtrail_core::GtidSet;
 use dbtrail_core::api::{PitrRequest, SourceState, SourceStatus};
-use dbtrail_core::gtid::MysqlGtidSet;
-use dbtrail_testkit::{Server, TestDb};
+use dbtrail_core::gtid::{MariadbGtidSet, MysqlGtidSet};
+use dbtrail_testkit::{Pair, Server, TestDb};
 use mysql_async::prelude::Queryable;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -54,13 +55,25 @@ fn txn_new_primary(w: u64, n: u64, next: &mut dyn FnMut(u64) -> u64) -> Vec<Stri
     txn(1, w, n, next)
 }
 
-/// The root connection's server's `@@server_uuid`.
+/// The connection's server as the daemon's status names it: `@@server_uuid` on MySQL,
+/// `@@server_id` on MariaDB.
 async fn uuid_of(conn: &mut mysql_async::Conn) -> String {
-    let u: Option<String> = conn
-        .query_first("SELECT @@server_uuid")
-        .await
-        .expect("uuid");
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await.expect("version");
+    let sql = if version.unwrap_or_default().contains("MariaDB") {
+        "SELECT CAST(@@server_id AS CHAR)"
+    } else {
+        "SELECT @@server_uuid"
+    };
+    let u: Option<String> = conn.query_first(sql).await.expect("uuid");
     u.expect("uuid")
+}
+
+/// The server a GTID names: the UUID of `uuid:n` (MySQL), the server-id of `d-s-n` (MariaDB).
+fn origin(gtid: &str) -> &str {
+    match gtid.split('-').collect::<Vec<_>>()[..] {
+        [_, s, _] if gtid.bytes().all(|b| b.is_ascii_digit() || b == b'-') => s,
+        _ => gtid.split(':').next().unwrap_or(gtid),
+    }
 }
 
 /// Ends the replication connections (`Binlog Dump GTID`) of the daemon's user on `conn`'s
@@ -77,21 +90,6 @@ async fn kill_dump_threads(conn: &mut mysql_async::Conn) {
     for id in ids {
         // It may end by itself in between.
         let _ = conn.query_drop(format!("KILL {id}")).await;
-    }
-}
-
-/// Promotes the replica: replication stopped and forgotten, writable.
-async fn promote(replica: &mut mysql_async::Conn) {
-    for s in [
-        "STOP REPLICA",
-        "RESET REPLICA ALL",
-        "SET GLOBAL super_read_only = OFF",
-        "SET GLOBAL read_only = OFF",
-    ] {
-        replica
-            .query_drop(s)
-            .await
-            .unwrap_or_else(|e| panic!("{s}: {e}"));
     }
 }
 
@@ -127,9 +125,8 @@ async fn wait_caught_up_on(daemon: &Daemon, db: &TestDb, uuid: &str) -> SourceSt
         .await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn switchover_mysql_no_loss_no_duplicates_and_pitr_across() {
-    let Some(pair) = dbtrail_testkit::require_pair().await else {
+async fn switchover(primary: Server) {
+    let Some(pair) = dbtrail_testkit::require_pair(primary).await else {
         return;
     };
     let db = &pair.primary;
@@ -146,7 +143,7 @@ async fn switchover_mysql_no_loss_no_duplicates_and_pitr_across() {
         .await;
     let puuid = uuid_of(&mut pconn).await;
     let daemon = Daemon::start_urls(
-        &[Server::MysqlPrimary, Server::MysqlReplica],
+        &[primary, pair.replica],
         &format!("backup_databases = [\"{}\"]\n", db.db_name()),
     );
     let s = daemon.wait_streaming().await;
@@ -168,10 +165,7 @@ async fn switchover_mysql_no_loss_no_duplicates_and_pitr_across() {
     );
 
     // The switchover. Across: what the old primary held last, a second inside the failover.
-    proot
-        .query_drop("SET GLOBAL super_read_only = ON")
-        .await
-        .expect("primary read-only");
+    pair.fence_primary().await;
     points.push(("across", quiet_point(db, &mut pconn).await));
     pair.wait_replica_caught_up().await;
     kill_dump_threads(&mut proot).await;
@@ -186,7 +180,7 @@ async fn switchover_mysql_no_loss_no_duplicates_and_pitr_across() {
         .await;
     let mut rroot = pair.replica_conn().await;
     let ruuid = uuid_of(&mut rroot).await;
-    promote(&mut rroot).await;
+    pair.promote_replica().await;
 
     // After: writers on the new primary; capture follows by GTID set.
     let mut rconn = rdb.conn().await;
@@ -220,10 +214,7 @@ async fn switchover_mysql_no_loss_no_duplicates_and_pitr_across() {
         assert!(keys.insert(key), "ledger row {key:?} logged twice");
         let gtid = e.gtid.clone().expect("gtid");
         let from = if phase == 0 { &puuid } else { &ruuid };
-        assert!(
-            gtid.starts_with(from.as_str()),
-            "phase {phase} from {gtid}, not {from}"
-        );
+        assert_eq!(origin(&gtid), from, "phase {phase} from {gtid}");
         *by_gtid.entry(gtid).or_default() += 1;
     }
     assert_eq!(
@@ -236,8 +227,17 @@ async fn switchover_mysql_no_loss_no_duplicates_and_pitr_across() {
     let rows = rdb.query_value("SELECT COUNT(*) FROM ledger").await;
     assert_eq!(rows, Some((commits_old + commits_new).to_string()));
     // The captured set is the new primary's executed set: nothing skipped, nothing extra.
-    let captured: MysqlGtidSet = status.captured_gtid_set.parse().expect("captured set");
-    let executed: MysqlGtidSet = rdb.gtid_executed().await.parse().expect("executed set");
+    let captured: GtidSet = status.captured_gtid_set.parse().expect("captured set");
+    // MariaDB: gtid_binlog_state keeps the last GTID of every server of a domain, as the
+    // captured set does (gtid_binlog_pos keeps only the domain's last).
+    let executed = if pair.is_mariadb() {
+        rdb.query_value("SELECT @@GLOBAL.gtid_binlog_state")
+            .await
+            .unwrap_or_default()
+    } else {
+        rdb.gtid_executed().await
+    };
+    let executed: GtidSet = executed.parse().expect("executed set");
     assert_eq!(
         captured, executed,
         "captured {captured} vs executed {executed}"
@@ -273,12 +273,41 @@ async fn switchover_mysql_no_loss_no_duplicates_and_pitr_across() {
     let mut daemon = daemon;
     assert!(daemon.stop().is_some(), "clean SIGTERM exit");
     // Leave the pair as `scripts/testdb up` made it.
-    dbtrail_testkit::reset_pair(&mut proot, &mut rroot).await;
+    pair.reset().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn lossy_failover_mysql_is_refused_naming_the_missing_set() {
-    let Some(pair) = dbtrail_testkit::require_pair().await else {
+async fn switchover_mysql_no_loss_no_duplicates_and_pitr_across() {
+    switchover(Server::MysqlPrimary).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn switchover_mariadb_no_loss_no_duplicates_and_pitr_across() {
+    switchover(Server::MariadbPrimary).await;
+}
+
+/// What the daemon's refusal names as missing on the replica: the primary's set minus the
+/// replica's (MySQL), or the sequence numbers of domain 0 the replica lacks (MariaDB).
+async fn missing_on_replica(pair: &Pair) -> String {
+    let p = pair.primary.gtid_executed().await;
+    let r = pair.replica_db().gtid_executed().await;
+    if pair.is_mariadb() {
+        let (p, r): (MariadbGtidSet, MariadbGtidSet) =
+            (p.parse().expect("set"), r.parse().expect("set"));
+        let (have, last) = (r.domain_seq(0).unwrap_or(0), p.domain_seq(0).expect("seq"));
+        assert!(have < last, "the replica is behind");
+        format!("domain 0: sequence {}-{last}", have + 1)
+    } else {
+        let (p, r): (MysqlGtidSet, MysqlGtidSet) =
+            (p.parse().expect("set"), r.parse().expect("set"));
+        let missing = p.subtract(&r);
+        assert!(!missing.is_empty(), "the replica is behind");
+        missing.to_compact_string()
+    }
+}
+
+async fn lossy_failover(primary: Server) {
+    let Some(pair) = dbtrail_testkit::require_pair(primary).await else {
         return;
     };
     let db = &pair.primary;
@@ -287,27 +316,18 @@ async fn lossy_failover_mysql_is_refused_naming_the_missing_set() {
     db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
     pair.wait_replica_caught_up().await;
     let puuid = uuid_of(&mut proot).await;
-    let daemon = Daemon::start_urls(&[Server::MysqlPrimary, Server::MysqlReplica], "");
+    let daemon = Daemon::start_urls(&[primary, pair.replica], "");
     daemon.wait_streaming().await;
     // The replica falls behind; the primary commits what it will never get.
-    rroot
-        .query_drop("STOP REPLICA")
-        .await
-        .expect("stop replica");
+    pair.stop_replication().await;
     for i in 0..5 {
         db.exec(&format!("INSERT INTO t VALUES ({i})")).await;
     }
     let before = wait_caught_up_on(&daemon, db, &puuid).await;
-    let lost: MysqlGtidSet = db.gtid_executed().await.parse().expect("set");
-    let has: MysqlGtidSet = pair_replica_executed(&mut rroot).await;
-    let missing = lost.subtract(&has);
-    assert!(!missing.is_empty());
+    let missing = missing_on_replica(&pair).await;
     // The lossy failover.
-    proot
-        .query_drop("SET GLOBAL super_read_only = ON")
-        .await
-        .expect("primary read-only");
-    promote(&mut rroot).await;
+    pair.fence_primary().await;
+    pair.promote_replica().await;
     kill_dump_threads(&mut proot).await;
     let s = daemon
         .wait_status("the refusal", Duration::from_secs(30), |s| {
@@ -317,7 +337,7 @@ async fn lossy_failover_mysql_is_refused_naming_the_missing_set() {
     let err = s.error.clone().unwrap_or_default();
     eprintln!("lossy failover refused: {err}");
     assert!(
-        err.contains(&missing.to_compact_string()) && err.contains("lacks transactions"),
+        err.contains(&missing) && err.contains("lacks transactions"),
         "the error names the missing set {missing}: {err}"
     );
     assert!(
@@ -328,16 +348,15 @@ async fn lossy_failover_mysql_is_refused_naming_the_missing_set() {
     assert_eq!(s.transactions_total, before.transactions_total);
     let mut daemon = daemon;
     daemon.stop();
-    dbtrail_testkit::reset_pair(&mut proot, &mut rroot).await;
+    pair.reset().await;
 }
 
-async fn pair_replica_executed(conn: &mut mysql_async::Conn) -> MysqlGtidSet {
-    let v: Option<String> = conn
-        .query_first("SELECT @@GLOBAL.gtid_executed")
-        .await
-        .expect("gtid_executed");
-    v.unwrap_or_default()
-        .replace('\n', "")
-        .parse()
-        .expect("set")
+#[tokio::test(flavor = "multi_thread")]
+async fn lossy_failover_mysql_is_refused_naming_the_missing_set() {
+    lossy_failover(Server::MysqlPrimary).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lossy_failover_mariadb_is_refused_naming_the_missing_set() {
+    lossy_failover(Server::MariadbPrimary).await;
 }
