@@ -51,7 +51,7 @@ pub struct ServerInfo {
     pub warnings: Vec<String>,
 }
 
-async fn var(conn: &mut Conn, name: &str) -> Result<Option<String>, BinlogError> {
+pub(crate) async fn var(conn: &mut Conn, name: &str) -> Result<Option<String>, BinlogError> {
     // A variable the server does not know yields ER_UNKNOWN_SYSTEM_VARIABLE: report None.
     match conn
         .query_first::<Option<String>, _>(format!("SELECT @@GLOBAL.{name}"))

@@ -47,6 +47,25 @@ pub enum BinlogError {
     /// table); nothing was locked, and a later try may succeed.
     #[error("{0}")]
     LockWait(String),
+    /// None of a source's listed servers is the one primary (all read-only or unreachable,
+    /// or several writable, as in the middle of a failover): retry.
+    #[error("{0}")]
+    NoPrimary(String),
+    /// The server lacks transactions the log already holds (it is behind the log, as after
+    /// a lossy failover): capturing from it would log a history without them.
+    #[error(
+        "server {server} lacks transactions dbtrail has already captured: {missing}; it is \
+         behind the log (as after a failover that lost transactions), and capture refuses it \
+         rather than continue a history that skips them; fix: apply the missing transactions \
+         to it (from the binlogs of the server that ran them) or point the source at a server \
+         that has them, then restart dbtraild"
+    )]
+    Behind {
+        /// The server, as `host:port (uuid)`.
+        server: String,
+        /// The GTIDs it lacks.
+        missing: String,
+    },
     /// Network, timeouts, server restarts: retry.
     #[error("{action}: {source}")]
     Transient {
@@ -73,6 +92,7 @@ impl BinlogError {
                 source,
                 mysql_async::Error::Server(e) if is_definite_server_error(e.code)
             ),
+            BinlogError::NoPrimary(_) => true,
             _ => false,
         }
     }

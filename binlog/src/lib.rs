@@ -2,6 +2,8 @@
 //!
 //! - [`checks`]: refuses servers that cannot give every row change exactly (binlog format,
 //!   row image, partial JSON, privileges) with the fix in the message.
+//! - [`failover`]: which of a source's servers is the primary, and the refusal of a server
+//!   that lacks transactions the log holds.
 //! - [`stream`]: registers as a replica (GTID or file:pos, MySQL or MariaDB), reads events
 //!   with heartbeats and timeouts, and yields [`stream::CaptureItem`]s per transaction.
 //! - [`decode`]: TABLE_MAP metadata to versioned [`dbtrail_core::TableSchema`]s.
@@ -15,6 +17,7 @@
 pub mod checks;
 pub mod decode;
 mod error;
+pub mod failover;
 pub mod infoschema;
 pub mod jsonb;
 pub mod rows;

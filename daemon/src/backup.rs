@@ -356,8 +356,7 @@ impl Backups {
             tokio::time::sleep(Duration::from_millis(200)).await;
             waited += Duration::from_millis(200);
         }
-        let spec = source.spec().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut first = stream::connect(&spec).await?;
+        let (mut first, spec) = source.connect().await?;
         let info = checks::check_server(&mut first).await?;
         let mut conns = vec![first];
         let wanted = match image {
@@ -622,8 +621,7 @@ impl Backups {
             );
         }
         lock(job).tables_total = tables.len() as u64;
-        let spec = source.spec().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut conn = stream::connect(&spec).await?;
+        let (mut conn, _) = source.connect().await?;
         let tmp = self.tmp_dir.join(&id);
         tokio::fs::create_dir_all(&tmp)
             .await

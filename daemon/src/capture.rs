@@ -6,13 +6,20 @@
 //! transaction the writer has accepted (flushed or about to be). Items are processed in order,
 //! so that position is exactly where the new stream must begin; an open transaction is
 //! rolled back by the writer and re-read in full.
+//!
+//! Each (re)connect goes to the source's server, or with several listed (`urls`) to their one
+//! primary (dbtrail_binlog::failover), and resumes there by GTID set: a server that lacks any
+//! captured transaction is refused with the missing set (definite), and a source of several
+//! servers needs GTIDs (file:pos never crosses servers). A stream that broke after running
+//! retries after 500 ms, so a failover costs one short retry once the new primary is writable.
 pub mod writer;
 
 use crate::metrics::Metrics;
 use crate::source::Source;
 use crate::util::lock;
 use dbtrail_binlog::BinlogError;
-use dbtrail_binlog::checks::{self, ServerInfo};
+use dbtrail_binlog::checks::{self, Flavor, ServerInfo};
+use dbtrail_binlog::failover;
 use dbtrail_binlog::stream::{self, Capture};
 use dbtrail_core::api::SourceState;
 use dbtrail_storage::ServerFacts;
@@ -78,6 +85,11 @@ pub async fn run_with(source: Arc<Source>, policy: FlushPolicy, cancel: Cancella
         };
         metrics.up.get_or_create(&labels).set(0);
         if err.is_transient() || matches!(err, BinlogError::Protocol { .. }) {
+            // A stream that ran retries soon (a failover's new primary is usually ready
+            // within seconds); only repeated failures to start back off further.
+            if lock(&source.shared).state == Some(SourceState::Streaming) {
+                backoff = Duration::from_millis(500);
+            }
             metrics.reconnects.get_or_create(&labels).inc();
             tracing::warn!(source = %name, error = %err, retry_in = ?backoff, "capture interrupted; reconnecting");
             {
@@ -124,9 +136,18 @@ async fn capture_once(
     metrics: &Metrics,
 ) -> Result<(), BinlogError> {
     let labels = Metrics::source(&source.config.name);
-    let spec = source.spec()?;
-    let mut conn = stream::connect(&spec).await?;
+    let several = source.specs()?.len() > 1;
+    let (mut conn, spec) = source.connect().await?;
     let info: ServerInfo = checks::check_server(&mut conn).await?;
+    if several && info.flavor == Flavor::Mysql && !info.gtid_mode {
+        return Err(BinlogError::Config(format!(
+            "source {} lists several servers (urls) but {}:{} has gtid_mode=OFF: capture \
+             resumes on another server only by GTID set, never by file:pos; fix: enable GTIDs \
+             on every listed server (gtid_mode=ON, enforce_gtid_consistency=ON) or list one \
+             server in url",
+            source.config.name, spec.host, spec.port
+        )));
+    }
     let expire = i64::try_from(info.binlog_expire_seconds.unwrap_or(0)).unwrap_or(i64::MAX);
     metrics.binlog_retention.get_or_create(&labels).set(expire);
     for w in &info.warnings {
@@ -141,6 +162,8 @@ async fn capture_once(
     let resume = rrx.await.map_err(|_| writer_gone())?;
     let from = match resume {
         Some(p) => {
+            // With GTIDs: never continue on a server that lacks what the log holds.
+            failover::refuse_if_behind(&spec, &info, &p.gtid_set)?;
             if p.server_uuid != info.server_uuid && !info.gtid_mode {
                 return Err(BinlogError::Config(format!(
                     "the source is now server {} but the log was captured from {} by binlog \
@@ -148,6 +171,9 @@ async fn capture_once(
                      a new data_dir",
                     info.server_uuid, p.server_uuid
                 )));
+            }
+            if p.server_uuid != info.server_uuid {
+                tracing::info!(source = %source.config.name, from = %p.server_uuid, to = %info.server_uuid, server = %format!("{}:{}", spec.host, spec.port), "capture moves to another server; resuming by GTID set");
             }
             p
         }

@@ -29,7 +29,13 @@ pub struct SourceConfig {
     /// Name used in API paths and `--source`.
     pub name: String,
     /// `mysql://user@host:port` (a password in the URL is refused: use password_file or env).
-    pub url: String,
+    /// Exactly one of `url` and `urls`.
+    pub url: Option<String>,
+    /// The servers of one replication topology, each as `url` is written: capture reads the
+    /// one primary among them (`read_only` and `super_read_only` OFF) and resumes there by
+    /// GTID set after a failover (dbtrail_binlog::failover). Needs GTIDs. Exactly one of
+    /// `url` and `urls`; the same user and password on every server.
+    pub urls: Option<Vec<String>>,
     /// File holding the password (first line); must not be readable by others.
     pub password_file: Option<PathBuf>,
     /// server_id this replica registers with; unique among the source's replicas.
@@ -187,7 +193,7 @@ impl Config {
             if s.replica_server_id == 0 {
                 bail!("source {}: replica_server_id must be non-zero", s.name);
             }
-            s.parsed_url()?;
+            s.parsed_urls()?;
             if let Some(i) = s.backup_interval()?
                 && i < Duration::from_secs(1)
             {
@@ -280,24 +286,76 @@ impl SourceConfig {
         }
     }
 
-    /// Parses `url`.
+    /// The configured server URLs with the key they came from: `url`, or `urls` (validated:
+    /// exactly one of the two, not empty, no server twice).
+    fn url_list(&self) -> anyhow::Result<(&'static str, Vec<&str>)> {
+        let (key, list) = match (&self.url, &self.urls) {
+            (Some(u), None) => ("url", vec![u.as_str()]),
+            (None, Some(l)) => ("urls", l.iter().map(String::as_str).collect()),
+            (Some(_), Some(_)) => bail!(
+                "source {}: both url and urls are set; use url = \"mysql://USER@HOST:PORT\" \
+                 for one server or urls = [\"mysql://USER@HOST1:PORT\", ...] for the servers of \
+                 one replication topology, not both",
+                self.name
+            ),
+            (None, None) => bail!(
+                "source {}: no server: set url = \"mysql://USER@HOST:PORT\" (or urls = [...] \
+                 for the servers of one replication topology)",
+                self.name
+            ),
+        };
+        if list.is_empty() {
+            bail!(
+                "source {}: urls is empty; list at least one server, as urls = \
+                 [\"mysql://USER@HOST:PORT\"], or use url",
+                self.name
+            );
+        }
+        Ok((key, list))
+    }
+
+    /// Parses `url` or every entry of `urls`, in order.
+    pub fn parsed_urls(&self) -> anyhow::Result<Vec<SourceUrl>> {
+        let (key, list) = self.url_list()?;
+        let mut out: Vec<SourceUrl> = Vec::new();
+        for u in list {
+            let p = self.parse_url(key, u)?;
+            if out.iter().any(|o| o.host == p.host && o.port == p.port) {
+                bail!(
+                    "source {}: {key} lists {}:{} twice; list each server once",
+                    self.name,
+                    p.host,
+                    p.port
+                );
+            }
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// The first configured server's parsed URL.
     pub fn parsed_url(&self) -> anyhow::Result<SourceUrl> {
-        let rest = self.url.strip_prefix("mysql://").with_context(|| {
+        let mut all = self.parsed_urls()?;
+        Ok(all.remove(0))
+    }
+
+    fn parse_url(&self, key: &str, url: &str) -> anyhow::Result<SourceUrl> {
+        let rest = url.strip_prefix("mysql://").with_context(|| {
             format!(
-                "source {}: url {:?} must start with mysql://",
-                self.name, self.url
+                "source {}: {key} entry {url:?} must start with mysql://",
+                self.name
             )
         })?;
         let rest = rest.split(['/', '?']).next().unwrap_or("");
         let (userinfo, hostport) = rest.rsplit_once('@').with_context(|| {
             format!(
-                "source {}: url must name a user, as mysql://USER@HOST:PORT",
+                "source {}: {key} entry {url:?} must name a user, as mysql://USER@HOST:PORT",
                 self.name
             )
         })?;
         if userinfo.contains(':') {
             bail!(
-                "source {}: the url holds a password; put it in password_file or the \
+                "source {}: the {key} entry holds a password; put it in password_file or the \
                  environment variable {} instead",
                 self.name,
                 self.password_env()
@@ -312,7 +370,10 @@ impl SourceConfig {
             None => (hostport.to_string(), 3306),
         };
         if host.is_empty() || userinfo.is_empty() {
-            bail!("source {}: url needs mysql://USER@HOST[:PORT]", self.name);
+            bail!(
+                "source {}: {key} entry {url:?} needs mysql://USER@HOST[:PORT]",
+                self.name
+            );
         }
         Ok(SourceUrl {
             user: userinfo.to_string(),
@@ -340,18 +401,23 @@ impl SourceConfig {
         })
     }
 
-    /// How to connect to this source.
-    pub fn spec(&self) -> anyhow::Result<dbtrail_binlog::stream::SourceSpec> {
-        let url = self.parsed_url()?;
-        Ok(dbtrail_binlog::stream::SourceSpec {
-            host: url.host,
-            port: url.port,
-            user: url.user,
-            password: self.password()?,
-            replica_server_id: self.replica_server_id,
-            heartbeat: Duration::from_secs(self.heartbeat_seconds.max(1)),
-            tls: self.tls()?,
-        })
+    /// How to connect to each of this source's servers, in the configured order.
+    pub fn specs(&self) -> anyhow::Result<Vec<dbtrail_binlog::stream::SourceSpec>> {
+        let password = self.password()?;
+        let tls = self.tls()?;
+        Ok(self
+            .parsed_urls()?
+            .into_iter()
+            .map(|url| dbtrail_binlog::stream::SourceSpec {
+                host: url.host,
+                port: url.port,
+                user: url.user,
+                password: password.clone(),
+                replica_server_id: self.replica_server_id,
+                heartbeat: Duration::from_secs(self.heartbeat_seconds.max(1)),
+                tls: tls.clone(),
+            })
+            .collect())
     }
 
     /// `backup_interval` parsed.
@@ -500,6 +566,46 @@ mod tests {
         );
         let err = Config::parse(&format!("{base}backup_split_rows = -1\n")).unwrap_err();
         assert!(format!("{err:#}").contains("backup_split_rows"), "{err:#}");
+    }
+
+    #[test]
+    fn url_xor_urls() {
+        let base = "data_dir = \"/x\"\n[[sources]]\nname = \"a\"\nreplica_server_id = 5\n";
+        let c = Config::parse(&format!(
+            "{base}urls = [\"mysql://u@db1:3306\", \"mysql://u@db2\"]\n"
+        ))
+        .expect("valid");
+        let specs = c.sources[0].specs().expect("specs");
+        let at: Vec<_> = specs.iter().map(|s| (s.host.as_str(), s.port)).collect();
+        assert_eq!(at, [("db1", 3306), ("db2", 3306)]);
+        for (extra, wanted) in [
+            ("", "source a: no server: set url = "),
+            (
+                "url = \"mysql://u@h:1\"\nurls = [\"mysql://u@h:2\"]\n",
+                "source a: both url and urls are set",
+            ),
+            ("urls = []\n", "source a: urls is empty"),
+            (
+                "urls = [\"mysql://u@h:1\", \"mysql://u@h:1\"]\n",
+                "source a: urls lists h:1 twice",
+            ),
+            (
+                "urls = [\"mysql://u@h:1\", \"h:2\"]\n",
+                "source a: urls entry \"h:2\" must start with mysql://",
+            ),
+        ] {
+            let err = Config::parse(&format!("{base}{extra}")).unwrap_err();
+            assert!(format!("{err:#}").contains(wanted), "{err:#}");
+        }
+        let err = Config::parse(&format!(
+            "{base}urls = [\"mysql://u@h:1\", \"mysql://u:pw@h:2\"]\n"
+        ))
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("the urls entry holds a password") && !msg.contains("pw@"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -509,8 +509,8 @@ impl Restores {
 
 /// Refuses a restore from the live tables when the daemon's user may not image them.
 pub async fn check_live(source: &Source, tables: &[TableRef]) -> Result<(), Refused> {
-    let spec = source.spec().map_err(|e| Refused(e.to_string()))?;
-    let mut conn = dbtrail_binlog::stream::connect(&spec)
+    let (mut conn, _) = source
+        .connect()
         .await
         .map_err(|e| Refused(format!("connecting to check the live tables: {e}")))?;
     dbtrail_binlog::snapshot::check_image_rights(&mut conn, tables)

@@ -20,10 +20,16 @@ pub async fn check(path: &Path) -> anyhow::Result<bool> {
     let cfg = Config::load(path)?;
     let mut all_ok = true;
     for s in &cfg.sources {
-        let spec = s.spec()?;
+        let specs = s.specs()?;
         let choice = s.baseline_lock()?;
         let result = async {
-            let mut conn = dbtrail_binlog::stream::connect(&spec).await?;
+            let (mut conn, i) = dbtrail_binlog::failover::connect_primary(&specs).await?;
+            if specs.len() > 1 {
+                println!(
+                    "{}: the primary of the listed servers is {}:{}",
+                    s.name, specs[i].host, specs[i].port
+                );
+            }
             let info = dbtrail_binlog::checks::check_server(&mut conn).await?;
             let method = dbtrail_binlog::start::describe(
                 &mut conn,

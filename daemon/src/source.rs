@@ -8,8 +8,8 @@ use crate::config::SourceConfig;
 use crate::metrics::Metrics;
 use crate::store::BaselineStore;
 use crate::util::{lock, now_us};
-use dbtrail_binlog::BinlogError;
 use dbtrail_binlog::stream::SourceSpec;
+use dbtrail_binlog::{BinlogError, Conn, failover};
 use dbtrail_core::Position;
 use dbtrail_core::api::{GapView, SourceState, SourceStatus, TaintView, XaView};
 use dbtrail_core::render::rfc3339_micros;
@@ -92,11 +92,20 @@ impl Source {
         }
     }
 
-    /// How to connect to this source.
-    pub fn spec(&self) -> Result<SourceSpec, BinlogError> {
+    /// How to connect to each of this source's servers, in the configured order.
+    pub fn specs(&self) -> Result<Vec<SourceSpec>, BinlogError> {
         self.config
-            .spec()
+            .specs()
             .map_err(|e| BinlogError::Config(format!("{e:#}")))
+    }
+
+    /// Connects to the server this source reads: its only one, or the primary among those
+    /// listed in `urls` (dbtrail_binlog::failover). Returns the connection and how to reach
+    /// that server again (for more connections to the same one).
+    pub async fn connect(&self) -> Result<(Conn, SourceSpec), BinlogError> {
+        let specs = self.specs()?;
+        let (conn, i) = failover::connect_primary(&specs).await?;
+        Ok((conn, specs[i].clone()))
     }
 
     /// Until when (µs) the log holds every transaction the source committed: the later of the

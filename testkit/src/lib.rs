@@ -9,6 +9,15 @@
 //! | [`Server::MysqlNoGtid`] | MySQL 9.x       | 33062 | `gtid_mode=OFF`    | -05:00    |
 //! | [`Server::MariaDb`]     | MariaDB 10.11   | 33063 | strict, `0-3-N`    | +05:30    |
 //! | [`Server::MysqlScratch`]| MySQL 9.x       | 33064 | `gtid_mode=ON`     | +03:00    |
+//! | [`Server::MysqlPrimary`]| MySQL 9.x       | 33067 | `gtid_mode=ON`     | +03:00    |
+//! | [`Server::MysqlReplica`]| MySQL 9.x       | 33068 | `gtid_mode=ON`     | +03:00    |
+//! | [`Server::MariadbPrimary`]| MariaDB 10.11 | 33069 | strict, `0-9-N`    | +05:30    |
+//! | [`Server::MariadbReplica`]| MariaDB 10.11 | 33070 | strict             | +05:30    |
+//!
+//! The last four are two replication pairs (the replica replicates from the primary by GTID,
+//! logs what it applies, and is read-only: `super_read_only` on MySQL, `read_only` on
+//! MariaDB), reserved for failover tests: [`require_pair`] takes [`pair_lock`] and rebuilds
+//! the pair ([`reset_pair`]).
 //!
 //! Plus [`s3`]: an S3-compatible server (s3s-fs, port 33065, bucket `dbtrail-test`).
 //!
@@ -72,6 +81,20 @@ pub enum Server {
     /// InnoDB applies foreign-key actions and does not log the child rows (as MySQL 8.0/8.4
     /// and MariaDB do), port 33066, server-id 5.
     MysqlNativeFk,
+    /// MySQL 9.x like [`Server::MysqlGtid`] with `log_replica_updates`, the source of the
+    /// replication pair, port 33067, server-id 7. Reserved for failover tests: see
+    /// [`require_pair`].
+    MysqlPrimary,
+    /// MySQL 9.x replica of [`Server::MysqlPrimary`] (GTID auto-position,
+    /// `log_replica_updates`, `super_read_only`), port 33068, server-id 8. [`require`] cannot
+    /// make a database on it (read-only): see [`require_pair`].
+    MysqlReplica,
+    /// MariaDB 10.11 like [`Server::MariaDb`] with `log_slave_updates`, the source of the
+    /// MariaDB replication pair, port 33069, server-id 9. See [`require_pair`].
+    MariadbPrimary,
+    /// MariaDB 10.11 replica of [`Server::MariadbPrimary`] (`MASTER_USE_GTID=slave_pos`,
+    /// strict mode, `log_slave_updates`, `read_only`), port 33070, server-id 10.
+    MariadbReplica,
 }
 
 impl Server {
@@ -103,6 +126,10 @@ impl Server {
             Server::MariaDb => "mariadb",
             Server::MysqlScratch => "mysql-scratch",
             Server::MysqlNativeFk => "mysql-nativefk",
+            Server::MysqlPrimary => "mysql-primary",
+            Server::MysqlReplica => "mysql-replica",
+            Server::MariadbPrimary => "mariadb-primary",
+            Server::MariadbReplica => "mariadb-replica",
         }
     }
 
@@ -114,12 +141,28 @@ impl Server {
             Server::MariaDb => "DBTRAIL_TEST_MARIADB_URL",
             Server::MysqlScratch => "DBTRAIL_TEST_MYSQL_SCRATCH_URL",
             Server::MysqlNativeFk => "DBTRAIL_TEST_MYSQL_NATIVEFK_URL",
+            Server::MysqlPrimary => "DBTRAIL_TEST_MYSQL_PRIMARY_URL",
+            Server::MysqlReplica => "DBTRAIL_TEST_MYSQL_REPLICA_URL",
+            Server::MariadbPrimary => "DBTRAIL_TEST_MARIADB_PRIMARY_URL",
+            Server::MariadbReplica => "DBTRAIL_TEST_MARIADB_REPLICA_URL",
         }
     }
 
     /// True for MariaDB, whose SQL and GTIDs differ from MySQL's.
     pub fn is_mariadb(self) -> bool {
-        self == Server::MariaDb
+        matches!(
+            self,
+            Server::MariaDb | Server::MariadbPrimary | Server::MariadbReplica
+        )
+    }
+
+    /// The replica of a pair's primary ([`Server::MysqlPrimary`], [`Server::MariadbPrimary`]).
+    pub fn replica_of(self) -> Option<Server> {
+        match self {
+            Server::MysqlPrimary => Some(Server::MysqlReplica),
+            Server::MariadbPrimary => Some(Server::MariadbReplica),
+            _ => None,
+        }
     }
 
     /// True when every transaction gets a GTID (MySQL `gtid_mode=ON`; MariaDB always).
@@ -130,7 +173,7 @@ impl Server {
     /// True when the server logs the child rows foreign-key actions change (MySQL 9.x with
     /// SQL-layer foreign keys); false for MariaDB and [`Server::MysqlNativeFk`].
     pub fn logs_fk_cascades(self) -> bool {
-        !matches!(self, Server::MariaDb | Server::MysqlNativeFk)
+        !(self.is_mariadb() || self == Server::MysqlNativeFk)
     }
 
     /// True for [`Server::MysqlScratch`], the server for destructive tests.
@@ -198,7 +241,23 @@ impl ScratchGuard {
 /// # Panics
 /// When the lock file cannot be created or locked.
 pub fn scratch_lock() -> ScratchGuard {
-    let path = scratch_lock_file();
+    lock_file(scratch_lock_file())
+}
+
+/// Path of the lock file [`pair_lock`] takes: `<test bed dir>/pair.lock`.
+pub fn pair_lock_file() -> PathBuf {
+    testdb_dir().join("pair.lock")
+}
+
+/// Takes the exclusive lock on the replication pair ([`Server::MysqlPrimary`],
+/// [`Server::MysqlReplica`]), as [`scratch_lock`] does for the scratch server: tests that
+/// promote the replica, stop replication or change `read_only` hold it for their whole run.
+/// [`require_pair`] takes it.
+pub fn pair_lock() -> ScratchGuard {
+    lock_file(pair_lock_file())
+}
+
+fn lock_file(path: PathBuf) -> ScratchGuard {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
@@ -771,6 +830,279 @@ fn value_to_string(value: Value) -> Option<String> {
         Value::Double(v) => Some(v.to_string()),
         other => Some(other.as_sql(true).trim_matches('\'').to_owned()),
     }
+}
+
+/// A replication pair, rebuilt for one test ([`require_pair`]).
+pub struct Pair {
+    /// A fresh database of the test's own on the primary; the replica has it too.
+    pub primary: TestDb,
+    /// The replica ([`Server::MysqlReplica`] or [`Server::MariadbReplica`]).
+    pub replica: Server,
+    /// Root URL of the replica (no database).
+    pub replica_url: String,
+    _guard: ScratchGuard,
+}
+
+impl Pair {
+    /// True for the MariaDB pair.
+    pub fn is_mariadb(&self) -> bool {
+        self.replica.is_mariadb()
+    }
+
+    /// The test's database as seen on the replica (it exists there by replication): for
+    /// writers and reads once the replica is promoted.
+    pub fn replica_db(&self) -> TestDb {
+        TestDb {
+            server: self.replica,
+            base_url: self.replica_url.clone(),
+            db_name: self.primary.db_name().to_owned(),
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// A root connection to the replica with the test's database as default.
+    pub async fn replica_conn(&self) -> Conn {
+        connect(&self.replica_url, Some(self.primary.db_name()))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.replica))
+    }
+
+    /// Waits until the replica has applied every transaction the primary has logged.
+    pub async fn wait_replica_caught_up(&self) {
+        let set = self.primary.gtid_executed().await;
+        let mut r = connect(&self.replica_url, None)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.replica));
+        let sql = if self.is_mariadb() {
+            "SELECT MASTER_GTID_WAIT(?, 60)"
+        } else {
+            "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, 60)"
+        };
+        let done: Option<i64> = r
+            .exec_first(sql, (set.as_str(),))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {sql}: {e}", self.replica));
+        assert_eq!(
+            done,
+            Some(0),
+            "{}: did not apply {set} within 60 s",
+            self.replica
+        );
+    }
+
+    /// Makes the primary read-only (`super_read_only`, MariaDB `read_only`), as a
+    /// switchover fences the old primary.
+    pub async fn fence_primary(&self) {
+        let sql = if self.is_mariadb() {
+            "SET GLOBAL read_only = ON"
+        } else {
+            "SET GLOBAL super_read_only = ON"
+        };
+        self.primary.exec(sql).await;
+    }
+
+    /// Stops the replica's replication (it falls behind from here).
+    pub async fn stop_replication(&self) {
+        let mut r = self.replica_conn().await;
+        sql(self.replica, &mut r, &["STOP REPLICA"]).await;
+    }
+
+    /// Promotes the replica: its replication stopped and forgotten, and writable.
+    pub async fn promote_replica(&self) {
+        let mut r = self.replica_conn().await;
+        let statements: &[&str] = if self.is_mariadb() {
+            &[
+                "STOP SLAVE",
+                "RESET SLAVE ALL",
+                "SET GLOBAL read_only = OFF",
+            ]
+        } else {
+            &[
+                "STOP REPLICA",
+                "RESET REPLICA ALL",
+                "SET GLOBAL super_read_only = OFF",
+                "SET GLOBAL read_only = OFF",
+            ]
+        };
+        sql(self.replica, &mut r, statements).await;
+    }
+
+    /// Rebuilds the pair ([`reset_pair`]), e.g. at the end of a test.
+    pub async fn reset(&self) {
+        let mut p = connect(self.primary.server_url(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.primary.server()));
+        let mut r = connect(&self.replica_url, None)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.replica));
+        reset_pair(&mut p, &mut r).await;
+    }
+}
+
+async fn sql(server: Server, conn: &mut Conn, statements: &[&str]) {
+    for s in statements {
+        if let Err(e) = conn.query_drop(*s).await {
+            panic!("{server}: {s}: {e}");
+        }
+    }
+}
+
+/// Puts a replication pair back as `scripts/testdb up` made it, whatever a failover test
+/// left: the primary writable, the replica replicating from it by GTID (MySQL: auto-position,
+/// `super_read_only`; MariaDB: `MASTER_USE_GTID=slave_pos`, `read_only`), no test databases,
+/// and both binlogs and GTID histories reset (`RESET BINARY LOGS AND GTIDS`, MariaDB `RESET
+/// MASTER`), so a previous promotion's transactions cannot diverge them. `primary` and
+/// `replica` are root connections to the two servers of one pair (server-ids 7 and 8, or 9
+/// and 10); hold [`pair_lock`].
+///
+/// # Panics
+/// When the connections are not to one pair, a statement fails, or replication does not
+/// run within 60 s.
+pub async fn reset_pair(primary: &mut Conn, replica: &mut Conn) {
+    let mut ids = Vec::new();
+    for conn in [&mut *primary, &mut *replica] {
+        let id: Option<u32> = conn
+            .query_first("SELECT @@server_id")
+            .await
+            .unwrap_or_else(|e| panic!("reset_pair: SELECT @@server_id: {e}"));
+        ids.push(id.unwrap_or(0));
+    }
+    let (p, r, mariadb) = match ids[..] {
+        [7, 8] => (Server::MysqlPrimary, Server::MysqlReplica, false),
+        [9, 10] => (Server::MariadbPrimary, Server::MariadbReplica, true),
+        _ => panic!("reset_pair: server-ids {ids:?} are not a replication pair (7, 8 or 9, 10)"),
+    };
+    sql(r, replica, &["STOP REPLICA", "RESET REPLICA ALL"]).await;
+    for (conn, server) in [(&mut *primary, p), (&mut *replica, r)] {
+        if !mariadb {
+            sql(server, conn, &["SET GLOBAL super_read_only = OFF"]).await;
+        }
+        sql(
+            server,
+            conn,
+            &["SET GLOBAL read_only = OFF", "SET SESSION sql_log_bin = 0"],
+        )
+        .await;
+        let dbs: Vec<String> = conn
+            .query(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA \
+                 WHERE SCHEMA_NAME LIKE 'dbt\\_%'",
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{server}: listing test databases: {e}"));
+        for d in dbs {
+            sql(server, conn, &[&format!("DROP DATABASE `{d}`")]).await;
+        }
+        let reset = if mariadb {
+            "RESET MASTER"
+        } else {
+            "RESET BINARY LOGS AND GTIDS"
+        };
+        sql(server, conn, &["SET SESSION sql_log_bin = 1", reset]).await;
+    }
+    let port: Option<u16> = primary
+        .query_first("SELECT @@port")
+        .await
+        .unwrap_or_else(|e| panic!("{p}: SELECT @@port: {e}"));
+    let port = port.expect("@@port");
+    let change = if mariadb {
+        format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='root', \
+             MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos"
+        )
+    } else {
+        format!(
+            "CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT={port}, \
+             SOURCE_USER='root', SOURCE_PASSWORD='', SOURCE_AUTO_POSITION=1, \
+             GET_SOURCE_PUBLIC_KEY=1"
+        )
+    };
+    if mariadb {
+        sql(r, replica, &["SET GLOBAL gtid_slave_pos = ''"]).await;
+    }
+    let fence = if mariadb {
+        "SET GLOBAL read_only = ON"
+    } else {
+        "SET GLOBAL super_read_only = ON"
+    };
+    sql(r, replica, &[&change, "START REPLICA", fence]).await;
+    let running = if mariadb {
+        "SELECT IF((SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+         WHERE VARIABLE_NAME = 'SLAVE_RUNNING') = 'ON', 'ON', 'OFF'), 'ON'"
+    } else {
+        "SELECT (SELECT SERVICE_STATE FROM performance_schema.replication_connection_status \
+         WHERE CHANNEL_NAME = ''), (SELECT SERVICE_STATE FROM \
+         performance_schema.replication_applier_status WHERE CHANNEL_NAME = '')"
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state: Option<(Option<String>, Option<String>)> = replica
+            .query_first(running)
+            .await
+            .unwrap_or_else(|e| panic!("{r}: replication state: {e}"));
+        if let Some((Some(io), Some(applier))) = &state
+            && io == "ON"
+            && applier == "ON"
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{r}: replication not running within 60 s: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The replication pair whose primary is `primary` ([`Server::MysqlPrimary`] or
+/// [`Server::MariadbPrimary`]) for a failover test, or `None` (after a loud `SKIPPED:` line)
+/// when either server is not configured or not reachable: takes [`pair_lock`] (held while
+/// the [`Pair`] lives), rebuilds the pair ([`reset_pair`]) and makes the test's database on
+/// the primary, waiting until the replica has it.
+///
+/// # Panics
+/// When a server is missing and `DBTRAIL_TEST_REQUIRE_SERVERS=1` or `CI=true`, or when
+/// `primary` is not a pair's primary.
+pub async fn require_pair(primary: Server) -> Option<Pair> {
+    let replica = primary
+        .replica_of()
+        .unwrap_or_else(|| panic!("require_pair: {primary} is not a pair's primary"));
+    let fix = format!("run scripts/testdb up {primary} {replica}");
+    let mut conns = Vec::new();
+    for server in [primary, replica] {
+        let Some(url) = url(server) else {
+            skip_or_panic(
+                server.name(),
+                &format!(
+                    "is not configured ({} unset and no {})",
+                    server.env_var(),
+                    env_file().display()
+                ),
+                &fix,
+            );
+            return None;
+        };
+        match connect(&url, None).await {
+            Ok(conn) => conns.push((url, conn)),
+            Err(e) => {
+                skip_or_panic(server.name(), &format!("is not reachable ({e})"), &fix);
+                return None;
+            }
+        }
+    }
+    let guard = pair_lock();
+    let (replica_url, mut rconn) = conns.pop().expect("two");
+    let (_, mut pconn) = conns.pop().expect("two");
+    reset_pair(&mut pconn, &mut rconn).await;
+    let db = require(primary).await?;
+    let pair = Pair {
+        primary: db,
+        replica,
+        replica_url,
+        _guard: guard,
+    };
+    pair.wait_replica_caught_up().await;
+    Some(pair)
 }
 
 #[cfg(test)]

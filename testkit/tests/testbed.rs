@@ -44,6 +44,10 @@ async fn reachable_with_expected_version(server: Server) {
         Server::MariaDb => "3",
         Server::MysqlScratch => "4",
         Server::MysqlNativeFk => "5",
+        Server::MysqlPrimary => "7",
+        Server::MysqlReplica => "8",
+        Server::MariadbPrimary => "9",
+        Server::MariadbReplica => "10",
     };
     assert_eq!(
         value(&db, "SELECT @@server_id").await,
@@ -85,7 +89,11 @@ async fn gtid_mode(server: Server) {
         return;
     };
     match server {
-        Server::MysqlGtid | Server::MysqlScratch | Server::MysqlNativeFk => {
+        Server::MysqlGtid
+        | Server::MysqlScratch
+        | Server::MysqlNativeFk
+        | Server::MysqlPrimary
+        | Server::MysqlReplica => {
             assert_eq!(value(&db, "SELECT @@GLOBAL.gtid_mode").await, "ON");
             assert_eq!(
                 value(&db, "SELECT @@GLOBAL.enforce_gtid_consistency").await,
@@ -99,7 +107,7 @@ async fn gtid_mode(server: Server) {
             assert_eq!(value(&db, "SELECT @@GLOBAL.gtid_mode").await, "OFF");
             assert_eq!(db.gtid_executed().await, "", "{server}: no GTIDs expected");
         }
-        Server::MariaDb => {
+        Server::MariaDb | Server::MariadbPrimary | Server::MariadbReplica => {
             assert_eq!(value(&db, "SELECT @@GLOBAL.gtid_strict_mode").await, "1");
             assert_eq!(db.server_uuid().await, None);
         }
@@ -111,9 +119,13 @@ async fn time_zone_is_not_utc(server: Server) {
         return;
     };
     let expected = match server {
-        Server::MysqlGtid | Server::MysqlScratch | Server::MysqlNativeFk => "+03:00",
+        Server::MysqlGtid
+        | Server::MysqlScratch
+        | Server::MysqlNativeFk
+        | Server::MysqlPrimary
+        | Server::MysqlReplica => "+03:00",
         Server::MysqlNoGtid => "-05:00",
-        Server::MariaDb => "+05:30",
+        Server::MariaDb | Server::MariadbPrimary | Server::MariadbReplica => "+05:30",
     };
     assert_eq!(
         value(&db, "SELECT @@GLOBAL.time_zone").await,
@@ -390,4 +402,68 @@ fn s3_answers_http() {
         "{}: {response}",
         s3.endpoint
     );
+}
+
+/// A replication pair: the replica is read-only, logs what it applies and replicates a write
+/// of the primary's by GTID.
+async fn replication_pair_replicates(primary: Server) {
+    let Some(pair) = dbtrail_testkit::require_pair(primary).await else {
+        return;
+    };
+    pair.primary
+        .exec("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+        .await;
+    pair.wait_replica_caught_up().await;
+    let mut r = pair.replica_conn().await;
+    let n: Option<i64> = r.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    assert_eq!(n, Some(2));
+    if pair.is_mariadb() {
+        let flags: Option<(i64, i64, i64, String)> = r
+            .query_first(
+                "SELECT @@read_only, @@log_slave_updates, @@gtid_strict_mode, \
+                 (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                  WHERE VARIABLE_NAME = 'SLAVE_RUNNING')",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            flags,
+            Some((1, 1, 1, "ON".into())),
+            "read_only, log_slave_updates, strict, running"
+        );
+        let p = pair
+            .primary
+            .query_value("SELECT CONCAT(@@read_only + 0, @@log_slave_updates + 0)")
+            .await;
+        assert_eq!(p.as_deref(), Some("01"));
+    } else {
+        let flags: Option<(i64, i64, i64, String)> = r
+            .query_first(
+                "SELECT @@read_only, @@super_read_only, @@log_replica_updates, \
+                 (SELECT AUTO_POSITION FROM performance_schema.replication_connection_configuration \
+                  WHERE CHANNEL_NAME = '')",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            flags,
+            Some((1, 1, 1, "1".into())),
+            "read_only, super_read_only, log_replica_updates, auto-position"
+        );
+        let p = pair
+            .primary
+            .query_value("SELECT CONCAT(@@read_only, @@super_read_only, @@log_replica_updates)")
+            .await;
+        assert_eq!(p.as_deref(), Some("001"));
+    }
+}
+
+#[tokio::test]
+async fn replication_pair_replicates_mysql() {
+    replication_pair_replicates(Server::MysqlPrimary).await;
+}
+
+#[tokio::test]
+async fn replication_pair_replicates_mariadb() {
+    replication_pair_replicates(Server::MariadbPrimary).await;
 }

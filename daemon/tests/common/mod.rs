@@ -39,9 +39,19 @@ pub fn write_config(dir: &Path, server: Server, extra: &str) -> PathBuf {
 pub fn write_config_as(dir: &Path, server: Server, user: &str, extra: &str) -> PathBuf {
     let url = dbtrail_testkit::url(server).expect("server configured");
     let (host, port) = port_of(&url);
+    write_config_text(
+        dir,
+        &format!("url = \"mysql://{user}@{host}:{port}\""),
+        extra,
+    )
+}
+
+/// Writes a config for one source named `src` whose server line is `url_line` (`url = ...`
+/// or `urls = [...]`).
+fn write_config_text(dir: &Path, url_line: &str, extra: &str) -> PathBuf {
     let cfg = format!(
         "data_dir = \"{d}/data\"\nsocket = \"{d}/dbtrail.sock\"\nmetrics_addr = \"\"\n\
-         [[sources]]\nname = \"src\"\nurl = \"mysql://{user}@{host}:{port}\"\n\
+         [[sources]]\nname = \"src\"\n{url_line}\n\
          replica_server_id = {id}\nheartbeat_seconds = 1\nflush_interval_ms = 200\n{extra}\n",
         d = dir.display(),
         id = {
@@ -67,6 +77,31 @@ impl Daemon {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let config = write_config_as(&dir, server, user, extra);
+        let mut d = Daemon {
+            child: None,
+            socket: dir.join("dbtrail.sock"),
+            dir,
+            _tmp: Some(tmp),
+            source: "src".into(),
+            config,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts a daemon in a fresh directory whose source lists `servers` (`urls`, in this
+    /// order), connecting as user dbtrail.
+    pub fn start_urls(servers: &[Server], extra: &str) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let urls: Vec<String> = servers
+            .iter()
+            .map(|s| {
+                let (host, port) = port_of(&dbtrail_testkit::url(*s).expect("server configured"));
+                format!("\"mysql://dbtrail@{host}:{port}\"")
+            })
+            .collect();
+        let config = write_config_text(&dir, &format!("urls = [{}]", urls.join(", ")), extra);
         let mut d = Daemon {
             child: None,
             socket: dir.join("dbtrail.sock"),
