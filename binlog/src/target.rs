@@ -19,6 +19,8 @@ const SESSION: [&str; 5] = [
 pub struct Target {
     /// `host:port`, for messages.
     pub addr: String,
+    /// Loads are written to the target's binlog.
+    pub binlog: bool,
     /// The URL's database, if it names one.
     pub url_db: Option<String>,
     pool: mysql_async::Pool,
@@ -29,12 +31,14 @@ pub struct TargetConn(mysql_async::Conn);
 
 impl Target {
     /// Validates the URL, connection count (1..=32) and TLS mode (`disabled`, `required`);
-    /// connects lazily. `Err` names the problem and the fix.
+    /// connects lazily. Without `binlog` the sessions `SET sql_log_bin = 0` (as `myloader`
+    /// does by default). `Err` names the problem and the fix.
     pub fn new(
         url: &str,
         password: Option<String>,
         connections: usize,
         ssl_mode: Option<&str>,
+        binlog: bool,
     ) -> Result<Target, String> {
         let bad = |e: String| format!("into url {url:?} is not mysql://USER@HOST:PORT[/DB]{e}");
         if !url.starts_with("mysql://") {
@@ -55,10 +59,14 @@ impl Target {
         }
         let constraints = mysql_async::PoolConstraints::new(1, connections)
             .ok_or_else(|| format!("into connections {connections} is not usable"))?;
+        let mut setup = SESSION.to_vec();
+        if !binlog {
+            setup.push("SET SESSION sql_log_bin = 0");
+        }
         let mut b = mysql_async::OptsBuilder::from_opts(parsed.clone())
             .pass(password)
             .db_name(None::<String>)
-            .setup(SESSION.to_vec())
+            .setup(setup)
             .pool_opts(mysql_async::PoolOpts::default().with_constraints(constraints));
         match ssl_mode {
             None | Some("disabled") => {}
@@ -77,6 +85,7 @@ impl Target {
         }
         let opts: mysql_async::Opts = b.into();
         Ok(Target {
+            binlog,
             addr: format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port()),
             url_db: parsed
                 .db_name()
@@ -89,11 +98,15 @@ impl Target {
     /// A connection (waits while all are in use).
     pub async fn conn(&self) -> Result<TargetConn, String> {
         self.pool.get_conn().await.map(TargetConn).map_err(|e| {
-            format!(
-                "cannot connect to the target {}: {e}; check the into url (user, host, port), \
-                 the password and that the server is reachable from the daemon's host",
-                self.addr
-            )
+            let hint = if !self.binlog && e.to_string().contains("sql_log_bin") {
+                "; the user may not turn the binlog off for its session (SET sql_log_bin needs \
+                 SYSTEM_VARIABLES_ADMIN or SUPER): grant it, or load with the binlog on \
+                 (--into-binlog)"
+            } else {
+                "; check the into url (user, host, port), the password and that the server is \
+                 reachable from the daemon's host"
+            };
+            format!("cannot connect to the target {}: {e}{hint}", self.addr)
         })
     }
 

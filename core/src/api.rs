@@ -364,6 +364,10 @@ pub struct IntoTarget {
     /// TLS to the target: `disabled` (default) or `required`.
     #[serde(default)]
     pub ssl_mode: Option<String>,
+    /// Write the loaded rows to the target's binlog (default: not, `sql_log_bin = 0`, as
+    /// `myloader` does).
+    #[serde(default)]
+    pub binlog: bool,
 }
 
 impl std::fmt::Debug for IntoTarget {
@@ -375,6 +379,7 @@ impl std::fmt::Debug for IntoTarget {
             .field("replace", &self.replace)
             .field("connections", &self.connections)
             .field("ssl_mode", &self.ssl_mode)
+            .field("binlog", &self.binlog)
             .finish()
     }
 }

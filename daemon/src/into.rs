@@ -53,6 +53,7 @@ fn target(t: &IntoTarget) -> Result<Target, String> {
         t.password.clone(),
         t.connections.unwrap_or(4),
         t.ssl_mode.as_deref(),
+        t.binlog,
     )
 }
 

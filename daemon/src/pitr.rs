@@ -410,7 +410,10 @@ impl Restores {
                 job: job.clone(),
                 total: plan.tables.len().max(1) as f64,
             };
-            return crate::into::load(source, t, p, &id, inputs, settings, progress).await;
+            // No files: the job's file count is the tables loaded, its bytes 0.
+            let (_, tables) =
+                crate::into::load(source, t, p, &id, inputs, settings, progress).await?;
+            return Ok((0, tables));
         }
         let s3 = path.starts_with("s3://");
         let out_dir = if s3 {

@@ -23,6 +23,7 @@ fn into(target: &TestDb, database: Option<&str>, replace: bool) -> IntoTarget {
         replace,
         connections: Some(3),
         ssl_mode: None,
+        binlog: false,
     }
 }
 

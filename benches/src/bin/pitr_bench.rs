@@ -53,6 +53,8 @@ const DB_CLASSIC: &str = "bench_pitr_classic";
 const DB_DBTRAIL: &str = "bench_pitr_dbtrail";
 /// Where the restore from the live table is imported for the check.
 const DB_LIVE: &str = "bench_pitr_live";
+/// Where `pitr --into` loads the table (on the same server, next to the live one).
+const DB_INTO: &str = "bench_pitr_into";
 /// server_id the daemon's capture registers with (capture_bench: 4_242_001, backup_bench:
 /// 4_242_002).
 const REPLICA_SERVER_ID: u32 = 4_242_003;
@@ -414,7 +416,7 @@ async fn checksum(conn: &mut Conn, db: &str) -> Result<(u64, u64)> {
 async fn drop_databases(server: &Server) -> Result<()> {
     let mut conn = server.connect().await?;
     exec(&mut conn, "SET SESSION sql_log_bin = 0").await?;
-    for db in [DB, DB_CLASSIC, DB_DBTRAIL, DB_LIVE] {
+    for db in [DB, DB_CLASSIC, DB_DBTRAIL, DB_LIVE, DB_INTO] {
         exec(&mut conn, &format!("DROP DATABASE IF EXISTS {db}")).await?;
     }
     conn.disconnect().await?;
@@ -598,12 +600,19 @@ async fn dbtrail_pitr(
     target: &str,
     output: &Path,
     image: Option<&str>,
+    into: Option<dbtrail_core::api::IntoTarget>,
 ) -> Result<DbtrailRun> {
     let pid = daemon.pid();
+    let label = match (&into, image) {
+        (Some(_), _) => "dbtrail pitr --into".to_string(),
+        (None, Some(i)) => format!("dbtrail pitr --image {i}"),
+        (None, None) => "dbtrail pitr".into(),
+    };
     let req = PitrRequest {
         target_time: Some(target.to_string()),
-        output: Some(output.display().to_string()),
+        output: into.is_none().then(|| output.display().to_string()),
         image: image.map(str::to_string),
+        into,
         ..Default::default()
     };
     let mut refused = Vec::new();
@@ -650,10 +659,7 @@ async fn dbtrail_pitr(
         }
         return Ok(DbtrailRun {
             step: Step {
-                label: match image {
-                    Some(i) => format!("dbtrail pitr --image {i}"),
-                    None => "dbtrail pitr".into(),
-                },
+                label,
                 secs,
                 rows: view.rows,
                 peak_rss_kib: peak,
@@ -974,7 +980,38 @@ fn main() -> Result<()> {
             "dbtrail: pitr --at '{target}' --output {}",
             pitr_out.display()
         );
-        let main = dbtrail_pitr(&mut daemon, &client, &mysqld, &target, &pitr_out, None).await?;
+        let main = dbtrail_pitr(
+            &mut daemon,
+            &client,
+            &mysqld,
+            &target,
+            &pitr_out,
+            None,
+            None,
+        )
+        .await?;
+        // The same restore loaded straight into the server, next to the live table.
+        eprintln!(
+            "dbtrail: pitr --at '{target}' --into {} --into-database {DB_INTO}",
+            server.daemon_url()
+        );
+        let into = dbtrail_core::api::IntoTarget {
+            url: server.daemon_url(),
+            password: server.password.clone(),
+            database: Some(DB_INTO.into()),
+            connections: Some(args.threads),
+            ..Default::default()
+        };
+        let into_run = dbtrail_pitr(
+            &mut daemon,
+            &client,
+            &mysqld,
+            &target,
+            &pitr_out,
+            None,
+            Some(into),
+        )
+        .await?;
         // Looking back at the same target before the live image exists: the baseline forward,
         // with every change of the window scanned.
         let from = timestamp_to_utc_string(manifest.snapshot_us, 6);
@@ -987,12 +1024,21 @@ fn main() -> Result<()> {
             let out = pitr_out.with_file_name(format!("pitr-{image}"));
             eprintln!("dbtrail: pitr --at '{target}' --image {image}");
             by_image.push(
-                dbtrail_pitr(&mut daemon, &client, &mysqld, &target, &out, Some(image)).await?,
+                dbtrail_pitr(
+                    &mut daemon,
+                    &client,
+                    &mysqld,
+                    &target,
+                    &out,
+                    Some(image),
+                    None,
+                )
+                .await?,
             );
         }
-        anyhow::Ok((main, by_image, look))
+        anyhow::Ok((main, by_image, look, into_run))
     });
-    let (run, by_image, look) = match run {
+    let (run, by_image, look, into_run) = match run {
         Ok(r) => r,
         Err(e) => {
             eprintln!("dbtraild log tail:\n{}", daemon.log_tail());
@@ -1082,7 +1128,7 @@ fn main() -> Result<()> {
     let import = tools.myloader(
         &pitr_out,
         DB_DBTRAIL,
-        "myloader of dbtrail's output (check only, not timed)",
+        "myloader of dbtrail's output",
         run.job.rows,
     );
     let live_out = pitr_out.with_file_name("pitr-live");
@@ -1092,9 +1138,10 @@ fn main() -> Result<()> {
         "myloader of the restore from the live table (check only)",
         final_rows,
     );
-    let (classic_sum, dbtrail_sum, live_sum) = rt.block_on(async {
+    let (classic_sum, dbtrail_sum, live_sum, into_sum) = rt.block_on(async {
         let mut conn = server.connect().await?;
         let c = checksum(&mut conn, DB_CLASSIC).await?;
+        let i = checksum(&mut conn, DB_INTO).await?;
         let d = match &import {
             Ok(_) => Some(checksum(&mut conn, DB_DBTRAIL).await),
             Err(_) => None,
@@ -1104,7 +1151,7 @@ fn main() -> Result<()> {
             Err(_) => None,
         };
         conn.disconnect().await?;
-        anyhow::Ok((c, d, l))
+        anyhow::Ok((c, d, l, i))
     })?;
     if !args.keep {
         rt.block_on(drop_databases(&server))?;
@@ -1169,6 +1216,7 @@ fn main() -> Result<()> {
         "run", "wall s", "rows/s", "rows", "peak RSS", "CPU s", "mysqld", "output MiB"
     );
     print_row(&run.step, "");
+    print_row(&into_run.step, "");
     let create = Step {
         label: "CREATE DATABASE".into(),
         secs: create_secs,
@@ -1276,6 +1324,8 @@ fn main() -> Result<()> {
             ok = false;
         }
     }
+    println!("    {DB_INTO:<20} (--into)      {}", show(into_sum));
+    ok &= into_sum == (final_rows, final_sum);
     if ok {
         println!("  result     all checksums match");
     } else {
@@ -1292,6 +1342,25 @@ fn main() -> Result<()> {
         "  dbtrail / mydumper     {r2:7.2}   (goal <= 1: {})",
         if r2 <= 1.0 { "met" } else { "NOT met" }
     );
+    // To a queryable table: the dump and its import, against the load straight in.
+    if let Ok(imp) = &import {
+        let both = run.step.secs + imp.secs;
+        let r3 = into_run.step.secs / both;
+        println!(
+            "  queryable  dbtrail pitr + myloader {:.2}s ({:.2} + {:.2}); dbtrail pitr --into {:.2}s \
+             (dbtraild CPU {:.1}s, mysqld {:.1}s)",
+            both,
+            run.step.secs,
+            imp.secs,
+            into_run.step.secs,
+            into_run.step.cpu_secs.unwrap_or(0.0),
+            into_run.step.server_cpu_secs.unwrap_or(0.0)
+        );
+        println!(
+            "  --into / (pitr + myloader) {r3:5.2}   (goal <= 0.5: {})",
+            if r3 <= 0.5 { "met" } else { "NOT met" }
+        );
+    }
     if args.keep {
         let kept = work.keep();
         println!("  kept       the databases and {}", kept.display());

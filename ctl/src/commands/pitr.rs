@@ -57,6 +57,10 @@ pub struct Args {
     /// With --into: TLS to the target (disabled or required).
     #[arg(long, requires = "into", value_parser = ["disabled", "required"])]
     into_ssl_mode: Option<String>,
+    /// With --into: write the loaded rows to the target's binlog (default: not, as myloader;
+    /// turning it off needs SYSTEM_VARIABLES_ADMIN or SUPER on the target).
+    #[arg(long, requires = "into")]
+    into_binlog: bool,
     /// With --into: replace tables that exist in the target (swapped out at the end, then
     /// dropped); without it an existing table is refused.
     #[arg(long, requires = "into")]
@@ -191,6 +195,7 @@ fn request(args: Args) -> anyhow::Result<PitrRequest> {
                 replace: args.replace,
                 connections: Some(args.into_connections),
                 ssl_mode: args.into_ssl_mode,
+                binlog: args.into_binlog,
             })
         }
         None => None,
