@@ -79,6 +79,28 @@ fn json_body<T>(
     }
 }
 
+/// A JSON body that may be absent (then `T::default()`); `expected` completes the error.
+fn optional_json_body<T: serde::de::DeserializeOwned + Default>(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: format!("the request body is larger than {MAX_BODY} bytes"),
+            });
+        }
+        Err(e) => return Err(ApiError::bad(e.to_string())),
+    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("{e}; expected {expected}")))
+}
+
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/servers", get(list_servers))
@@ -393,27 +415,8 @@ async fn start_backup(
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let s = find(&state, &name)?;
-    let body = match body {
-        Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "too_large",
-                message: format!("the request body is larger than {MAX_BODY} bytes"),
-            });
-        }
-        Err(e) => return Err(ApiError::bad(e.to_string())),
-    };
     // No body (or `{}`) is a snapshot; unknown fields are refused.
-    let req: BackupRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        BackupRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad(format!(
-                "{e}; expected no body, {{}} or {{\"from_log\": true}}"
-            ))
-        })?
-    };
+    let req: BackupRequest = optional_json_body(body, "no body, {} or {\"from_log\": true}")?;
     let started = if req.from_log {
         s.backups
             .start_from_log(s.source.clone(), state.cancel.clone())

@@ -1,6 +1,6 @@
 //! `POST /api/v1/servers/{name}/verify` (start a verification), `GET .../verify` (the runs
 //! kept, oldest first) and `GET .../verify/{id}` ([`crate::verify`]).
-use super::{ApiError, AppState, MAX_BODY, find};
+use super::{ApiError, AppState, find, optional_json_body};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,26 +15,8 @@ pub(super) async fn start(
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let s = find(&state, &name)?;
-    let body = match body {
-        Ok(b) => b,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(ApiError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "too_large",
-                message: format!("the request body is larger than {MAX_BODY} bytes"),
-            });
-        }
-        Err(e) => return Err(ApiError::bad(e.to_string())),
-    };
-    let req: VerifyRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        VerifyRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad(format!(
-                "{e}; expected no body or {{\"tables\": [\"db.table\", ...]}}"
-            ))
-        })?
-    };
+    let req: VerifyRequest =
+        optional_json_body(body, "no body or {\"tables\": [\"db.table\", ...]}")?;
     let mut tables: Vec<TableRef> = Vec::new();
     for t in &req.tables {
         let t: TableRef = t.parse().map_err(|_| {

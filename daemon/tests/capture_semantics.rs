@@ -274,38 +274,14 @@ async fn metrics_count_captured_events() {
     let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
         return;
     };
-    let port = 20000 + (std::process::id() % 20000) as u16;
-    let mut daemon = Daemon::start(Server::MysqlGtid, "");
-    daemon.kill9();
-    let cfg = std::fs::read_to_string(&daemon.config).expect("cfg");
-    std::fs::write(
-        &daemon.config,
-        cfg.replace(
-            "metrics_addr = \"\"",
-            &format!("metrics_addr = \"127.0.0.1:{port}\""),
-        ),
-    )
-    .expect("cfg");
-    daemon.spawn();
+    let (daemon, port) = common::metrics::start_with_metrics(Server::MysqlGtid, "");
     daemon.wait_streaming().await;
     db.exec("CREATE TABLE m (id INT PRIMARY KEY)").await;
     db.exec("INSERT INTO m VALUES (1), (2), (3)").await;
     daemon.wait_caught_up(&db).await;
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics port");
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.expect("read");
+    let body = common::metrics::scrape(port).await;
     let value = |name: &str| -> f64 {
-        body.lines()
-            .find(|l| l.starts_with(&format!("{name}{{source=\"src\"}}")))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing in\n{body}"))
+        common::metrics::value(&body, name).unwrap_or_else(|| panic!("{name} missing in\n{body}"))
     };
     assert!(value("dbtrail_capture_events_total") >= 3.0);
     assert!(value("dbtrail_capture_transactions_total") >= 2.0);

@@ -52,38 +52,6 @@ fn rows() -> Vec<Vec<(&'static str, &'static str)>> {
     rows
 }
 
-/// Creates the type-matrix table `tm` with the edge rows.
-async fn create_matrix(db: &TestDb) {
-    let cols = columns(db.server());
-    let defs: Vec<String> = cols.iter().map(|(c, t)| format!("`{c}` {t}")).collect();
-    let mut conn = db.conn().await;
-    for s in [
-        "SET SESSION sql_mode = ''".to_string(),
-        "SET time_zone = '+00:00'".to_string(),
-        format!(
-            "CREATE TABLE tm (id INT NOT NULL PRIMARY KEY, {}) DEFAULT CHARSET=utf8mb4",
-            defs.join(", ")
-        ),
-    ] {
-        conn.query_drop(s).await.expect("setup");
-    }
-    for (n, row) in rows().into_iter().enumerate() {
-        let names: Vec<String> = std::iter::once("id".to_string())
-            .chain(row.iter().map(|(c, _)| format!("`{c}`")))
-            .collect();
-        let vals: Vec<String> = std::iter::once((n + 1).to_string())
-            .chain(row.iter().map(|(_, v)| v.to_string()))
-            .collect();
-        conn.query_drop(format!(
-            "INSERT INTO tm ({}) VALUES ({})",
-            names.join(", "),
-            vals.join(", ")
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{}: insert row {}: {e}", db.server(), n + 1));
-    }
-}
-
 /// True when the apt `mydumper` can run; otherwise skips loudly, or panics where servers
 /// (and their tools) are required.
 fn have_mydumper() -> bool {
@@ -211,7 +179,7 @@ async fn matrix(server: Server) {
     let Some(db) = dbtrail_testkit::require(server).await else {
         return;
     };
-    create_matrix(&db).await;
+    common::create_matrix(&db, &rows()).await;
     let dir = tempfile::tempdir().expect("tmp");
     dump(&db, dir.path(), &[]).await;
     let meta = Metadata::read(dir.path()).expect("metadata");
@@ -262,7 +230,7 @@ async fn chunked(server: Server) {
     let Some(db) = dbtrail_testkit::require(server).await else {
         return;
     };
-    create_matrix(&db).await;
+    common::create_matrix(&db, &rows()).await;
     db.exec(
         "INSERT INTO tm (id, i, vc, ts6, e, s, b13, d, dec4, j) \
          WITH RECURSIVE n(k) AS (SELECT 100 UNION ALL SELECT k + 1 FROM n WHERE k < 399) \

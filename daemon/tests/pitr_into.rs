@@ -71,40 +71,17 @@ async fn into_a_second_server() {
         return;
     };
     let d = db.db_name().to_string();
-    let cols = common::matrix_columns(Server::MysqlGtid);
-    let defs: Vec<String> = cols.iter().map(|(c, t)| format!("`{c}` {t}")).collect();
+    common::create_matrix(&db, &common::matrix_rows()).await;
     let mut conn = db.conn().await;
-    for s in [
-        "SET SESSION sql_mode = ''".to_string(),
-        "SET time_zone = '+00:00'".to_string(),
-        format!(
-            "CREATE TABLE tm (id INT NOT NULL PRIMARY KEY, {}) DEFAULT CHARSET=utf8mb4",
-            defs.join(", ")
-        ),
+    conn.query_drop(
         "CREATE TABLE kid (id INT PRIMARY KEY, tm_id INT, note VARCHAR(20), KEY (tm_id), \
-         CONSTRAINT kid_tm FOREIGN KEY (tm_id) REFERENCES tm (id) ON DELETE CASCADE)"
-            .to_string(),
-    ] {
-        conn.query_drop(s).await.expect("setup");
-    }
-    for (n, row) in common::matrix_rows().into_iter().enumerate() {
-        let names: Vec<String> = std::iter::once("id".to_string())
-            .chain(row.iter().map(|(c, _)| format!("`{c}`")))
-            .collect();
-        let vals: Vec<String> = std::iter::once((n + 1).to_string())
-            .chain(row.iter().map(|(_, v)| v.to_string()))
-            .collect();
-        conn.query_drop(format!(
-            "INSERT INTO tm ({}) VALUES ({})",
-            names.join(", "),
-            vals.join(", ")
-        ))
+         CONSTRAINT kid_tm FOREIGN KEY (tm_id) REFERENCES tm (id) ON DELETE CASCADE)",
+    )
+    .await
+    .expect("kid");
+    conn.query_drop("INSERT INTO kid SELECT id, id, CONCAT('k', id) FROM tm")
         .await
-        .unwrap_or_else(|e| panic!("insert row {}: {e}", n + 1));
-        conn.query_drop(format!("INSERT INTO kid VALUES ({0}, {0}, 'k{0}')", n + 1))
-            .await
-            .expect("kid");
-    }
+        .expect("kid rows");
     let daemon = Daemon::start(
         Server::MysqlGtid,
         &format!("backup_databases = [\"{d}\"]\n"),

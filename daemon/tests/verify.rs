@@ -62,26 +62,6 @@ async fn verify(daemon: &Daemon, tables: &[&str]) -> VerifyRun {
     run
 }
 
-async fn metrics(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics port");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.expect("read");
-    body
-}
-
-fn value(body: &str, name: &str) -> Option<f64> {
-    body.lines()
-        .find(|l| l.starts_with(&format!("{name}{{source=\"src\"}}")))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 async fn verification(server: Server) {
     let Some(db) = dbtrail_testkit::require(server).await else {
         return;
@@ -110,19 +90,8 @@ async fn verification(server: Server) {
     conn.query_drop("INSERT INTO bag VALUES (1, 'a'), (1, 'a'), (2, NULL), (99, 'z'), (99, 'z')")
         .await
         .expect("seed bag");
-    let port = 20000 + ((std::process::id() + server as u32 * 7) % 20000) as u16;
-    let mut daemon = Daemon::start(server, &format!("backup_databases = [\"{d}\"]\n"));
-    daemon.kill9();
-    let cfg = std::fs::read_to_string(&daemon.config).expect("cfg");
-    std::fs::write(
-        &daemon.config,
-        cfg.replace(
-            "metrics_addr = \"\"",
-            &format!("metrics_addr = \"127.0.0.1:{port}\""),
-        ),
-    )
-    .expect("cfg");
-    daemon.spawn();
+    let (mut daemon, port) =
+        common::metrics::start_with_metrics(server, &format!("backup_databases = [\"{d}\"]\n"));
     daemon.wait_streaming().await;
     daemon.backup().await;
     let w = Writers::start(&db, 3, txn);
@@ -144,12 +113,17 @@ async fn verification(server: Server) {
         assert!(t.live_rows > 0, "{t:?}");
     }
     assert!(run.position.is_some() && run.image_id.is_some());
-    let body = metrics(port).await;
+    let body = common::metrics::scrape(port).await;
     assert!(
-        value(&body, "dbtrail_verify_last_success_timestamp_seconds").unwrap_or(0.0) > 1.6e9,
+        common::metrics::value(&body, "dbtrail_verify_last_success_timestamp_seconds")
+            .unwrap_or(0.0)
+            > 1.6e9,
         "{body}"
     );
-    assert_eq!(value(&body, "dbtrail_verify_mismatched_rows"), Some(0.0));
+    assert_eq!(
+        common::metrics::value(&body, "dbtrail_verify_mismatched_rows"),
+        Some(0.0)
+    );
 
     // Changes the binlog never saw, on rows the writers never touch.
     conn.query_drop("SET SESSION sql_log_bin = 0")
@@ -220,9 +194,9 @@ async fn verification(server: Server) {
     assert_eq!(tb.differences[0].kind, "extra");
     assert_eq!(tb.differences[0].key, "x=99, y=z");
     assert_eq!(tb.live_rows + 1, tb.rebuilt_rows);
-    let body = metrics(port).await;
+    let body = common::metrics::scrape(port).await;
     assert_eq!(
-        value(&body, "dbtrail_verify_mismatched_rows"),
+        common::metrics::value(&body, "dbtrail_verify_mismatched_rows"),
         Some(3.0),
         "{body}"
     );
@@ -266,13 +240,17 @@ async fn verification(server: Server) {
         .await
         .expect("list");
     assert!(runs.len() >= 2);
-    let body = metrics(port).await;
+    let body = common::metrics::scrape(port).await;
     assert_eq!(
-        value(&body, "dbtrail_verify_mismatched_rows"),
+        common::metrics::value(&body, "dbtrail_verify_mismatched_rows"),
         Some(last_mismatch),
         "{body}"
     );
-    assert!(value(&body, "dbtrail_verify_last_success_timestamp_seconds").unwrap_or(0.0) > 1.6e9);
+    assert!(
+        common::metrics::value(&body, "dbtrail_verify_last_success_timestamp_seconds")
+            .unwrap_or(0.0)
+            > 1.6e9
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod metrics;
 pub mod writers;
 
 /// The test password of the `dbtrail` user that scripts/testdb creates.
@@ -695,4 +696,40 @@ pub fn ctl_binary() -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let p = exe.parent()?.parent()?.join("dbtrailctl");
     p.exists().then_some(p)
+}
+
+/// Creates the type-matrix table `tm` (every column of [`matrix_columns`]) on `db` with
+/// `rows` (ids 1, 2, ...).
+pub async fn create_matrix(db: &TestDb, rows: &[Vec<(&str, &str)>]) {
+    use mysql_async::prelude::Queryable;
+    let defs: Vec<String> = matrix_columns(db.server())
+        .iter()
+        .map(|(c, t)| format!("`{c}` {t}"))
+        .collect();
+    let mut conn = db.conn().await;
+    for s in [
+        "SET SESSION sql_mode = ''".to_string(),
+        "SET time_zone = '+00:00'".to_string(),
+        format!(
+            "CREATE TABLE tm (id INT NOT NULL PRIMARY KEY, {}) DEFAULT CHARSET=utf8mb4",
+            defs.join(", ")
+        ),
+    ] {
+        conn.query_drop(s).await.expect("setup");
+    }
+    for (n, row) in rows.iter().enumerate() {
+        let names: Vec<String> = std::iter::once("id".to_string())
+            .chain(row.iter().map(|(c, _)| format!("`{c}`")))
+            .collect();
+        let vals: Vec<String> = std::iter::once((n + 1).to_string())
+            .chain(row.iter().map(|(_, v)| v.to_string()))
+            .collect();
+        conn.query_drop(format!(
+            "INSERT INTO tm ({}) VALUES ({})",
+            names.join(", "),
+            vals.join(", ")
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{}: insert row {}: {e}", db.server(), n + 1));
+    }
 }
