@@ -6,6 +6,14 @@
 //! transaction the writer has accepted (flushed or about to be). Items are processed in order,
 //! so that position is exactly where the new stream must begin; an open transaction is
 //! rolled back by the writer and re-read in full.
+//!
+//! Reconnecting: a transient error is retried after a backoff that starts at
+//! [`FIRST_RETRY`] and doubles up to [`MAX_RETRY`]. It starts again from [`FIRST_RETRY`]
+//! after a connection that streamed (read at least one event or heartbeat): a cut connection
+//! to a healthy server is retried at once, however many cuts came before, while a server that
+//! refuses or drops every new connection before streaming is retried less and less often.
+//! Without the reset, a long-running daemon would wait [`MAX_RETRY`] after every cut once a
+//! few cuts had happened in its lifetime (issue 15, `daemon/tests/faults.rs`).
 pub mod writer;
 
 use crate::metrics::Metrics;
@@ -21,6 +29,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use writer::{FlushPolicy, ToWriter};
+
+/// The wait before the first reconnect after a connection that streamed.
+pub const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between two reconnects.
+pub const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// Runs capture for one source until `cancel`.
 pub async fn run(source: Arc<Source>, cancel: CancellationToken) {
@@ -43,15 +56,16 @@ pub async fn run_with(source: Arc<Source>, policy: FlushPolicy, cancel: Cancella
             return;
         }
     };
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = FIRST_RETRY;
     loop {
         if cancel.is_cancelled() {
             break;
         }
+        let mut streamed = false;
         // A panic while decoding (in our code or the driver's) must not leave the source
         // looking healthy: it stops the source with the message, like any definite error.
         let guarded = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-            capture_once(&source, &tx, &metrics),
+            capture_once(&source, &tx, &metrics, &mut streamed),
         ));
         let result = tokio::select! {
             r = guarded => r.unwrap_or_else(|panic| {
@@ -77,6 +91,9 @@ pub async fn run_with(source: Arc<Source>, policy: FlushPolicy, cancel: Cancella
             Err(e) => e,
         };
         metrics.up.get_or_create(&labels).set(0);
+        if streamed {
+            backoff = FIRST_RETRY;
+        }
         if err.is_transient() || matches!(err, BinlogError::Protocol { .. }) {
             metrics.reconnects.get_or_create(&labels).inc();
             tracing::warn!(source = %name, error = %err, retry_in = ?backoff, "capture interrupted; reconnecting");
@@ -89,7 +106,7 @@ pub async fn run_with(source: Arc<Source>, policy: FlushPolicy, cancel: Cancella
                 () = tokio::time::sleep(backoff) => {},
                 () = cancel.cancelled() => break,
             }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
+            backoff = (backoff * 2).min(MAX_RETRY);
             continue;
         }
         if matches!(err, BinlogError::Decode { .. }) {
@@ -122,6 +139,7 @@ async fn capture_once(
     source: &Source,
     tx: &mpsc::Sender<ToWriter>,
     metrics: &Metrics,
+    streamed: &mut bool,
 ) -> Result<(), BinlogError> {
     let labels = Metrics::source(&source.config.name);
     let spec = source.spec()?;
@@ -187,6 +205,7 @@ async fn capture_once(
     let mut warned_retention = false;
     loop {
         capture.next(&mut items).await?;
+        *streamed = true;
         if let (Some(limit), false) = (retention, warned_retention) {
             let lag = lock(&source.shared).lag_seconds.unwrap_or(0.0);
             if lag > 0.8 * limit as f64 {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod proxy;
 pub mod writers;
 
 /// The test password of the `dbtrail` user that scripts/testdb creates.
@@ -39,6 +40,11 @@ pub fn write_config(dir: &Path, server: Server, extra: &str) -> PathBuf {
 pub fn write_config_as(dir: &Path, server: Server, user: &str, extra: &str) -> PathBuf {
     let url = dbtrail_testkit::url(server).expect("server configured");
     let (host, port) = port_of(&url);
+    write_config_at(dir, &host, port, user, extra)
+}
+
+/// A config for one source named `src` at `host:port` (a test server, or a proxy to one).
+pub fn write_config_at(dir: &Path, host: &str, port: u16, user: &str, extra: &str) -> PathBuf {
     let cfg = format!(
         "data_dir = \"{d}/data\"\nsocket = \"{d}/dbtrail.sock\"\nmetrics_addr = \"\"\n\
          [[sources]]\nname = \"src\"\nurl = \"mysql://{user}@{host}:{port}\"\n\
@@ -67,6 +73,23 @@ impl Daemon {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let config = write_config_as(&dir, server, user, extra);
+        let mut d = Daemon {
+            child: None,
+            socket: dir.join("dbtrail.sock"),
+            dir,
+            _tmp: Some(tmp),
+            source: "src".into(),
+            config,
+        };
+        d.spawn();
+        d
+    }
+
+    /// [`Daemon::start`] with the source's url at `addr` (a [`proxy::Proxy`] to `server`).
+    pub fn start_via(addr: std::net::SocketAddr, extra: &str) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let config = write_config_at(&dir, &addr.ip().to_string(), addr.port(), "dbtrail", extra);
         let mut d = Daemon {
             child: None,
             socket: dir.join("dbtrail.sock"),

@@ -1,0 +1,365 @@
+//! Faults the network brings, against the real servers, each ending with "capture exact,
+//! nothing lost" (docs/correctness.md C15).
+//!
+//! The daemon's source url points at a loopback proxy the test controls
+//! ([`common::proxy`]). Writers commit straight to the server (not through the proxy):
+//! - three writers of small transactions on a keyed table `k` and a key-less `bag`;
+//! - one writer of large transactions: a LONGBLOB row rewritten with 128 KiB..1.1 MiB
+//!   (row events of up to 2.3 MiB with both images) or a 5000-row UPDATE.
+//!
+//! Every transaction also adds one to its writer's row of `ctr`. The checks at the end:
+//! - the log's updates of each `ctr` row are exactly 1, 2, ..., the server's final value: no
+//!   transaction missing, none twice, in order;
+//! - with GTIDs, each of those transactions has its own GTID, and the captured GTID set
+//!   contains the server's `gtid_executed` (read with its own SQL);
+//! - a restore to the server's GTID state from the baseline taken before the faults (image
+//!   `baseline`, so every change comes from the log), imported with myloader, equals the
+//!   source's own `HEX()` of every row of every table.
+//!
+//! `cuts_*`: the proxy cuts every connection at random offsets of the server->client stream
+//! (in the handshake, the startup queries, and inside events) for 40 s. `hang_*`: the proxy
+//! stops forwarding without closing anything; capture must notice (no event or heartbeat for
+//! three periods plus 2 s), reconnect once the server answers again, and lose nothing.
+mod common;
+
+use common::proxy::{Mode, Proxy};
+use common::writers::Writers;
+use common::{Daemon, gtid_now, hex_rows, myloader, restore};
+use dbtrail_core::api::{PitrRequest, SourceState};
+use dbtrail_testkit::{Server, TestDb};
+use mysql_async::prelude::Queryable;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Small writers (ids 0..SMALL in `ctr`); the large writer is row SMALL.
+const SMALL: u64 = 3;
+/// How long the proxy cuts, seconds.
+const CUTTING: u64 = 40;
+const TABLES: [&str; 5] = ["ctr", "k", "bag", "big", "u"];
+
+/// One small transaction of writer `w`: 1-3 changes of `k` or `bag`, and its counter.
+fn small_txn(w: u64, n: u64, next: &mut dyn FnMut(u64) -> u64) -> Vec<String> {
+    let mut sql = Vec::new();
+    for _ in 0..1 + next(3) {
+        let k = 1 + next(300);
+        sql.push(match next(20) {
+            0..=7 => format!(
+                "INSERT INTO k (id, v, s) VALUES ({k}, {}, 'w{w}-{n}') \
+                 ON DUPLICATE KEY UPDATE v = v + 1, s = 'd{w}-{n}'",
+                next(1000)
+            ),
+            8..=13 => format!("UPDATE k SET v = v * 2, s = 'u{w}-{n}' WHERE id = {k}"),
+            14..=16 => format!("DELETE FROM k WHERE id = {k}"),
+            17 | 18 => format!("INSERT INTO bag VALUES ({}, 'b{w}')", next(5)),
+            _ => format!("DELETE FROM bag WHERE x = {} LIMIT 1", next(5)),
+        });
+    }
+    sql.push(format!("UPDATE ctr SET n = n + 1 WHERE w = {w}"));
+    sql
+}
+
+async fn setup(db: &TestDb) {
+    let mut conn = db.conn().await;
+    let seed_k: Vec<String> = (1..=300).map(|i| format!("({i}, {i}, 'seed')")).collect();
+    let seed_ctr: Vec<String> = (0..=SMALL).map(|w| format!("({w}, 0)")).collect();
+    for sql in [
+        "CREATE TABLE ctr (w INT PRIMARY KEY, n BIGINT NOT NULL)".to_string(),
+        "CREATE TABLE k (id INT PRIMARY KEY, v BIGINT NOT NULL, s VARCHAR(20), KEY (v))".into(),
+        "CREATE TABLE bag (x INT, y VARCHAR(10))".into(),
+        "CREATE TABLE big (id INT PRIMARY KEY, b LONGBLOB)".into(),
+        "CREATE TABLE u (id INT PRIMARY KEY, n BIGINT NOT NULL)".into(),
+        format!("INSERT INTO ctr VALUES {}", seed_ctr.join(",")),
+        format!("INSERT INTO k VALUES {}", seed_k.join(",")),
+        "INSERT INTO bag VALUES (1, 'a'), (1, 'a'), (2, 'b'), (3, NULL)".into(),
+        "INSERT INTO big VALUES (1, 'x'), (2, 'y'), (3, NULL), (4, '')".into(),
+    ] {
+        conn.query_drop(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let ids: Vec<String> = (1..=5000).map(|i| format!("({i}, 0)")).collect();
+    conn.query_drop(format!("INSERT INTO u VALUES {}", ids.join(",")))
+        .await
+        .expect("seed u");
+}
+
+/// The large writer: until `stop`, one large transaction every `pause`; returns its commits.
+fn large_writer(
+    db: &TestDb,
+    stop: Arc<AtomicBool>,
+    pause: Duration,
+) -> tokio::task::JoinHandle<u64> {
+    let url = db.url();
+    tokio::spawn(async move {
+        let mut conn = mysql_async::Conn::from_url(url).await.expect("large conn");
+        let mut next = common::xorshift(4242);
+        let mut n = 0;
+        while !stop.load(Ordering::SeqCst) {
+            n += 1;
+            let change = if n % 3 == 0 {
+                "UPDATE u SET n = n + 1".to_string()
+            } else {
+                let len = 128 * 1024 + next(1024 * 1024);
+                format!(
+                    "UPDATE big SET b = REPEAT(CHAR({}), {len}) WHERE id = {}",
+                    65 + next(26),
+                    1 + next(4)
+                )
+            };
+            for sql in [
+                "BEGIN".to_string(),
+                change,
+                format!("UPDATE ctr SET n = n + 1 WHERE w = {SMALL}"),
+                "COMMIT".into(),
+            ] {
+                conn.query_drop(&sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("large writer: {sql}: {e}"));
+            }
+            tokio::time::sleep(pause).await;
+        }
+        n
+    })
+}
+
+/// A daemon on `proxy` with a baseline of the test database taken before any fault.
+async fn daemon_with_baseline(db: &TestDb, proxy: &Proxy) -> Daemon {
+    let extra = format!("backup_databases = [\"{}\"]\n", db.db_name());
+    let daemon = Daemon::start_via(proxy.addr, &extra);
+    daemon.wait_streaming().await;
+    let b = daemon.backup().await;
+    for t in TABLES {
+        assert!(
+            b.table(&dbtrail_core::TableRef::new(db.db_name(), t))
+                .is_some(),
+            "{t} in the baseline"
+        );
+    }
+    daemon
+}
+
+/// Capture exact, nothing lost: see the module docs. `what` names the run in messages.
+async fn check_exact(daemon: &Daemon, db: &TestDb, what: &str) {
+    let server = db.server();
+    daemon.wait_caught_up(db).await;
+    let mut conn = db.conn().await;
+    // 1. Every transaction of every writer exactly once, in order.
+    let finals: Vec<(u64, u64)> = conn
+        .query("SELECT w, n FROM ctr ORDER BY w")
+        .await
+        .expect("ctr");
+    let ev = daemon.table_events(db, "ctr").await;
+    assert!(!ev.truncated, "{what}: too many ctr events for one page");
+    let mut seen: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let mut gtids = std::collections::BTreeSet::new();
+    let mut updates = 0u64;
+    for e in ev.events.iter().filter(|e| e.kind == "update") {
+        let after = e.after.as_ref().expect("after image");
+        let w = after[0].as_u64().expect("w");
+        seen.entry(w)
+            .or_default()
+            .push(after[1].as_u64().expect("n"));
+        updates += 1;
+        if server.has_gtids() {
+            gtids.insert(e.gtid.clone().expect("a gtid"));
+        }
+    }
+    for (w, n) in &finals {
+        let got = seen.remove(w).unwrap_or_default();
+        if got != (1..=*n).collect::<Vec<_>>() {
+            let missing: Vec<u64> = (1..=*n).filter(|i| !got.contains(i)).collect();
+            let mut dup = got.clone();
+            dup.sort_unstable();
+            dup.dedup();
+            panic!(
+                "{what}: writer {w} committed {n} transactions; the log has {} updates of its \
+                 counter (missing {missing:?}, {} duplicated, in order: {})\n{}",
+                got.len(),
+                got.len() - dup.len(),
+                got.windows(2).all(|p| p[0] < p[1]),
+                daemon.log()
+            );
+        }
+    }
+    if server.has_gtids() {
+        assert_eq!(
+            gtids.len() as u64,
+            updates,
+            "{what}: one GTID per transaction"
+        );
+    }
+    // 2. The captured GTID set holds everything the server executed.
+    if server == Server::MysqlGtid {
+        let executed = db.gtid_executed().await;
+        let st = daemon
+            .client()
+            .status(&daemon.source)
+            .await
+            .expect("status");
+        let missing: String = conn
+            .exec_first(
+                "SELECT GTID_SUBTRACT(?, ?)",
+                (&executed, &st.captured_gtid_set),
+            )
+            .await
+            .expect("gtid_subtract")
+            .unwrap_or_default();
+        assert_eq!(missing, "", "{what}: executed on the server, not captured");
+    }
+    // 3. A restore to now from the baseline before the faults equals the source.
+    let req = PitrRequest {
+        target_gtid: Some(gtid_now(db).await.expect("a GTID server")),
+        tables: TABLES
+            .iter()
+            .map(|t| format!("{}.{t}", db.db_name()))
+            .collect(),
+        image: Some("baseline".into()),
+        ..PitrRequest::default()
+    };
+    let out = tempfile::tempdir().expect("tmp");
+    restore(daemon, req, out.path())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: restore failed: {e}\n{}", daemon.log()));
+    let into = format!("{}_r", db.db_name());
+    tokio::task::block_in_place(|| myloader(db, out.path(), &into));
+    for t in TABLES {
+        let want = hex_rows(&mut conn, db.db_name(), t).await;
+        let got = hex_rows(&mut conn, &into, t).await;
+        assert!(
+            got == want,
+            "{what}: {t} differs: {} rows restored, {} at the source",
+            got.len(),
+            want.len()
+        );
+    }
+    conn.query_drop(format!("DROP DATABASE `{into}`"))
+        .await
+        .expect("drop");
+    let total: u64 = finals.iter().map(|(_, n)| n).sum();
+    eprintln!(
+        "{what}: {total} transactions, each in the log exactly once; restore equals the source"
+    );
+}
+
+async fn cuts(server: Server) {
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    setup(&db).await;
+    let proxy = Proxy::of_url(db.server_url());
+    let daemon = daemon_with_baseline(&db, &proxy).await;
+    let w = Writers::start(&db, SMALL, small_txn);
+    let stop = Arc::new(AtomicBool::new(false));
+    let large = large_writer(&db, stop.clone(), Duration::from_millis(300));
+    proxy.set(Mode::Cut { max_bytes: 4 << 20 });
+    let started = Instant::now();
+    let mut reconnecting_seen = 0;
+    while started.elapsed() < Duration::from_secs(CUTTING) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Ok(s) = daemon.client().status(&daemon.source).await {
+            assert_ne!(
+                s.state,
+                SourceState::Failed,
+                "{server}: capture failed under cuts: {:?}\n{}",
+                s.error,
+                daemon.log()
+            );
+            if s.state == SourceState::Reconnecting {
+                reconnecting_seen += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let large_commits = large.await.expect("large writer");
+    let small_commits = w.stop().await;
+    proxy.set(Mode::Pass);
+    let cuts = proxy.cuts();
+    eprintln!(
+        "{server}: {cuts} cuts in {} connections over {CUTTING} s (status seen reconnecting \
+         {reconnecting_seen} times of {}); {small_commits} small and {large_commits} large \
+         transactions committed",
+        proxy.connections(),
+        CUTTING * 2
+    );
+    assert!(cuts >= 100, "{server}: only {cuts} cuts\n{}", daemon.log());
+    assert!(
+        large_commits >= 10,
+        "{server}: {large_commits} large transactions"
+    );
+    check_exact(&daemon, &db, &format!("{server} after {cuts} cuts")).await;
+    assert_eq!(
+        daemon
+            .client()
+            .status(&daemon.source)
+            .await
+            .expect("status")
+            .state,
+        SourceState::Streaming
+    );
+}
+
+async fn hang(server: Server) {
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    setup(&db).await;
+    let proxy = Proxy::of_url(db.server_url());
+    let daemon = daemon_with_baseline(&db, &proxy).await;
+    let w = Writers::start(&db, SMALL, small_txn);
+    let stop = Arc::new(AtomicBool::new(false));
+    let large = large_writer(&db, stop.clone(), Duration::from_millis(500));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.set(Mode::Hang);
+    let hung = Instant::now();
+    // heartbeat_seconds = 1: no event or heartbeat for 3 s + 2 s.
+    let st = daemon
+        .wait_status("capture to notice the hang", Duration::from_secs(15), |s| {
+            s.state == SourceState::Reconnecting
+        })
+        .await;
+    let noticed = hung.elapsed();
+    let err = st.error.unwrap_or_default();
+    assert!(
+        err.contains("no event or heartbeat"),
+        "{server}: the reason names the silence: {err}"
+    );
+    assert!(
+        noticed >= Duration::from_secs(4),
+        "{server}: noticed after {noticed:?}"
+    );
+    // Still hung: a new connection gets no greeting; then the server answers again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set(Mode::Pass);
+    daemon.wait_streaming().await;
+    eprintln!(
+        "{server}: hang noticed after {noticed:?}, streaming again {:?} after the hang began",
+        hung.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    large.await.expect("large writer");
+    w.stop().await;
+    check_exact(&daemon, &db, &format!("{server} after a hang")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cuts_mysql_gtid() {
+    cuts(Server::MysqlGtid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cuts_mariadb() {
+    cuts(Server::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hang_mysql_gtid() {
+    hang(Server::MysqlGtid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hang_mariadb() {
+    hang(Server::MariaDb).await;
+}
