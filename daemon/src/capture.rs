@@ -14,6 +14,14 @@
 //! refuses or drops every new connection before streaming is retried less and less often.
 //! Without the reset, a long-running daemon would wait [`MAX_RETRY`] after every cut once a
 //! few cuts had happened in its lifetime (issue 15, `daemon/tests/faults.rs`).
+//!
+//! Hangs: while streaming, a read that sees no event or heartbeat for three heartbeat periods
+//! plus 2 s is a timeout (`Capture::next`). Before streaming, each exchange with the server
+//! (the checks, the position and gap queries, the dump request) is bounded by
+//! [`setup_limit`]: a server that stops answering during a reconnect (a frozen process
+//! whose kernel still acknowledges, a partition without a reset) would otherwise keep capture
+//! "reconnecting" without ever retrying. Waits for the writer are not bounded: a slow disk
+//! is not a hung server.
 pub mod writer;
 
 use crate::metrics::Metrics;
@@ -34,6 +42,29 @@ use writer::{FlushPolicy, ToWriter};
 pub const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// The longest wait between two reconnects.
 pub const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// How long one exchange with the server before streaming may take: three times the
+/// streaming silence limit (three heartbeat periods plus 2 s), as it makes a few round trips.
+pub fn setup_limit(heartbeat: Duration) -> Duration {
+    (heartbeat * 3 + Duration::from_secs(2)) * 3
+}
+
+/// `fut`, or a transient error naming `what` when it takes longer than `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, BinlogError>>,
+) -> Result<T, BinlogError> {
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+        Err(BinlogError::Protocol {
+            action: what.to_string(),
+            detail: format!(
+                "no answer within {}s (the server or the network hangs); reconnecting",
+                limit.as_secs()
+            ),
+        })
+    })
+}
 
 /// Runs capture for one source until `cancel`.
 pub async fn run(source: Arc<Source>, cancel: CancellationToken) {
@@ -143,8 +174,14 @@ async fn capture_once(
 ) -> Result<(), BinlogError> {
     let labels = Metrics::source(&source.config.name);
     let spec = source.spec()?;
+    let limit = setup_limit(spec.heartbeat);
     let mut conn = stream::connect(&spec).await?;
-    let info: ServerInfo = checks::check_server(&mut conn).await?;
+    let info: ServerInfo = bounded(
+        limit,
+        "checking the server's settings",
+        checks::check_server(&mut conn),
+    )
+    .await?;
     let expire = i64::try_from(info.binlog_expire_seconds.unwrap_or(0)).unwrap_or(i64::MAX);
     metrics.binlog_retention.get_or_create(&labels).set(expire);
     for w in &info.warnings {
@@ -170,7 +207,12 @@ async fn capture_once(
             p
         }
         None => {
-            let p = stream::current_position(&mut conn, &info).await?;
+            let p = bounded(
+                limit,
+                "reading the server's position",
+                stream::current_position(&mut conn, &info),
+            )
+            .await?;
             tracing::info!(source = %source.config.name, position = %p, "new log: capture starts at the server's current position");
             tx.send(ToWriter::Init(p.clone()))
                 .await
@@ -178,8 +220,12 @@ async fn capture_once(
             p
         }
     };
-    let (start, gap) =
-        stream::plan_start(&mut conn, &info, &from, source.config.no_gap_fill).await?;
+    let (start, gap) = bounded(
+        limit,
+        "comparing the log with the server's binlogs",
+        stream::plan_start(&mut conn, &info, &from, source.config.no_gap_fill),
+    )
+    .await?;
     if let Some(g) = gap {
         tracing::warn!(source = %source.config.name, missing = %g.missing, "recording a gap: {}", g.reason);
         tx.send(ToWriter::Gap(g)).await.map_err(|_| writer_gone())?;
@@ -192,7 +238,12 @@ async fn capture_once(
     }))
     .await
     .map_err(|_| writer_gone())?;
-    let mut capture = Capture::start(conn, &info, &start, &spec).await?;
+    let mut capture = bounded(
+        limit,
+        "requesting the binlog stream",
+        Capture::start(conn, &info, &start, &spec),
+    )
+    .await?;
     {
         let mut s = lock(&source.shared);
         s.state = Some(SourceState::Streaming);

@@ -12,6 +12,8 @@
 //! - [`Mode::Hang`]: nothing is forwarded in either direction and no socket is closed, as a
 //!   server that stopped answering; new connections are accepted and stall the same way.
 //!   Leaving the mode lets the held bytes go on.
+//! - [`Mode::HangAfter`]: the same after the first `bytes` of each connection's
+//!   server->client stream (the handshake done, a query sent, its answer held).
 //!
 //! The seed is printed (`proxy seed N`); `DBTRAIL_TEST_PROXY_SEED=N` replays its draws. Only
 //! 127.0.0.1 is ever connected to.
@@ -33,6 +35,12 @@ pub enum Mode {
     },
     /// Forward nothing, close nothing.
     Hang,
+    /// Forward the first `bytes` of each connection's server->client stream, then nothing
+    /// (close nothing): a server that stops answering in the middle of a conversation.
+    HangAfter {
+        /// Bytes a connection gets before it hangs.
+        bytes: u64,
+    },
 }
 
 struct Ctl {
@@ -61,8 +69,13 @@ impl Ctl {
 
     /// Waits while the mode is [`Mode::Hang`]; returns the mode after.
     fn wait_unhung(&self) -> Mode {
+        self.wait_while(|m| m == Mode::Hang)
+    }
+
+    /// Waits while `hung` holds for the mode; returns the mode after.
+    fn wait_while(&self, hung: impl Fn(Mode) -> bool) -> Mode {
         let mut m = self.mode.lock().expect("mode");
-        while *m == Mode::Hang && !self.stop.load(Ordering::SeqCst) {
+        while hung(*m) && !self.stop.load(Ordering::SeqCst) {
             m = self
                 .changed
                 .wait_timeout(m, Duration::from_millis(200))
@@ -231,6 +244,21 @@ fn copy_down(ctl: &Ctl, mut server: TcpStream, mut client: TcpStream) {
             Ok(n) => n,
         };
         let mode = ctl.wait_unhung();
+        if let Mode::HangAfter { bytes } = mode
+            && sent + n as u64 > bytes
+        {
+            let keep = bytes.saturating_sub(sent) as usize;
+            if client.write_all(&buf[..keep]).is_err() {
+                break;
+            }
+            sent += keep as u64;
+            ctl.wait_while(|m| matches!(m, Mode::Hang | Mode::HangAfter { .. }));
+            if client.write_all(&buf[keep..n]).is_err() {
+                break;
+            }
+            sent += (n - keep) as u64;
+            continue;
+        }
         if let Mode::Cut { max_bytes } = mode {
             let at = *cut_at.get_or_insert_with(|| sent + ctl.draw(max_bytes));
             if sent + n as u64 >= at {
