@@ -295,7 +295,9 @@ async fn cuts(server: Server) {
         proxy.connections(),
         CUTTING * 2
     );
-    assert!(cuts >= 100, "{server}: only {cuts} cuts\n{}", daemon.log());
+    // About 100-170 here in 40 s (MariaDB finds its GTID start more slowly); a loaded CI
+    // machine may do fewer.
+    assert!(cuts >= 50, "{server}: only {cuts} cuts\n{}", daemon.log());
     assert!(
         large_commits >= 10,
         "{server}: {large_commits} large transactions"
