@@ -531,7 +531,7 @@ impl Backups {
         tables.sort_by(|a, b| a.table.cmp(&b.table));
         skipped.sort_by(|a, b| a.table.cmp(&b.table));
         lock(job).phase = phase("manifest");
-        let m = BaselineManifest {
+        let mut m = BaselineManifest {
             format_version: MANIFEST_VERSION,
             id,
             source: name.clone(),
@@ -550,6 +550,7 @@ impl Backups {
             upper: snap.upper.clone(),
             tables,
             skipped,
+            checksums: Default::default(),
         };
         // An image left with no table holds nothing: not recorded (its retry, if any, is).
         if image.is_some() && m.tables.is_empty() {
@@ -559,6 +560,7 @@ impl Backups {
         if let Some(objects) = &objects {
             source.store.put_objects(&m.id, objects).await?;
         }
+        source.store.fill_checksums(&mut m).await?;
         source.store.put_manifest(&m).await?;
         source.log.put_baseline(&m)?;
         Ok(m)
@@ -699,7 +701,7 @@ impl Backups {
             }
         })?;
         lock(job).phase = "manifest".into();
-        let m = BaselineManifest {
+        let mut m = BaselineManifest {
             format_version: MANIFEST_VERSION,
             id,
             source: source.config.name.clone(),
@@ -714,7 +716,9 @@ impl Backups {
             upper: None,
             tables: out,
             skipped: Vec::new(),
+            checksums: Default::default(),
         };
+        source.store.fill_checksums(&mut m).await?;
         source.store.put_manifest(&m).await?;
         source.log.put_baseline(&m)?;
         Ok(m)

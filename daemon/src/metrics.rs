@@ -361,6 +361,7 @@ mod tests {
             upper: None,
             tables: vec![],
             skipped: vec![],
+            checksums: Default::default(),
         }
     }
 

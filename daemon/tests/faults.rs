@@ -378,8 +378,8 @@ async fn hang_in_setup(server: Server) {
     while daemon.log().matches("no answer within").count() == before {
         assert!(
             Instant::now() < deadline,
-            "{server}: capture never gave up on a startup exchange the server does not              answer
-{}",
+            "{server}: capture never gave up on a startup exchange the server does not \
+             answer\n{}",
             daemon.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -394,7 +394,8 @@ async fn hang_in_setup(server: Server) {
     proxy.set(Mode::Pass);
     daemon.wait_streaming().await;
     eprintln!(
-        "{server}: gave up on a hung startup exchange {gave_up:?} after the hang began:          {line}"
+        "{server}: gave up on a hung startup exchange {gave_up:?} after the hang began: \
+         {line}"
     );
     w.stop().await;
     check_exact(&daemon, &db, &format!("{server} after a hang in setup")).await;
@@ -423,4 +424,110 @@ async fn hang_mysql_gtid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hang_mariadb() {
     hang(Server::MariaDb).await;
+}
+
+/// A baseline file damaged after its baseline finished: the restore names the file, the
+/// checksum the manifest recorded and the one it has now, and writes nothing; the intact
+/// file restores again. (docs/correctness.md C24.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn damaged_baseline_file_is_refused() {
+    let server = Server::MysqlGtid;
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    setup(&db).await;
+    let extra = format!("backup_databases = [\"{}\"]\n", db.db_name());
+    let daemon = Daemon::start(server, &extra);
+    daemon.wait_streaming().await;
+    let b = daemon.backup().await;
+    db.exec("UPDATE k SET v = v + 1 WHERE id <= 10").await;
+    daemon.wait_caught_up(&db).await;
+    let entry = b
+        .table(&dbtrail_core::TableRef::new(db.db_name(), "u"))
+        .expect("u in the baseline");
+    let file = entry.files()[0].to_string();
+    let expected = b.checksums.get(&file).cloned().unwrap_or_else(|| {
+        panic!(
+            "the manifest records each file's checksum: {:?}",
+            b.checksums
+        )
+    });
+    for t in &b.tables {
+        for f in t.files() {
+            assert!(b.checksums.contains_key(f), "{f} has its checksum");
+        }
+    }
+    let path = daemon
+        .dir
+        .join("data/baselines/src")
+        .join(&b.id)
+        .join(&file);
+    let intact = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // Flip bytes inside the data pages (not the footer): a reader without the check may
+    // decode other values without noticing.
+    let mut bad = intact.clone();
+    let at = bad.len() / 3;
+    for b in &mut bad[at..at + 8] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&path, &bad).expect("damage");
+    let req = || PitrRequest {
+        target_gtid: None,
+        target_time: None,
+        tables: vec![format!("{}.u", db.db_name()), format!("{}.k", db.db_name())],
+        image: Some("baseline".into()),
+        ..PitrRequest::default()
+    };
+    let now_req = |g: String| PitrRequest {
+        target_gtid: Some(g),
+        ..req()
+    };
+    let out = tempfile::tempdir().expect("tmp");
+    let target = out.path().join("r1");
+    let err = restore(&daemon, now_req(db.gtid_executed().await), &target)
+        .await
+        .expect_err("a restore from a damaged file must fail");
+    for want in [file.as_str(), &b.id, &expected, "checksum", "--image live"] {
+        assert!(err.contains(want), "the error names {want}: {err}");
+    }
+    let actual = format!("crc32:{:08x}", crc32(&bad));
+    assert!(
+        err.contains(&actual),
+        "the error names the actual checksum {actual}: {err}"
+    );
+    let written: Vec<_> = std::fs::read_dir(&target)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        written
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".sql")),
+        "nothing restored: {written:?}"
+    );
+    eprintln!("damaged baseline refused: {err}");
+    // The intact file restores again.
+    std::fs::write(&path, &intact).expect("repair");
+    restore(
+        &daemon,
+        now_req(db.gtid_executed().await),
+        &out.path().join("r2"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("restore from the intact file: {e}"));
+}
+
+/// IEEE CRC-32 (the manifests' checksum), computed here without dbtrail's code.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
