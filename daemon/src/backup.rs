@@ -1095,13 +1095,16 @@ fn base_metadata(snap: &snapshot::Snapshot) -> Vec<(String, String)> {
 
 /// Makes the catalog agree with the store at startup: complete baselines missing from the
 /// catalog (a crash between manifest and catalog) are added; directories without a manifest
-/// (a backup killed midway) are deleted.
-pub async fn reconcile(source: &Source) -> anyhow::Result<()> {
+/// (a backup killed midway) are deleted. Only ids before `started_us` (this process's
+/// start) are looked at: ids sort by the time their job started, and a backup this process
+/// began while the check runs has no manifest yet but is not abandoned.
+pub async fn reconcile(source: &Source, started_us: i64) -> anyhow::Result<()> {
     let store = &source.store;
     let known: std::collections::HashSet<String> =
         source.log.baselines()?.into_iter().map(|b| b.id).collect();
+    let ours = baseline_id(started_us);
     for id in store.ids().await? {
-        if known.contains(&id) {
+        if known.contains(&id) || id >= ours {
             continue;
         }
         match store.manifest(&id).await? {

@@ -140,6 +140,38 @@ async fn daemon_with_baseline(db: &TestDb, proxy: &Proxy) -> Daemon {
     daemon
 }
 
+/// The server's `gtid_executed` now, once the captured set holds it (other tests commit on
+/// the same server meanwhile: the set read now, captured a little later).
+async fn captured_executed(daemon: &Daemon, db: &TestDb, what: &str) -> String {
+    let executed = db.gtid_executed().await;
+    let mut conn = db.conn().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = daemon
+            .client()
+            .status(&daemon.source)
+            .await
+            .expect("status");
+        let missing: String = conn
+            .exec_first(
+                "SELECT GTID_SUBTRACT(?, ?)",
+                (&executed, &st.captured_gtid_set),
+            )
+            .await
+            .expect("gtid_subtract")
+            .unwrap_or_default();
+        if missing.is_empty() {
+            return executed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: executed on the server, never captured: {missing}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Capture exact, nothing lost: see the module docs. `what` names the run in messages.
 async fn check_exact(daemon: &Daemon, db: &TestDb, what: &str) {
     let server = db.server();
@@ -190,35 +222,9 @@ async fn check_exact(daemon: &Daemon, db: &TestDb, what: &str) {
             "{what}: one GTID per transaction"
         );
     }
-    // 2. The captured GTID set comes to hold everything the server had executed (other tests
-    // commit on the same server meanwhile: the set read now, captured a little later).
+    // 2. The captured GTID set comes to hold everything the server had executed.
     if server == Server::MysqlGtid {
-        let executed = db.gtid_executed().await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let st = daemon
-                .client()
-                .status(&daemon.source)
-                .await
-                .expect("status");
-            let missing: String = conn
-                .exec_first(
-                    "SELECT GTID_SUBTRACT(?, ?)",
-                    (&executed, &st.captured_gtid_set),
-                )
-                .await
-                .expect("gtid_subtract")
-                .unwrap_or_default();
-            if missing.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: executed on the server, never captured: {missing}\n{}",
-                daemon.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        captured_executed(daemon, db, what).await;
     }
     // 3. A restore to now from the baseline before the faults equals the source.
     let req = PitrRequest {
@@ -484,9 +490,13 @@ async fn damaged_baseline_file_is_refused() {
     };
     let out = tempfile::tempdir().expect("tmp");
     let target = out.path().join("r1");
-    let err = restore(&daemon, now_req(db.gtid_executed().await), &target)
-        .await
-        .expect_err("a restore from a damaged file must fail");
+    let err = restore(
+        &daemon,
+        now_req(captured_executed(&daemon, &db, "damaged").await),
+        &target,
+    )
+    .await
+    .expect_err("a restore from a damaged file must fail");
     for want in [file.as_str(), &b.id, &expected, "checksum", "--image live"] {
         assert!(err.contains(want), "the error names {want}: {err}");
     }
@@ -509,7 +519,7 @@ async fn damaged_baseline_file_is_refused() {
     std::fs::write(&path, &intact).expect("repair");
     restore(
         &daemon,
-        now_req(db.gtid_executed().await),
+        now_req(captured_executed(&daemon, &db, "damaged").await),
         &out.path().join("r2"),
     )
     .await
@@ -530,4 +540,180 @@ fn crc32(data: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+/// The store agrees with the catalog: every listed baseline has every file, each with the
+/// checksum its manifest recorded, and every directory of the store is a listed baseline
+/// (the startup check removes what a killed backup left). Waits up to 20 s for that check.
+async fn store_consistent(daemon: &Daemon, what: &str) -> usize {
+    let root = daemon.dir.join("data/baselines/src");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = daemon
+            .client()
+            .backups(&daemon.source)
+            .await
+            .expect("backups")
+            .baselines;
+        for b in &listed {
+            for t in &b.tables {
+                for f in t.files() {
+                    let p = root.join(&b.id).join(f);
+                    let bytes = std::fs::read(&p).unwrap_or_else(|e| {
+                        panic!(
+                            "{what}: baseline {} is listed but {f} is missing: {e}",
+                            b.id
+                        )
+                    });
+                    let want = b.checksums.get(f).expect("checksum");
+                    assert_eq!(
+                        &format!("crc32:{:08x}", crc32(&bytes)),
+                        want,
+                        "{what}: baseline {} is listed but {f} is partial or changed",
+                        b.id
+                    );
+                }
+            }
+        }
+        let dirs: Vec<String> = std::fs::read_dir(&root)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let stray: Vec<&String> = dirs
+            .iter()
+            .filter(|d| !listed.iter().any(|b| &b.id == *d))
+            .collect();
+        if stray.is_empty() {
+            return listed.len();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: directories in the store that no listed baseline owns: {stray:?}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// kill -9 of the daemon during backups (with `backup_keep = 1`, so each finished backup
+/// also removes the older baseline and prunes the log) and during a restore: after each
+/// restart the store and the catalog agree, a killed restore is failed and its output has
+/// no `metadata` (myloader refuses it), and the next backup and restore succeed and equal
+/// the source. (docs/correctness.md C25.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_during_backup_retention_and_restore() {
+    let server = Server::MysqlGtid;
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    setup(&db).await;
+    // About 24 MB of rows: a backup takes long enough to be killed in the middle.
+    db.exec("CREATE TABLE bulk (id INT PRIMARY KEY, b LONGBLOB)")
+        .await;
+    for i in 0..6 {
+        let rows: Vec<String> = (0..16)
+            .map(|j| format!("({}, REPEAT(CHAR(65 + {j}), 262144))", i * 16 + j))
+            .collect();
+        db.exec(&format!("INSERT INTO bulk VALUES {}", rows.join(",")))
+            .await;
+    }
+    let extra = format!(
+        "backup_databases = [\"{}\"]\nbackup_keep = 1\n",
+        db.db_name()
+    );
+    let mut daemon = Daemon::start(server, &extra);
+    daemon.wait_streaming().await;
+    daemon.backup().await;
+    let mut next = common::xorshift(99);
+    let mut phases = Vec::new();
+    for round in 0..7u64 {
+        db.exec(&format!("UPDATE k SET v = v + {round} WHERE id <= 50"))
+            .await;
+        db.exec(&format!("INSERT INTO bag VALUES ({round}, 'r')"))
+            .await;
+        let started = daemon
+            .client()
+            .start_backup(&daemon.source)
+            .await
+            .expect("start backup");
+        // From the snapshot through reading, the manifest and retention.
+        tokio::time::sleep(Duration::from_millis(5 + next(80 * (round + 1)))).await;
+        let phase = daemon
+            .client()
+            .backup(&daemon.source, &started.backup_id)
+            .await
+            .map(|j| format!("{:?} {}", j.status, j.phase))
+            .unwrap_or_default();
+        daemon.kill9();
+        phases.push(phase.clone());
+        daemon.spawn();
+        daemon.wait_streaming().await;
+        let n = store_consistent(&daemon, &format!("after a kill in backup phase {phase}")).await;
+        assert!(n >= 1, "a baseline survives");
+    }
+    eprintln!("backups killed in phases: {phases:?}");
+    // Restores killed midway.
+    let out = tempfile::tempdir().expect("tmp");
+    for (k, delay) in [100u64, 400, 900].into_iter().enumerate() {
+        let killed_out = out.path().join(format!("killed{k}"));
+        let req = PitrRequest {
+            target_gtid: Some(captured_executed(&daemon, &db, "before a restore").await),
+            image: Some("baseline".into()),
+            output: Some(killed_out.display().to_string()),
+            ..PitrRequest::default()
+        };
+        let started = daemon
+            .client()
+            .pitr(&daemon.source, &req)
+            .await
+            .expect("start restore");
+        let id = started.pitr_id.expect("job id");
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let phase = daemon
+            .client()
+            .pitr_job(&daemon.source, &id)
+            .await
+            .map(|j| j.phase)
+            .unwrap_or_default();
+        daemon.kill9();
+        daemon.spawn();
+        daemon.wait_streaming().await;
+        let j = daemon
+            .client()
+            .pitr_job(&daemon.source, &id)
+            .await
+            .expect("job after restart");
+        let has_metadata = killed_out.join("metadata").exists();
+        eprintln!(
+            "restore killed after {delay} ms in phase {phase:?}: after restart {:?}, \
+             metadata written: {has_metadata}",
+            j.status
+        );
+        match j.status {
+            dbtrail_core::api::JobStatus::Completed => assert!(has_metadata),
+            dbtrail_core::api::JobStatus::Failed => {
+                assert!(
+                    !has_metadata,
+                    "a killed restore's output must not look finished"
+                );
+                assert!(
+                    j.error
+                        .as_deref()
+                        .unwrap_or_default()
+                        .contains("interrupted"),
+                    "{:?}",
+                    j.error
+                );
+            }
+            s => panic!("a job interrupted by a restart is {s:?}"),
+        }
+    }
+    // The next backup and restore succeed and equal the source.
+    daemon.backup().await;
+    store_consistent(&daemon, "after the last backup").await;
+    db.exec("UPDATE ctr SET n = n + 1 WHERE w = 0").await;
+    check_exact(&daemon, &db, "after kill -9 in backups and a restore").await;
 }
