@@ -717,3 +717,81 @@ async fn kill9_during_backup_retention_and_restore() {
     db.exec("UPDATE ctr SET n = n + 1 WHERE w = 0").await;
     check_exact(&daemon, &db, "after kill -9 in backups and a restore").await;
 }
+
+/// A damaged file of the log (RocksDB SST, whose blocks carry checksums): a restore that
+/// reads it fails, naming the file and the checksum mismatch, and its output has no
+/// `metadata`; nothing is restored from the damaged block. (docs/correctness.md C24.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn damaged_log_file_is_refused() {
+    let server = Server::MysqlGtid;
+    let Some(db) = dbtrail_testkit::require(server).await else {
+        return;
+    };
+    setup(&db).await;
+    let extra = format!("backup_databases = [\"{}\"]\n", db.db_name());
+    let mut daemon = Daemon::start(server, &extra);
+    daemon.wait_streaming().await;
+    daemon.backup().await;
+    // About 40 MB of row events of `big`, after the baseline.
+    for i in 0..20 {
+        db.exec(&format!(
+            "UPDATE big SET b = REPEAT(CHAR({}), 1048576) WHERE id = {}",
+            65 + i % 26,
+            1 + i % 4
+        ))
+        .await;
+    }
+    let target = captured_executed(&daemon, &db, "before the damage").await;
+    // A restart replays the write-ahead log into SST files (RocksDB flushes what it
+    // recovers); the damage goes into the largest, the events of `big`.
+    assert!(daemon.stop().is_some());
+    daemon.spawn();
+    daemon.wait_streaming().await;
+    assert!(daemon.stop().is_some());
+    let log_dir = daemon.dir.join("data/sources/src/log");
+    let sst = std::fs::read_dir(&log_dir)
+        .expect("log dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sst"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("an SST file");
+    let mut bytes = std::fs::read(&sst).expect("read sst");
+    assert!(bytes.len() > 1 << 20, "the events are in {}", sst.display());
+    let at = bytes.len() / 2;
+    for b in &mut bytes[at..at + 8] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&sst, &bytes).expect("damage");
+    daemon.spawn();
+    daemon.wait_streaming().await;
+    let out = tempfile::tempdir().expect("tmp");
+    let req = PitrRequest {
+        target_gtid: Some(target),
+        tables: vec![format!("{}.big", db.db_name())],
+        image: Some("baseline".into()),
+        ..PitrRequest::default()
+    };
+    let dir = out.path().join("r");
+    let err = restore(&daemon, req, &dir)
+        .await
+        .expect_err("a restore through a damaged block must fail");
+    let name = sst
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        err.contains(&name) && err.to_lowercase().contains("checksum mismatch"),
+        "the error names {name} and the checksum mismatch: {err}"
+    );
+    assert!(
+        err.contains("damaged on disk"),
+        "the error says what it means: {err}"
+    );
+    assert!(
+        !dir.join("metadata").exists(),
+        "the output does not look finished"
+    );
+    eprintln!("damaged log refused: {err}");
+}
