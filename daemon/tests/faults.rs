@@ -17,7 +17,7 @@
 //!   source's own `HEX()` of every row of every table.
 //!
 //! `cuts_*`: the proxy cuts every connection at random offsets of the server->client stream
-//! (in the handshake, the startup queries, and inside events) for 40 s. `hang_*`: the proxy
+//! (in the handshake, the startup queries, and inside events) for 30 s or 120 cuts. `hang_*`: the proxy
 //! stops forwarding without closing anything; capture must notice (no event or heartbeat for
 //! three periods plus 2 s), reconnect once the server answers again, and lose nothing.
 mod common;
@@ -35,8 +35,9 @@ use std::time::{Duration, Instant};
 
 /// Small writers (ids 0..SMALL in `ctr`); the large writer is row SMALL.
 const SMALL: u64 = 3;
-/// How long the proxy cuts, seconds.
-const CUTTING: u64 = 40;
+/// How long the proxy cuts at most, seconds, and the cuts after which it stops sooner.
+const CUTTING: u64 = 30;
+const ENOUGH_CUTS: u64 = 120;
 const TABLES: [&str; 5] = ["ctr", "k", "bag", "big", "u"];
 
 /// One small transaction of writer `w`: 1-3 changes of `k` or `bag`, and its counter.
@@ -273,8 +274,9 @@ async fn cuts(server: Server) {
     let large = large_writer(&db, stop.clone(), Duration::from_millis(300));
     proxy.set(Mode::Cut { max_bytes: 4 << 20 });
     let started = Instant::now();
-    let mut reconnecting_seen = 0;
-    while started.elapsed() < Duration::from_secs(CUTTING) {
+    let (mut reconnecting_seen, mut polls) = (0, 0);
+    while started.elapsed() < Duration::from_secs(CUTTING) && proxy.cuts() < ENOUGH_CUTS {
+        polls += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
         if let Ok(s) = daemon.client().status(&daemon.source).await {
             assert_ne!(
@@ -295,15 +297,15 @@ async fn cuts(server: Server) {
     proxy.set(Mode::Pass);
     let cuts = proxy.cuts();
     eprintln!(
-        "{server}: {cuts} cuts in {} connections over {CUTTING} s (status seen reconnecting \
-         {reconnecting_seen} times of {}); {small_commits} small and {large_commits} large \
-         transactions committed",
+        "{server}: {cuts} cuts in {} connections over {:?} (status seen reconnecting \
+         {reconnecting_seen} times of {polls}); {small_commits} small and {large_commits} \
+         large transactions committed",
         proxy.connections(),
-        CUTTING * 2
+        started.elapsed()
     );
-    // About 100-170 here in 40 s (MariaDB finds its GTID start more slowly); a loaded CI
-    // machine may do fewer.
-    assert!(cuts >= 50, "{server}: only {cuts} cuts\n{}", daemon.log());
+    // 120 in about 30 s for MySQL and 60-80 for MariaDB (which finds its GTID start
+    // more slowly) when the test runs alone; a loaded machine does fewer.
+    assert!(cuts >= 20, "{server}: only {cuts} cuts\n{}", daemon.log());
     assert!(
         large_commits >= 10,
         "{server}: {large_commits} large transactions"
