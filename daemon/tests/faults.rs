@@ -17,8 +17,8 @@
 //!   source's own `HEX()` of every row of every table.
 //!
 //! `cuts_*`: the proxy cuts every connection at random offsets of the server->client stream
-//! (in the handshake, the startup queries, and inside events) for 30 s or 120 cuts. `hang_*`: the proxy
-//! stops forwarding without closing anything; capture must notice (no event or heartbeat for
+//! (in the handshake, the startup queries, and inside events) for 30 s or 120 cuts.
+//! `hang_*`: the proxy stops forwarding without closing anything; capture must notice (no event or heartbeat for
 //! three periods plus 2 s), reconnect once the server answers again, and lose nothing.
 mod common;
 
