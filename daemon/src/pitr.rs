@@ -198,8 +198,6 @@ impl Restores {
                         .into(),
                 );
                 std::fs::write(&p, serde_json::to_vec_pretty(&j)?)?;
-                // Its temporaries (downloaded images) are not needed again.
-                let _ = std::fs::remove_dir_all(tmp_dir.join(&j.pitr_id));
             }
             jobs.push(Arc::new(Mutex::new(j)));
         }
