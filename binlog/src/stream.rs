@@ -562,7 +562,10 @@ impl Capture {
     }
 
     /// Reads the next event and appends what it means to `out`. A read that sees nothing
-    /// for three heartbeat periods is a (transient) timeout.
+    /// for three heartbeat periods plus 2 s is a (transient) timeout, and so is handling the
+    /// event when that takes as long (its metadata queries on the second connection wait for
+    /// a server that stopped answering). After an error the capture is dropped, never
+    /// resumed: the stream is re-requested from the writer's position.
     pub async fn next(&mut self, out: &mut Vec<CaptureItem>) -> Result<(), BinlogError> {
         let wait = self.heartbeat * 3 + Duration::from_secs(2);
         let ev = match tokio::time::timeout(wait, self.stream.next()).await {
@@ -593,7 +596,16 @@ impl Capture {
             Ok(Some(Err(e))) => return Err(BinlogError::driver("reading the binlog stream")(e)),
             Ok(Some(Ok(ev))) => ev,
         };
-        self.handle(ev, out).await
+        match tokio::time::timeout(wait, self.handle(ev, out)).await {
+            Ok(r) => r,
+            Err(_) => Err(BinlogError::Protocol {
+                action: "reading table metadata for the binlog stream".into(),
+                detail: format!(
+                    "no answer within {}s (the server or the network hangs); reconnecting",
+                    wait.as_secs()
+                ),
+            }),
+        }
     }
 
     fn decode_err(&self, ev: &Event, what: &str, detail: impl Into<String>) -> BinlogError {

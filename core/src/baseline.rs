@@ -164,6 +164,12 @@ pub struct BaselineManifest {
     /// Tables listed at the snapshot but dropped or altered before they could be read
     /// (the baseline does not cover them; a restore of them needs another baseline).
     pub skipped: Vec<SkippedTable>,
+    /// Each file's checksum when the baseline was finished, by its path relative to the
+    /// baseline's directory: `crc32:<8 hex digits>` (IEEE CRC-32 of the whole file). Checked
+    /// before a restore reads the file (a corrupt file is refused, naming it). Empty in
+    /// manifests written before checksums existed (their files are not checked).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub checksums: std::collections::BTreeMap<String, String>,
 }
 
 /// A table a baseline does not hold, and why.
@@ -301,6 +307,7 @@ mod tests {
                 },
             ],
             skipped: Vec::new(),
+            checksums: Default::default(),
         }
     }
 
@@ -343,6 +350,24 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<BaselineManifest>(&json).expect("old"),
             old
+        );
+    }
+
+    #[test]
+    fn checksums_round_trip_and_manifests_without_them_load() {
+        let mut m = manifest(Vec::new());
+        let json = serde_json::to_string(&m).expect("json");
+        assert!(!json.contains("checksums"), "{json}");
+        m.checksums
+            .insert("d/a.parquet".into(), "crc32:0badf00d".into());
+        let json = serde_json::to_string(&m).expect("json");
+        assert!(
+            json.contains(r#""checksums":{"d/a.parquet":"crc32:0badf00d"}"#),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<BaselineManifest>(&json).expect("back"),
+            m
         );
     }
 }

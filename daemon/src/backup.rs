@@ -535,7 +535,7 @@ impl Backups {
         tables.sort_by(|a, b| a.table.cmp(&b.table));
         skipped.sort_by(|a, b| a.table.cmp(&b.table));
         lock(job).phase = phase("manifest");
-        let m = BaselineManifest {
+        let mut m = BaselineManifest {
             format_version: MANIFEST_VERSION,
             id,
             source: name.clone(),
@@ -554,6 +554,7 @@ impl Backups {
             upper: snap.upper.clone(),
             tables,
             skipped,
+            checksums: Default::default(),
         };
         // An image left with no table holds nothing: not recorded (its retry, if any, is).
         if image.is_some() && m.tables.is_empty() {
@@ -563,6 +564,7 @@ impl Backups {
         if let Some(objects) = &objects {
             source.store.put_objects(&m.id, objects).await?;
         }
+        source.store.fill_checksums(&mut m).await?;
         source.store.put_manifest(&m).await?;
         source.log.put_baseline(&m)?;
         Ok(m)
@@ -702,7 +704,7 @@ impl Backups {
             }
         })?;
         lock(job).phase = "manifest".into();
-        let m = BaselineManifest {
+        let mut m = BaselineManifest {
             format_version: MANIFEST_VERSION,
             id,
             source: source.config.name.clone(),
@@ -717,7 +719,9 @@ impl Backups {
             upper: None,
             tables: out,
             skipped: Vec::new(),
+            checksums: Default::default(),
         };
+        source.store.fill_checksums(&mut m).await?;
         source.store.put_manifest(&m).await?;
         source.log.put_baseline(&m)?;
         Ok(m)
@@ -1094,13 +1098,16 @@ fn base_metadata(snap: &snapshot::Snapshot) -> Vec<(String, String)> {
 
 /// Makes the catalog agree with the store at startup: complete baselines missing from the
 /// catalog (a crash between manifest and catalog) are added; directories without a manifest
-/// (a backup killed midway) are deleted.
-pub async fn reconcile(source: &Source) -> anyhow::Result<()> {
+/// (a backup killed midway) are deleted. Only ids before `started_us` (this process's
+/// start) are looked at: ids sort by the time their job started, and a backup this process
+/// began while the check runs has no manifest yet but is not abandoned.
+pub async fn reconcile(source: &Source, started_us: i64) -> anyhow::Result<()> {
     let store = &source.store;
     let known: std::collections::HashSet<String> =
         source.log.baselines()?.into_iter().map(|b| b.id).collect();
+    let ours = baseline_id(started_us);
     for id in store.ids().await? {
-        if known.contains(&id) {
+        if known.contains(&id) || id >= ours {
             continue;
         }
         match store.manifest(&id).await? {

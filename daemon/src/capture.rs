@@ -11,7 +11,24 @@
 //! primary (dbtrail_binlog::failover), and resumes there by GTID set: a server that lacks any
 //! captured transaction is refused with the missing set (definite), and a source of several
 //! servers needs GTIDs (file:pos never crosses servers). A stream that broke after running
-//! retries after 500 ms, so a failover costs one short retry once the new primary is writable.
+//! is retried at once (below), so a failover costs one short retry once the new primary is
+//! writable.
+//!
+//! Reconnecting: a transient error is retried after a backoff that starts at
+//! [`FIRST_RETRY`] and doubles up to [`MAX_RETRY`]. It starts again from [`FIRST_RETRY`]
+//! after a connection that streamed (read at least one event or heartbeat): a cut connection
+//! to a healthy server is retried at once, however many cuts came before, while a server that
+//! refuses or drops every new connection before streaming is retried less and less often.
+//! Without the reset, a long-running daemon would wait [`MAX_RETRY`] after every cut once a
+//! few cuts had happened in its lifetime (issue 15, `daemon/tests/faults.rs`).
+//!
+//! Hangs: while streaming, a read that sees no event or heartbeat for three heartbeat periods
+//! plus 2 s is a timeout (`Capture::next`). Before streaming, each exchange with the server
+//! (the checks, the position and gap queries, the dump request) is bounded by
+//! [`setup_limit`]: a server that stops answering during a reconnect (a frozen process
+//! whose kernel still acknowledges, a partition without a reset) would otherwise keep capture
+//! "reconnecting" without ever retrying. Waits for the writer are not bounded: a slow disk
+//! is not a hung server.
 pub mod writer;
 
 use crate::metrics::Metrics;
@@ -28,6 +45,34 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use writer::{FlushPolicy, ToWriter};
+
+/// The wait before the first reconnect after a connection that streamed.
+pub const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between two reconnects.
+pub const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// How long one exchange with the server before streaming may take: three times the
+/// streaming silence limit (three heartbeat periods plus 2 s), as it makes a few round trips.
+pub fn setup_limit(heartbeat: Duration) -> Duration {
+    (heartbeat * 3 + Duration::from_secs(2)) * 3
+}
+
+/// `fut`, or a transient error naming `what` when it takes longer than `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, BinlogError>>,
+) -> Result<T, BinlogError> {
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+        Err(BinlogError::Protocol {
+            action: what.to_string(),
+            detail: format!(
+                "no answer within {}s (the server or the network hangs); reconnecting",
+                limit.as_secs()
+            ),
+        })
+    })
+}
 
 /// Runs capture for one source until `cancel`.
 pub async fn run(source: Arc<Source>, cancel: CancellationToken) {
@@ -50,15 +95,16 @@ pub async fn run_with(source: Arc<Source>, policy: FlushPolicy, cancel: Cancella
             return;
         }
     };
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = FIRST_RETRY;
     loop {
         if cancel.is_cancelled() {
             break;
         }
+        let mut streamed = false;
         // A panic while decoding (in our code or the driver's) must not leave the source
         // looking healthy: it stops the source with the message, like any definite error.
         let guarded = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-            capture_once(&source, &tx, &metrics),
+            capture_once(&source, &tx, &metrics, &mut streamed),
         ));
         let result = tokio::select! {
             r = guarded => r.unwrap_or_else(|panic| {
@@ -84,12 +130,10 @@ pub async fn run_with(source: Arc<Source>, policy: FlushPolicy, cancel: Cancella
             Err(e) => e,
         };
         metrics.up.get_or_create(&labels).set(0);
+        if streamed {
+            backoff = FIRST_RETRY;
+        }
         if err.is_transient() || matches!(err, BinlogError::Protocol { .. }) {
-            // A stream that ran retries soon (a failover's new primary is usually ready
-            // within seconds); only repeated failures to start back off further.
-            if lock(&source.shared).state == Some(SourceState::Streaming) {
-                backoff = Duration::from_millis(500);
-            }
             metrics.reconnects.get_or_create(&labels).inc();
             tracing::warn!(source = %name, error = %err, retry_in = ?backoff, "capture interrupted; reconnecting");
             {
@@ -101,7 +145,7 @@ pub async fn run_with(source: Arc<Source>, policy: FlushPolicy, cancel: Cancella
                 () = tokio::time::sleep(backoff) => {},
                 () = cancel.cancelled() => break,
             }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
+            backoff = (backoff * 2).min(MAX_RETRY);
             continue;
         }
         if matches!(err, BinlogError::Decode { .. }) {
@@ -134,11 +178,19 @@ async fn capture_once(
     source: &Source,
     tx: &mpsc::Sender<ToWriter>,
     metrics: &Metrics,
+    streamed: &mut bool,
 ) -> Result<(), BinlogError> {
     let labels = Metrics::source(&source.config.name);
-    let several = source.specs()?.len() > 1;
-    let (mut conn, spec) = source.connect().await?;
-    let info: ServerInfo = checks::check_server(&mut conn).await?;
+    let specs = source.specs()?;
+    let several = specs.len() > 1;
+    let limit = setup_limit(specs[0].heartbeat);
+    let (mut conn, spec) = bounded(limit, "finding the source's primary", source.connect()).await?;
+    let info: ServerInfo = bounded(
+        limit,
+        "checking the server's settings",
+        checks::check_server(&mut conn),
+    )
+    .await?;
     if several && info.flavor == Flavor::Mysql && !info.gtid_mode {
         return Err(BinlogError::Config(format!(
             "source {} lists several servers (urls) but {}:{} has gtid_mode=OFF: capture \
@@ -178,7 +230,12 @@ async fn capture_once(
             p
         }
         None => {
-            let p = stream::current_position(&mut conn, &info).await?;
+            let p = bounded(
+                limit,
+                "reading the server's position",
+                stream::current_position(&mut conn, &info),
+            )
+            .await?;
             tracing::info!(source = %source.config.name, position = %p, "new log: capture starts at the server's current position");
             tx.send(ToWriter::Init(p.clone()))
                 .await
@@ -186,8 +243,12 @@ async fn capture_once(
             p
         }
     };
-    let (start, gap) =
-        stream::plan_start(&mut conn, &info, &from, source.config.no_gap_fill).await?;
+    let (start, gap) = bounded(
+        limit,
+        "comparing the log with the server's binlogs",
+        stream::plan_start(&mut conn, &info, &from, source.config.no_gap_fill),
+    )
+    .await?;
     if let Some(g) = gap {
         tracing::warn!(source = %source.config.name, missing = %g.missing, "recording a gap: {}", g.reason);
         tx.send(ToWriter::Gap(g)).await.map_err(|_| writer_gone())?;
@@ -200,7 +261,12 @@ async fn capture_once(
     }))
     .await
     .map_err(|_| writer_gone())?;
-    let mut capture = Capture::start(conn, &info, &start, &spec).await?;
+    let mut capture = bounded(
+        limit,
+        "requesting the binlog stream",
+        Capture::start(conn, &info, &start, &spec),
+    )
+    .await?;
     {
         let mut s = lock(&source.shared);
         s.state = Some(SourceState::Streaming);
@@ -213,6 +279,7 @@ async fn capture_once(
     let mut warned_retention = false;
     loop {
         capture.next(&mut items).await?;
+        *streamed = true;
         if let (Some(limit), false) = (retention, warned_retention) {
             let lag = lock(&source.shared).lag_seconds.unwrap_or(0.0);
             if lag > 0.8 * limit as f64 {

@@ -112,7 +112,7 @@ pub async fn take(
     lock(job).bytes = tables.iter().map(|t| t.bytes).sum();
     lock(job).phase = "manifest".into();
     let objects = objects_at_point(source, &planned.plan, &tables).await;
-    let m = BaselineManifest {
+    let mut m = BaselineManifest {
         format_version: MANIFEST_VERSION,
         id,
         source: name.clone(),
@@ -129,10 +129,12 @@ pub async fn take(
         upper: None,
         tables,
         skipped: planned.skipped,
+        checksums: Default::default(),
     };
     if let Some(objects) = &objects {
         store.put_objects(&m.id, objects).await?;
     }
+    store.fill_checksums(&mut m).await?;
     store.put_manifest(&m).await?;
     source.log.put_baseline(&m)?;
     Ok(m)

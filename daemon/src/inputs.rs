@@ -20,12 +20,17 @@ pub async fn plan_inputs(
 ) -> anyhow::Result<Vec<TableInput>> {
     // Image files: read in place from a local store, else downloaded (streamed).
     let store = &source.store;
+    let images = source.log.baselines()?;
     let mut inputs = Vec::new();
     for (n, t) in plan.tables.iter().enumerate() {
         let Some((image_id, entry)) = &t.image else {
             anyhow::bail!("internal error: {} has no image after imaging", t.table);
         };
-        let files = fetch_files(store, image_id, entry, tmp, &n.to_string()).await?;
+        let image = images
+            .iter()
+            .find(|b| &b.id == image_id)
+            .ok_or_else(|| anyhow!("image {image_id} of {} vanished", t.table))?;
+        let files = fetch_files(store, image, entry, tmp, &n.to_string()).await?;
         inputs.push(TableInput {
             table: entry.table.clone(),
             window: t.window,
@@ -84,7 +89,7 @@ async fn ancestors(
                 Some(pe) => {
                     let files = fetch_files(
                         &source.store,
-                        &image.id,
+                        image,
                         pe,
                         tmp,
                         &format!("parent-{}", seen.len()),
@@ -134,24 +139,28 @@ async fn ancestors(
 }
 
 /// The local paths of a baseline table's files in key order: read in place from a local
-/// store, else downloaded (streamed) into `tmp` as `<stem>.<k>.parquet`.
+/// store, else downloaded (streamed) into `tmp` as `<stem>.<k>.parquet`. Each is checked
+/// against the checksum its manifest recorded before anything reads it
+/// ([`BaselineStore::verify`]): a damaged file fails the restore, naming it.
 async fn fetch_files(
     store: &BaselineStore,
-    image_id: &str,
+    image: &dbtrail_core::baseline::BaselineManifest,
     entry: &dbtrail_core::baseline::BaselineTable,
     tmp: &Path,
     stem: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for (k, file) in entry.files().into_iter().enumerate() {
-        out.push(match store.local_file(image_id, file) {
+        let p = match store.local_file(&image.id, file) {
             Some(p) => p,
             None => {
                 let p = tmp.join(format!("{stem}.{k}.parquet"));
-                store.download(image_id, file, &p).await?;
+                store.download(&image.id, file, &p).await?;
                 p
             }
-        });
+        };
+        store.verify(image, file, &p).await?;
+        out.push(p);
     }
     Ok(out)
 }

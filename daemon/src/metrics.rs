@@ -397,6 +397,7 @@ mod tests {
             upper: None,
             tables: vec![],
             skipped: vec![],
+            checksums: Default::default(),
         }
     }
 

@@ -444,6 +444,13 @@ impl Restores {
         })
         .await
         .context("the restore threads died")??;
+        // The views, triggers and routines before `metadata`: mydumper's `metadata` file is
+        // written last, so an output without it is unfinished (a restore killed midway), and
+        // myloader refuses a directory without it.
+        let objects = plan_objects(source, &mut plan, req)
+            .await
+            .map_err(|r| anyhow!(r.0))?;
+        dump::write_objects(&out_dir, &objects)?;
         let started_at = lock(job).started_at.clone();
         let md = dump::Metadata {
             started: &started_at,
@@ -478,10 +485,6 @@ impl Restores {
                 .collect::<Vec<_>>(),
         };
         dump::write_metadata(&out_dir, &md)?;
-        let objects = plan_objects(source, &mut plan, req)
-            .await
-            .map_err(|r| anyhow!(r.0))?;
-        dump::write_objects(&out_dir, &objects)?;
         lock(job).plan = plan.view.clone();
         let (mut bytes, mut files) = (0u64, 0u64);
         for e in std::fs::read_dir(&out_dir)? {
@@ -497,7 +500,8 @@ impl Restores {
             let mut names: Vec<PathBuf> = std::fs::read_dir(&out_dir)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .collect();
-            names.sort();
+            // `metadata` last, as on disk: an upload killed midway has none.
+            names.sort_by_key(|p| (p.file_name().is_some_and(|n| n == "metadata"), p.clone()));
             for p in names {
                 let name = p
                     .file_name()

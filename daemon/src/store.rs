@@ -3,6 +3,12 @@
 //! Layout under the store's root: `<source>/<baseline id>/<db>/<table>.parquet` and
 //! `<source>/<baseline id>/manifest.json`. The manifest is uploaded after every table file
 //! (see `dbtrail_core::baseline`): a directory without one is an unfinished backup.
+//!
+//! Checksums: before the manifest is written, [`BaselineStore::fill_checksums`] records the
+//! CRC-32 of every file it lists (computed while uploading, or read back from a local store),
+//! and [`BaselineStore::verify`] checks a file against it before a restore reads it. A
+//! file that changed after its baseline was finished (a disk or storage fault, a partial
+//! copy) is refused with its name, both checksums and what to do; a restore never reads it.
 use crate::config::{Config, SourceConfig, read_secret};
 use anyhow::{Context, bail};
 use dbtrail_core::baseline::BaselineManifest;
@@ -31,6 +37,32 @@ pub struct BaselineStore {
     pub url: String,
     /// The store, when it is a local directory (files can be read in place).
     local: Option<Arc<LocalFileSystem>>,
+    /// Checksums of the files uploaded by this process, until their manifest takes them.
+    uploaded: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+/// The checksum of `bytes` as manifests record it.
+pub fn checksum_text(crc: u32) -> String {
+    format!("crc32:{crc:08x}")
+}
+
+/// The checksum of the local file `path` (read in 1 MiB pieces).
+pub async fn file_checksum(path: &Path) -> anyhow::Result<String> {
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .await
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            return Ok(checksum_text(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
 }
 
 impl std::fmt::Debug for BaselineStore {
@@ -118,6 +150,7 @@ impl BaselineStore {
             root,
             url,
             local,
+            uploaded: Default::default(),
         })
     }
 
@@ -187,6 +220,7 @@ impl BaselineStore {
             .with_context(|| format!("opening {}", local.display()))?;
         let mut buf = vec![0u8; 1024 * 1024];
         let mut total = 0u64;
+        let mut h = crc32fast::Hasher::new();
         loop {
             let n = f
                 .read(&mut buf)
@@ -199,9 +233,11 @@ impl BaselineStore {
                 return Err(self.err(&what, e));
             }
             w.write(&buf[..n]);
+            h.update(&buf[..n]);
             total += n as u64;
         }
         w.finish().await.map_err(|e| self.err(&what, e))?;
+        crate::util::lock(&self.uploaded).insert(location.to_string(), checksum_text(h.finalize()));
         Ok(total)
     }
 
@@ -228,6 +264,76 @@ impl BaselineStore {
         }
         f.flush().await?;
         Ok(total)
+    }
+
+    /// The checksum of `file` of baseline `id` as it is in the store now: from its upload by
+    /// this process, else read (in place from a local store, else streamed from the store).
+    async fn stored_checksum(&self, id: &str, file: &str) -> anyhow::Result<String> {
+        let location = self.path(id, file);
+        if let Some(c) = crate::util::lock(&self.uploaded).remove(location.as_ref()) {
+            return Ok(c);
+        }
+        if let Some(p) = self.local_file(id, file) {
+            return file_checksum(&p).await;
+        }
+        let what = format!("reading {location} for its checksum");
+        let got = self
+            .store
+            .get(&location)
+            .await
+            .map_err(|e| self.err(&what, e))?;
+        let mut stream = got.into_stream();
+        let mut h = crc32fast::Hasher::new();
+        while let Some(chunk) = stream.next().await {
+            h.update(&chunk.map_err(|e| self.err(&what, e))?);
+        }
+        Ok(checksum_text(h.finalize()))
+    }
+
+    /// Records in `m` the checksum of every file its tables list (before the manifest is
+    /// written, so the manifest vouches for the files as they were when it was finished).
+    pub async fn fill_checksums(&self, m: &mut BaselineManifest) -> anyhow::Result<()> {
+        let files: Vec<String> = m
+            .tables
+            .iter()
+            .flat_map(|t| t.files().into_iter().map(str::to_string))
+            .collect();
+        for f in files {
+            let c = self.stored_checksum(&m.id, &f).await?;
+            m.checksums.insert(f, c);
+        }
+        Ok(())
+    }
+
+    /// Checks the local copy `local` of `file` of baseline `m` against the manifest's
+    /// checksum (none recorded: manifests before checksums, not checked).
+    pub async fn verify(
+        &self,
+        m: &BaselineManifest,
+        file: &str,
+        local: &Path,
+    ) -> anyhow::Result<()> {
+        let Some(expected) = m.checksums.get(file) else {
+            return Ok(());
+        };
+        let actual = file_checksum(local).await?;
+        if &actual != expected {
+            bail!(
+                "baseline {} is damaged: its file {file} ({}) has checksum {actual}, but the \
+                 manifest recorded {expected} when the baseline was finished, so the file \
+                 changed since (a disk or storage fault, or a partial copy); nothing was \
+                 restored from it. Put back an intact copy of the file if you have one, or \
+                 restore with --image live (from the live tables, without this baseline), or \
+                 take a new backup and restore to a point after it",
+                m.id,
+                if self.local_file(&m.id, file).as_deref() == Some(local) {
+                    local.display().to_string()
+                } else {
+                    format!("{} in {}", self.path(&m.id, file), self.url)
+                }
+            );
+        }
+        Ok(())
     }
 
     /// Writes the manifest: the step that makes a baseline exist.

@@ -67,9 +67,10 @@ impl SourceTasks {
     pub fn spawn(&self, tracker: &TaskTracker, cancel: &CancellationToken) {
         tracker.spawn(capture::run(self.source.clone(), cancel.clone()));
         let (s2, c2) = (self.source.clone(), cancel.clone());
+        let started_us = crate::util::now_us();
         tracker.spawn(async move {
             tokio::select! {
-                r = backup::reconcile(&s2) => if let Err(e) = r {
+                r = backup::reconcile(&s2, started_us) => if let Err(e) = r {
                     tracing::warn!(source = %s2.config.name, error = %format!("{e:#}"),
                         "checking the baseline store against the catalog");
                 },

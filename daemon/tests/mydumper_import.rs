@@ -13,15 +13,10 @@ mod common;
 use dbtrail_core::{Row, TableRef, TableSchema, Value};
 use dbtrail_replay::mydumper::{self, DumpTable, Metadata, MydumperError};
 use dbtrail_testkit::{Server, TestDb};
-use mysql_async::prelude::Queryable;
 use std::path::Path;
 use std::process::Command;
 
 /// The type matrix of `capture_types.rs`, in a table of this test's own database.
-fn columns(server: Server) -> Vec<(&'static str, &'static str)> {
-    common::matrix_columns(server)
-}
-
 /// The matrix's edge rows plus one of every byte the dump must escape.
 fn rows() -> Vec<Vec<(&'static str, &'static str)>> {
     let mut rows = common::matrix_rows();

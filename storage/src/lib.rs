@@ -31,7 +31,7 @@ pub use writer::{Writer, XaOutcome};
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// RocksDB failed.
-    #[error("rocksdb error while {action} in {path}: {source}")]
+    #[error("rocksdb error while {action} in {path}: {source}{}", corruption_hint(.source))]
     Rocks {
         /// What was being done.
         action: &'static str,
@@ -51,4 +51,16 @@ pub enum StorageError {
     /// A caller asked for something that does not exist.
     #[error("{0}")]
     NotFound(String),
+}
+
+/// What to do about a damaged log file (RocksDB names the file and both checksums).
+fn corruption_hint(e: &rocksdb::Error) -> &'static str {
+    if e.kind() == rocksdb::ErrorKind::Corruption {
+        "; a file of the log is damaged on disk (a disk or filesystem fault): nothing was \
+         restored from it. Restores that need this part of the log cannot be made exactly; \
+         check the disk, and keep the data_dir aside for diagnosis before starting a new log \
+         with a new backup"
+    } else {
+        ""
+    }
 }

@@ -288,6 +288,7 @@ mod tests {
             upper: None,
             tables: vec![table("orders", 6, 2048), table("c", 4, 5_000_000)],
             skipped: vec![],
+            checksums: Default::default(),
         }
     }
 

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod metrics;
+pub mod proxy;
 pub mod writers;
 
 /// The test password of the `dbtrail` user that scripts/testdb creates.
@@ -40,6 +41,11 @@ pub fn write_config(dir: &Path, server: Server, extra: &str) -> PathBuf {
 pub fn write_config_as(dir: &Path, server: Server, user: &str, extra: &str) -> PathBuf {
     let url = dbtrail_testkit::url(server).expect("server configured");
     let (host, port) = port_of(&url);
+    write_config_at(dir, &host, port, user, extra)
+}
+
+/// A config for one source named `src` at `host:port` (a test server, or a proxy to one).
+pub fn write_config_at(dir: &Path, host: &str, port: u16, user: &str, extra: &str) -> PathBuf {
     write_config_text(
         dir,
         &format!("url = \"mysql://{user}@{host}:{port}\""),
@@ -78,16 +84,7 @@ impl Daemon {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let config = write_config_as(&dir, server, user, extra);
-        let mut d = Daemon {
-            child: None,
-            socket: dir.join("dbtrail.sock"),
-            dir,
-            _tmp: Some(tmp),
-            source: "src".into(),
-            config,
-        };
-        d.spawn();
-        d
+        Daemon::launch(tmp, dir, config)
     }
 
     /// Starts a daemon in a fresh directory whose source lists `servers` (`urls`, in this
@@ -103,6 +100,19 @@ impl Daemon {
             })
             .collect();
         let config = write_config_text(&dir, &format!("urls = [{}]", urls.join(", ")), extra);
+        Daemon::launch(tmp, dir, config)
+    }
+
+    /// [`Daemon::start`] with the source's url at `addr` (a [`proxy::Proxy`] to `server`).
+    pub fn start_via(addr: std::net::SocketAddr, extra: &str) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let config = write_config_at(&dir, &addr.ip().to_string(), addr.port(), "dbtrail", extra);
+        Daemon::launch(tmp, dir, config)
+    }
+
+    /// Starts the process on `dir` (inside `tmp`, kept until the daemon is dropped).
+    fn launch(tmp: tempfile::TempDir, dir: PathBuf, config: PathBuf) -> Daemon {
         let mut d = Daemon {
             child: None,
             socket: dir.join("dbtrail.sock"),

@@ -59,6 +59,7 @@ fn manifest(
         upper: None,
         tables,
         skipped: Vec::new(),
+        checksums: Default::default(),
     }
 }
 

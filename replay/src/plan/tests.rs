@@ -131,6 +131,7 @@ fn baseline(n: u64, tables: &[(TableRef, u64)]) -> BaselineManifest {
             })
             .collect(),
         skipped: Vec::new(),
+        checksums: Default::default(),
     }
 }
 
