@@ -146,7 +146,12 @@ async fn switchover(primary: Server) {
         &[primary, pair.replica],
         &format!("backup_databases = [\"{}\"]\n", db.db_name()),
     );
-    let s = daemon.wait_streaming().await;
+    // The status names the server once the new log has its first position.
+    let s = daemon
+        .wait_status("streaming with a position", Duration::from_secs(60), |s| {
+            s.state == SourceState::Streaming && !s.server_uuid.is_empty()
+        })
+        .await;
     assert_eq!(s.server_uuid, puuid, "capture reads the writable server");
     daemon.backup().await;
 

@@ -223,14 +223,16 @@ async fn check_exact(daemon: &Daemon, db: &TestDb, what: &str) {
             "{what}: one GTID per transaction"
         );
     }
+    // The restore's target (step 3): the server's GTID state, read before step 2 waits for
+    // capture (other tests keep writing to the shared server).
+    let gtid = gtid_now(db).await;
     // 2. The captured GTID set comes to hold everything the server had executed.
     if server == Server::MysqlGtid {
         captured_executed(daemon, db, what).await;
     }
     // 3. A restore to now from the baseline before the faults equals the source.
-    // The target: the server's GTID state; without GTIDs, the second of now (the writers
-    // have stopped), once the server's clock has passed it and capture has caught up.
-    let gtid = gtid_now(db).await;
+    // Without GTIDs the target is the second of now (the writers have stopped), once the
+    // server's clock has passed it and capture has caught up.
     let time = match gtid {
         Some(_) => None,
         None => {
