@@ -7,7 +7,8 @@
 //! (`sql_log_bin = 0`: the history cannot know), and the next verification names exactly
 //! those rows and columns, the value the source itself reports on the live side; the
 //! metrics and `dbtrailctl verify` (exit status 1, `--list`) say so too. A source without
-//! GTIDs is refused with the reason.
+//! GTIDs is refused with the reason, and a damaged baseline file fails the verification,
+//! naming the file and its checksum.
 mod common;
 
 use common::Daemon;
@@ -351,4 +352,45 @@ async fn scheduled_verifications_rotate() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verification_finds_a_damaged_baseline_file() {
+    let Some(db) = dbtrail_testkit::require(Server::MysqlGtid).await else {
+        return;
+    };
+    let d = db.db_name().to_string();
+    db.exec("CREATE TABLE k (id INT PRIMARY KEY, pad VARCHAR(200))")
+        .await;
+    db.exec(
+        "INSERT INTO k WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s \
+         WHERE n < 1000) SELECT n, REPEAT('p', 150) FROM s",
+    )
+    .await;
+    let daemon = Daemon::start(
+        Server::MysqlGtid,
+        &format!("backup_databases = [\"{d}\"]\n"),
+    );
+    daemon.wait_streaming().await;
+    let b = daemon.backup().await;
+    let file = b
+        .table(&dbtrail_core::TableRef::new(&d, "k"))
+        .expect("k in the baseline")
+        .files()[0]
+        .to_string();
+    let path = daemon
+        .dir
+        .join("data/baselines/src")
+        .join(&b.id)
+        .join(&file);
+    let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let at = bytes.len() / 3;
+    for x in &mut bytes[at..at + 8] {
+        *x ^= 0x5a;
+    }
+    std::fs::write(&path, &bytes).expect("damage");
+    let run = verify(&daemon, &[&format!("{d}.k")]).await;
+    assert_eq!(run.outcome, VerifyOutcome::Failed, "{run:#?}");
+    let e = run.error.unwrap_or_default();
+    assert!(e.contains(&file) && e.contains("checksum"), "{e}");
 }
