@@ -11,6 +11,19 @@ use dbtrail_replay::restore::{TableInput, cascading_parents};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+/// The engine's settings for a rebuild that writes rows, not dump files (looking back,
+/// verification): the source's key bound, one thread per core.
+pub fn rows_settings(source: &Source) -> dbtrail_replay::restore::Settings {
+    dbtrail_replay::restore::Settings {
+        keys_in_memory: source.config.restore_keys_in_memory,
+        chunk_bytes: 0,
+        statement_bytes: 0,
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    }
+}
+
 /// The engine's inputs for `plan`: its tables (requested), then the parents their cascades
 /// need (not requested); files not in a local store are downloaded under `tmp`.
 pub async fn plan_inputs(

@@ -23,7 +23,7 @@ use dbtrail_core::time::parse_time;
 use dbtrail_core::{Row, RowChange, TableRef, TableSchema};
 use dbtrail_replay::keys::{KeySpec, describe_row_key};
 use dbtrail_replay::lookback::{self, Span};
-use dbtrail_replay::restore::{Output, RestoreError, RowSink, Settings, TableInput};
+use dbtrail_replay::restore::{Output, RestoreError, RowSink, TableInput};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -322,14 +322,7 @@ pub async fn rows(s: &SourceTasks, table: &str, q: RowsQuery) -> Result<Response
         .map(|k| k.resolve(&schema))
         .transpose()
         .map_err(ApiError::bad)?;
-    let settings = Settings {
-        keys_in_memory: source.config.restore_keys_in_memory,
-        chunk_bytes: 0,
-        statement_bytes: 0,
-        threads: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
-    };
+    let settings = crate::inputs::rows_settings(&source);
     let image_rows: u64 = inputs.iter().filter(|i| i.requested).map(|i| i.rows).sum();
     let events = plan.tables.first().map_or(0, |t| t.events);
     let read = format!("{image_rows} image rows, {events} changes (the table rebuilt)");

@@ -340,14 +340,7 @@ async fn compare_at(
     std::fs::create_dir_all(&hist_dir)?;
     let live = crate::inputs::plan_inputs(source, &live_plan, &live_dir).await?;
     let hist = crate::inputs::plan_inputs(source, &hist_plan, &hist_dir).await?;
-    let settings = Settings {
-        keys_in_memory: source.config.restore_keys_in_memory,
-        chunk_bytes: 0,
-        statement_bytes: 0,
-        threads: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
-    };
+    let settings = crate::inputs::rows_settings(source);
     let log = source.log.clone();
     let results = tokio::task::spawn_blocking(move || compare(&*log, live, hist, &settings))
         .await

@@ -13,14 +13,6 @@ fn columns(server: Server) -> Vec<(&'static str, &'static str)> {
     common::matrix_columns(server)
 }
 
-/// Rows as column->SQL literal, for the values to insert (id first).
-fn rows() -> Vec<Vec<(&'static str, String)>> {
-    common::matrix_rows()
-        .into_iter()
-        .map(|r| r.into_iter().map(|(c, v)| (c, v.to_string())).collect())
-        .collect()
-}
-
 /// The server's text for each column of row `id` (time_zone UTC; BIT as a number).
 async fn server_row(db: &TestDb, cols: &[(&str, &str)], id: i64) -> Vec<Option<Vec<u8>>> {
     server_row_of(db, "tm", cols, id).await
@@ -150,33 +142,8 @@ async fn matrix(server: Server) {
     );
     daemon.wait_streaming().await;
     let cols = columns(server);
-    let defs: Vec<String> = cols.iter().map(|(c, t)| format!("`{c}` {t}")).collect();
+    common::create_matrix(&db, &common::matrix_rows()).await;
     let mut conn = db.conn().await;
-    for s in [
-        "SET SESSION sql_mode = ''".to_string(),
-        "SET time_zone = '+00:00'".to_string(),
-        format!(
-            "CREATE TABLE tm (id INT NOT NULL PRIMARY KEY, {}) DEFAULT CHARSET=utf8mb4",
-            defs.join(", ")
-        ),
-    ] {
-        conn.query_drop(s).await.expect("setup");
-    }
-    for (n, row) in rows().into_iter().enumerate() {
-        let names: Vec<String> = std::iter::once("id".to_string())
-            .chain(row.iter().map(|(c, _)| format!("`{c}`")))
-            .collect();
-        let vals: Vec<String> = std::iter::once((n + 1).to_string())
-            .chain(row.iter().map(|(_, v)| v.clone()))
-            .collect();
-        conn.query_drop(format!(
-            "INSERT INTO tm ({}) VALUES ({})",
-            names.join(", "),
-            vals.join(", ")
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("insert row {}: {e}", n + 1));
-    }
     let mut before = Vec::new();
     for id in 1..=3 {
         before.push(server_row(&db, &cols, id).await);
