@@ -361,14 +361,19 @@ fn compare(
         dbtrail_replay::restore::rebuild_to(log, inputs.to_vec(), out, settings, &Quiet)
             .map_err(|e| anyhow!("{e}"))
     };
-    let (a, b) = (Digests::default(), Digests::default());
+    let digest = |_: &TableRef, s: &TableSchema| (Rows::new(s), Digest::default());
+    let push = |a: &mut (Rows, Digest), r: &Row| a.1.add(&a.0, r);
+    let (a, b) = (
+        PerTable::new(&digest, push, merge_digest),
+        PerTable::new(&digest, push, merge_digest),
+    );
     rebuild(&live, &a).context("reading the live tables' image")?;
     rebuild(&hist, &b).context("rebuilding the tables from the history")?;
     let (a, b) = (a.into_inner(), b.into_inner());
     let mut out = Vec::new();
     let mut second: BTreeMap<TableRef, BTreeSet<u32>> = BTreeMap::new();
-    for (table, (schema, da)) in &a {
-        let Some((hschema, db)) = b.get(table) else {
+    for (table, (schema, (_, da))) in &a {
+        let Some((hschema, (_, db))) = b.get(table) else {
             bail!("the rebuild from the history did not write {table}");
         };
         if let Some(p) = dbtrail_replay::restore::layout_problem(schema, hschema) {
@@ -399,13 +404,19 @@ fn compare(
             })
             .collect()
     };
-    let (ca, cb) = (Collected::new(&second), Collected::new(&second));
+    let collect = |t: &TableRef, s: &TableSchema| {
+        Collect::new(s, second.get(t).cloned().unwrap_or_default(), COLLECT_ROWS)
+    };
+    let offer = |c: &mut Collect, r: &Row| c.offer(r);
+    let (ca, cb) = (
+        PerTable::new(&collect, offer, merge_collect),
+        PerTable::new(&collect, offer, merge_collect),
+    );
     rebuild(&pick(&live), &ca).context("reading the live tables' image again")?;
     rebuild(&pick(&hist), &cb).context("rebuilding the tables from the history again")?;
     let (ca, cb) = (ca.into_inner(), cb.into_inner());
-    for t in out.iter_mut() {
-        let table: TableRef = t.table.parse().map_err(|_| anyhow!("bad table name"))?;
-        let (Some((schema, la)), Some((_, lb))) = (ca.get(&table), cb.get(&table)) else {
+    for (table, t) in a.keys().zip(out.iter_mut()) {
+        let (Some((schema, la)), Some((_, lb))) = (ca.get(table), cb.get(table)) else {
             continue;
         };
         let diffs = dbtrail_replay::verify::differences(schema, &la.kept, &lb.kept);
@@ -460,95 +471,44 @@ impl Progress for Quiet {
     fn rows(&self, _: u64) {}
 }
 
-/// First pass: each requested table's digest (lanes merged).
-#[derive(Default)]
-struct Digests(Mutex<BTreeMap<TableRef, (TableSchema, Digest)>>);
-
-impl Digests {
-    fn into_inner(self) -> BTreeMap<TableRef, (TableSchema, Digest)> {
-        self.0.into_inner().unwrap_or_else(|p| p.into_inner())
-    }
+/// An [`Output`] that folds each requested table's rows into an `A`, one per lane, merged
+/// when the lane finishes: the digests of the first pass, the collected rows of the second.
+struct PerTable<'a, A> {
+    make: &'a (dyn Fn(&TableRef, &TableSchema) -> A + Sync),
+    push: fn(&mut A, &Row),
+    merge: fn(&mut A, A),
+    got: Mutex<BTreeMap<TableRef, (TableSchema, A)>>,
 }
 
-struct DigestSink<'a> {
-    table: TableRef,
-    rows: Rows,
-    digest: Digest,
-    into: &'a Digests,
-}
-
-impl Output for Digests {
-    fn begin_table(&self, input: &TableInput, schema: &TableSchema) -> Result<(), RestoreError> {
-        lock(&self.0).insert(input.table.clone(), (schema.clone(), Digest::default()));
-        Ok(())
-    }
-
-    fn writer(
-        &self,
-        input: &TableInput,
-        schema: &TableSchema,
-        _: u32,
-        _: u32,
-    ) -> Result<Box<dyn RowSink + '_>, RestoreError> {
-        Ok(Box::new(DigestSink {
-            table: input.table.clone(),
-            rows: Rows::new(schema),
-            digest: Digest::default(),
-            into: self,
-        }))
-    }
-
-    fn lanes(&self) -> bool {
-        true
-    }
-}
-
-impl RowSink for DigestSink<'_> {
-    fn push(&mut self, row: &Row) -> Result<(), RestoreError> {
-        self.digest.add(&self.rows, row);
-        Ok(())
-    }
-
-    fn finish(self: Box<Self>) -> Result<(), RestoreError> {
-        if let Some((_, d)) = lock(&self.into.0).get_mut(&self.table) {
-            d.merge(&self.digest);
-        }
-        Ok(())
-    }
-}
-
-/// Second pass: the rows of each table's differing buckets.
-struct Collected<'a> {
-    buckets: &'a BTreeMap<TableRef, BTreeSet<u32>>,
-    got: Mutex<BTreeMap<TableRef, (TableSchema, Collect)>>,
-}
-
-impl<'a> Collected<'a> {
-    fn new(buckets: &'a BTreeMap<TableRef, BTreeSet<u32>>) -> Self {
-        Collected {
-            buckets,
+impl<'a, A> PerTable<'a, A> {
+    fn new(
+        make: &'a (dyn Fn(&TableRef, &TableSchema) -> A + Sync),
+        push: fn(&mut A, &Row),
+        merge: fn(&mut A, A),
+    ) -> Self {
+        PerTable {
+            make,
+            push,
+            merge,
             got: Mutex::new(BTreeMap::new()),
         }
     }
 
-    fn into_inner(self) -> BTreeMap<TableRef, (TableSchema, Collect)> {
+    fn into_inner(self) -> BTreeMap<TableRef, (TableSchema, A)> {
         self.got.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-struct CollectSink<'a> {
+struct LaneSink<'o, 'a, A> {
+    out: &'o PerTable<'a, A>,
     table: TableRef,
-    collect: Collect,
-    into: &'a Mutex<BTreeMap<TableRef, (TableSchema, Collect)>>,
+    acc: A,
 }
 
-impl Output for Collected<'_> {
+impl<A: Send> Output for PerTable<'_, A> {
     fn begin_table(&self, input: &TableInput, schema: &TableSchema) -> Result<(), RestoreError> {
-        let b = self.buckets.get(&input.table).cloned().unwrap_or_default();
-        lock(&self.got).insert(
-            input.table.clone(),
-            (schema.clone(), Collect::new(schema, b, COLLECT_ROWS)),
-        );
+        let acc = (self.make)(&input.table, schema);
+        lock(&self.got).insert(input.table.clone(), (schema.clone(), acc));
         Ok(())
     }
 
@@ -559,11 +519,10 @@ impl Output for Collected<'_> {
         _: u32,
         _: u32,
     ) -> Result<Box<dyn RowSink + '_>, RestoreError> {
-        let b = self.buckets.get(&input.table).cloned().unwrap_or_default();
-        Ok(Box::new(CollectSink {
+        Ok(Box::new(LaneSink {
+            out: self,
             table: input.table.clone(),
-            collect: Collect::new(schema, b, COLLECT_ROWS),
-            into: &self.got,
+            acc: (self.make)(&input.table, schema),
         }))
     }
 
@@ -572,25 +531,36 @@ impl Output for Collected<'_> {
     }
 }
 
-impl RowSink for CollectSink<'_> {
+impl<A: Send> RowSink for LaneSink<'_, '_, A> {
     fn push(&mut self, row: &Row) -> Result<(), RestoreError> {
-        self.collect.offer(row);
+        (self.out.push)(&mut self.acc, row);
         Ok(())
     }
 
     fn finish(self: Box<Self>) -> Result<(), RestoreError> {
-        if let Some((_, c)) = lock(self.into).get_mut(&self.table) {
-            c.dropped += self.collect.dropped;
-            let room = COLLECT_ROWS.saturating_sub(c.kept.len());
-            let mut kept = self.collect.kept;
-            if kept.len() > room {
-                c.dropped += (kept.len() - room) as u64;
-                kept.truncate(room);
-            }
-            c.kept.extend(kept);
+        let LaneSink { out, table, acc } = *self;
+        if let Some((_, all)) = lock(&out.got).get_mut(&table) {
+            (out.merge)(all, acc);
         }
         Ok(())
     }
+}
+
+/// A lane's digest merged into its table's.
+fn merge_digest(all: &mut (Rows, Digest), lane: (Rows, Digest)) {
+    all.1.merge(&lane.1);
+}
+
+/// A lane's collected rows merged into its table's, within the limit.
+fn merge_collect(all: &mut Collect, lane: Collect) {
+    all.dropped += lane.dropped;
+    let room = COLLECT_ROWS.saturating_sub(all.kept.len());
+    let mut kept = lane.kept;
+    if kept.len() > room {
+        all.dropped += (kept.len() - room) as u64;
+        kept.truncate(room);
+    }
+    all.kept.extend(kept);
 }
 
 /// Verifies the rotation every `verify_interval` (unset: never), counting from the last run.
